@@ -1,0 +1,1 @@
+"""compression-bench: measure what compression buys in bytes, accuracy and milliseconds on real hardware."""

@@ -1,0 +1,145 @@
+"""Derived figures read from records: the series the plots draw, the break-even sparsity, and the finding.
+
+Kept apart from tables and plots so the sentence a report prints and the numbers it draws come from one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["where", "variant", "Point", "speedup_series", "layer_series", "break_even", "finding", "SERIES"]
+
+# The three families of the headline figure, in legend order.
+SERIES = ("unstructured, dense kernels", "unstructured, CSR kernels", "channel pruning")
+# A speedup below this is "no speedup": it is within what timing noise on a shared machine can produce.
+NO_SPEEDUP = 1.10
+
+
+def where(record: dict[str, Any]) -> str:
+    """Where a record was measured: target, threads and batch, as table columns and plot titles show it."""
+    return f"{record['target']} t={record['threads']} b={record['batch']}"
+
+
+def variant(record: dict[str, Any]) -> str:
+    shown = " ".join(f"{key}={value}" for key, value in sorted(record["params"].items()))
+    return f"{record['compressor']} {shown}".strip()
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured speedup at one level of compression (fraction of MACs removed, or sparsity)."""
+
+    x: float
+    speedup: float
+    low: float | None
+    high: float | None
+    label: str
+
+
+def _series_name(record: dict[str, Any]) -> str | None:
+    if record["compressor"] == "prune.unstructured":
+        return SERIES[1] if record["params"].get("execution") == "csr" else SERIES[0]
+    if record["compressor"] == "prune.channel":
+        return SERIES[2]
+    return None
+
+
+def speedup_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[Point]]]:
+    """(model, where) -> series name -> points sorted by the fraction of MACs removed (theoretical)."""
+    out: dict[tuple[str, str], dict[str, list[Point]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        name = _series_name(record)
+        if record["kind"] != "model" or record["status"] != "ok" or name is None:
+            continue
+        removed = 1 - 1 / record["theoretical_speedup"]
+        point = Point(removed, record["speedup_median"], record["speedup_ci_low"], record["speedup_ci_high"], variant(record))
+        out[(record["model"], where(record))][name].append(point)
+    for series in out.values():
+        for points in series.values():
+            points.sort(key=lambda p: p.x)
+    return out
+
+
+def layer_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(model, where) -> the layer-level records sorted by sparsity."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record["kind"] == "layers" and record["status"] == "ok":
+            out[(record["model"], where(record))].append(record)
+    for group in out.values():
+        group.sort(key=lambda r: r["params"]["sparsity"])
+    return out
+
+
+def break_even(points: list[tuple[float, float]]) -> tuple[str, float | None]:
+    """The sparsity where a sparse kernel starts to beat dense, from (sparsity, speedup) pairs sorted by sparsity.
+
+    Interpolates log(speedup) linearly between the last grid point below 1 and the first at or above it.
+
+    Returns:
+        A phrase for the report ("0.93", "<= 0.5", "> 0.99 (not reached)") and the value when it was bracketed.
+    """
+    if not points:
+        return "n/a", None
+    for index, (sparsity, speedup) in enumerate(points):
+        if speedup >= 1.0:
+            if index == 0:
+                return f"<= {sparsity:g}", None
+            s0, v0 = points[index - 1]
+            fraction = -math.log(v0) / (math.log(speedup) - math.log(v0))
+            value = s0 + fraction * (sparsity - s0)
+            return f"{value:.3f}", value
+    return f"> {points[-1][0]:g} (not reached)", None
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def finding(series: dict[str, list[Point]], layer_break_even: str | None, model: str, place: str) -> str:
+    """One or two sentences, from the numbers, on whether weight sparsity alone gave a speedup here."""
+    dense, csr, channel = (series.get(name, []) for name in SERIES)
+    if not dense or not channel:
+        return f"{model} on {place}: the finding needs unstructured (dense kernels) and channel-pruning cells; run them to test it."
+    dense_best = max(p.speedup for p in dense)
+    csr_low = [p for p in csr if p.x <= 0.9 + 1e-9]
+    channel_lows = [p.low if p.low is not None else p.speedup for p in channel]
+    dense_holds = dense_best < NO_SPEEDUP
+    csr_holds = all(p.speedup < NO_SPEEDUP for p in csr_low)
+    channel_holds = min(channel_lows) > NO_SPEEDUP
+    most_sparse = max(p.x for p in dense + csr)
+    parts = [f"unstructured pruning up to {most_sparse:.0%} of MACs removed ran at most {_fmt(dense_best)} on dense kernels"]
+    if csr:
+        parts.append(f"{_fmt(max(p.speedup for p in csr))} at best on CSR kernels")
+    evidence = (
+        ", ".join(parts)
+        + f", while channel pruning at the same MAC budgets ran {_fmt(min(p.speedup for p in channel))}"
+        + f" to {_fmt(max(p.speedup for p in channel))}"
+    )
+    if dense_holds and csr_holds and channel_holds:
+        verdict = f"Finding reproduced for {model} on {place}: {evidence}."
+    else:
+        failed = [
+            text
+            for text, holds in (
+                (f"dense-kernel sparsity reached {_fmt(dense_best)}", dense_holds),
+                ("CSR kernels were faster at sparsity <= 90%", csr_holds),
+                (f"channel pruning was not reliably faster than {NO_SPEEDUP:.2f}x", channel_holds),
+            )
+            if not holds
+        ]
+        verdict = f"Finding NOT reproduced for {model} on {place} ({'; '.join(failed)}): {evidence}."
+    wins = [p for p in csr if p.speedup >= 1.0]
+    breaks = (
+        f" Where it breaks: CSR kernels first beat dense at {wins[0].x:.0%} of MACs removed ({_fmt(wins[0].speedup)})"
+        if wins
+        else " CSR kernels never beat dense kernels at the model level"
+    )
+    if layer_break_even is not None:
+        breaks += f"; layer-level break-even sparsity: {layer_break_even}."
+    else:
+        breaks += "."
+    return verdict + breaks

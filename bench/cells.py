@@ -1,0 +1,170 @@
+"""Measure one cell: compress, recover, measure size/MACs/accuracy, time on the target against the baseline.
+
+Returns the measured fields of the record; the runner adds identity, status and machine, and stores it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import compressors
+from compressors import Compressed
+from bench.artifacts import save_torchscript
+from bench.config import TimingConfig
+from bench.layers import gemm_pairs
+from bench.matrix import Cell
+from bench.measure.accuracy import top1
+from bench.measure.flops import macs_report
+from bench.measure.size import size_report
+from bench.references import NO_WEIGHTS, References
+from bench.training import finetune
+from targets import Target
+
+__all__ = ["RecoveredModels", "measure_model_cell", "measure_layers_cell", "latency_fields", "BUSY_CORES", "NOISY_IQR"]
+
+# Other processes using more than this many cores on average during a cell make it "busy": its timings are kept
+# but flagged, because on a shared 2-core machine they can be off by multiples.
+BUSY_CORES = 0.25
+# torch.utils.benchmark warns when IQR/median exceeds 10%; the same threshold flags a noisy latency.
+NOISY_IQR = 0.10
+
+
+def _pair(pair: dict[str, Any], timing: TimingConfig, budget_s: float | None = None) -> dict[str, Any]:
+    settings = asdict(timing)
+    if budget_s is not None:
+        settings["budget_s"] = budget_s
+    return {**pair, **settings, "seed": 0}
+
+
+def latency_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """Flatten one worker result into record fields (raw samples kept)."""
+    summary = result["summary"]
+    other = result.get("other_cpu_cores")
+    noisy = any(
+        summary[f"{side}_iqr_s"] > NOISY_IQR * summary[f"{side}_median_s"] for side in ("baseline", "candidate")
+    )
+    return {
+        "latency_baseline_median_s": summary["baseline_median_s"],
+        "latency_baseline_iqr_s": summary["baseline_iqr_s"],
+        "latency_median_s": summary["candidate_median_s"],
+        "latency_iqr_s": summary["candidate_iqr_s"],
+        "speedup_median": summary["speedup_median"],
+        "speedup_ci_low": summary["speedup_ci_low"],
+        "speedup_ci_high": summary["speedup_ci_high"],
+        "timing_rounds": result["rounds"],
+        "timing_stopped_by": result["stopped_by"],
+        "timing_wall_s": result["wall_s"],
+        "iters_per_block": result["iters_per_block"],
+        "other_cpu_cores": other,
+        "busy": other is not None and other > BUSY_CORES,
+        "noisy": noisy,
+        "samples_baseline_s": result["baseline_s"],
+        "samples_s": result["candidate_s"],
+        "samples_speedup": result["speedups"],
+    }
+
+
+class RecoveredModels:
+    """The last compressed-and-recovered model, reused by the next cell when only execution fields differ.
+
+    The dense and the CSR cell of one sparsity run back to back (see `bench.config`) and must evaluate the
+    very same weights; one entry keeps memory flat even for VGG-sized models.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._value: tuple[Compressed, float | None] | None = None
+
+    def get(self, cell: Cell, config: compressors.CompressorConfig, references: References) -> tuple[Compressed, float | None]:
+        """The compressed model (fine-tuned if the cell asks) and its accuracy before recovery."""
+        key = (cell.model, cell.batch, config.training_key(), cell.finetune_steps)
+        if key != self._key or self._value is None:
+            reference = references.get(cell.model)
+            compressed = config.apply(reference.model, reference.example_input(cell.batch))
+            before = None
+            if reference.dataset is not None:
+                before = top1(compressed.model, reference.dataset.test)
+                if cell.finetune_steps:
+                    finetune(compressed.model, reference.dataset.train, cell.finetune_steps, compressed.masks)
+            self._key, self._value = key, (compressed, before)
+        return self._value
+
+
+def measure_model_cell(
+    cell: Cell, references: References, recovered: RecoveredModels, target: Target, timing: TimingConfig, workdir: Path
+) -> dict[str, Any]:
+    """Compress the cell's model, recover accuracy if asked, and measure size, MACs, accuracy and latency."""
+    reference = references.get(cell.model)
+    example = reference.example_input(cell.batch)
+    config = compressors.get(cell.compressor).from_dict(dict(cell.params))
+    compressed, accuracy_before = recovered.get(cell, config, references)
+    fields: dict[str, Any] = {"compressor_info": compressed.info}
+
+    dataset = reference.dataset
+    if dataset is None:
+        fields.update(accuracy_top1=None, accuracy_before_recovery=None, accuracy_baseline=None, accuracy_note=NO_WEIGHTS)
+    else:
+        fields.update(
+            accuracy_baseline=reference.accuracy,
+            accuracy_before_recovery=accuracy_before,
+            accuracy_note=f"top-1 on {dataset.name} test ({len(dataset.test)} images)",
+        )
+
+    fields.update(size_report(compressed.model))
+    fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
+    macs = macs_report(compressed.model, example)
+    baseline_macs = reference.macs_dense(cell.batch)
+    fields.update(macs, macs_baseline=baseline_macs, theoretical_speedup=baseline_macs / macs["macs_effective"])
+
+    executable = config.finalize(compressed.model)
+    fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
+    if dataset is not None:
+        # Accuracy of what runs: the CSR form is evaluated itself, not assumed equal to the dense one.
+        fields["accuracy_top1"] = top1(executable.model, dataset.test)
+
+    candidate = save_torchscript(executable.model, example, workdir / "candidate.pt")
+    pair = {"id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate), "input_shape": list(example.shape)}
+    (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
+    fields.update(latency_fields(result))
+    fields["efficiency"] = fields["speedup_median"] / fields["theoretical_speedup"]
+    return fields
+
+
+def measure_layers_cell(cell: Cell, references: References, target: Target, timing: TimingConfig, budget_s: float, workdir: Path) -> dict[str, Any]:
+    """Time every distinct GEMM of the model, dense vs CSR, at the cell's sparsity; aggregate count-weighted."""
+    reference = references.get(cell.model)
+    example = reference.example_input(cell.batch)
+    sparsity = float(dict(cell.params)["sparsity"])
+    gemms, pairs = gemm_pairs(reference.model, example, sparsity, workdir)
+    results = target.time_pairs([_pair(p, timing, budget_s) for p in pairs], cell.threads)
+    layers = []
+    for gemm, result in zip(gemms, results, strict=True):
+        latency = latency_fields(result)
+        nonzero = int((gemm.weight != 0).sum())
+        layers.append({
+            "layers": list(gemm.layers), "m": gemm.m, "k": gemm.k, "n": gemm.n,
+            "sparsity": 1 - nonzero / gemm.weight.numel(),
+            "dense_median_s": latency["latency_baseline_median_s"], "csr_median_s": latency["latency_median_s"],
+            "speedup_median": latency["speedup_median"], "speedup_ci_low": latency["speedup_ci_low"],
+            "speedup_ci_high": latency["speedup_ci_high"], "rounds": latency["timing_rounds"],
+            "busy": latency["busy"], "other_cpu_cores": latency["other_cpu_cores"],
+        })  # fmt: skip
+    dense_total = sum(len(layer["layers"]) * layer["dense_median_s"] for layer in layers)
+    csr_total = sum(len(layer["layers"]) * layer["csr_median_s"] for layer in layers)
+    others = [layer["other_cpu_cores"] for layer in layers if layer["other_cpu_cores"] is not None]
+    return {
+        "executed_as": "dense GEMM (torch.mm) vs sparse CSR GEMM (torch.sparse.mm)",
+        "layers": layers,
+        "latency_baseline_median_s": dense_total,
+        "latency_median_s": csr_total,
+        "speedup_median": dense_total / csr_total,
+        # No interval for the aggregate: each layer has its own, and summing medians does not give one.
+        "speedup_ci_low": None,
+        "speedup_ci_high": None,
+        "theoretical_speedup": 1 / (1 - sparsity) if sparsity < 1 else math.inf,
+        "other_cpu_cores": max(others) if others else None,
+        "busy": any(layer["busy"] for layer in layers),
+    }

@@ -1,0 +1,198 @@
+"""`python -m bench {run,list,report,export}`: parse flags, hand a validated config to the runner, print.
+
+A `BenchError` anywhere becomes one line on stderr and exit status 2; Ctrl-C or SIGTERM stops after the cell in
+progress is abandoned, with every finished cell already stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tabulate import tabulate
+
+import compressors
+import targets
+from bench.config import DEFAULT_STORE, load_config, parse_compressor_spec, parse_value
+from bench.errors import BenchError
+from bench.models import list_models
+from bench.report import write_report
+from bench.runner import run_matrix
+from bench.store import open_store
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BenchError(message)
+
+
+def _list_of(kind: type, flag: str):
+    def parse(text: str) -> list[Any]:
+        values = [parse_value(item) for item in text.split(",") if item]
+        for value in values:
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise BenchError(f"{flag} expects a comma-separated list of {kind.__name__}, got '{text}'")
+        return values
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description="Hardware-aware benchmarks of neural-network compression.")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    run = verbs.add_parser("run", help="measure a matrix of models x compressors x targets (default: offline CPU matrix)")
+    run.add_argument("--config", type=Path, help="TOML matrix file (keys as in bench/default.toml)")
+    run.add_argument("--models", type=_list_of(str, "--models"), help="comma-separated model names")
+    run.add_argument(
+        "--compressors", nargs="+", metavar="SPEC",
+        help="NAME[:KEY=V1,V2[:KEY=V...]], e.g. prune.unstructured:sparsity=0.9,0.95:execution=csr prune.channel",
+    )  # fmt: skip
+    run.add_argument("--targets", type=_list_of(str, "--targets"), help="comma-separated target names")
+    run.add_argument("--threads", type=_list_of(int, "--threads"), help="thread counts to measure, e.g. 1,2")
+    run.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
+    run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
+    run.add_argument("--budget", type=float, help="timing budget per cell in seconds")
+    run.add_argument("--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep")
+    run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
+    run.add_argument("--force", action="store_true", help="measure again cells already in the store")
+    _store_flag(run)
+    run.set_defaults(handler=_run)
+
+    listing = verbs.add_parser("list", help="show the models, compressors, targets or stored runs")
+    listing.add_argument("what", choices=["models", "compressors", "targets", "runs"])
+    _store_flag(listing)
+    listing.set_defaults(handler=_list)
+
+    report = verbs.add_parser("report", help="print tables and write the Markdown report of a stored run")
+    report.add_argument("run_id", nargs="?", help="run id (default: the newest)")
+    _store_flag(report)
+    report.set_defaults(handler=_report)
+
+    export = verbs.add_parser("export", help="write a stored run's records as CSV or JSON")
+    export.add_argument("run_id", nargs="?", help="run id (default: the newest)")
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    _store_flag(export)
+    export.set_defaults(handler=_export)
+    return parser
+
+
+def _store_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"SQLite result store (default: {DEFAULT_STORE})")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"store": args.store, "force": args.force}
+    for key in ("models", "targets", "threads", "batch"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.compressors:
+        overrides["compressors"] = dict(parse_compressor_spec(spec) for spec in args.compressors)
+    if args.finetune_steps is not None:
+        overrides["finetune_steps"] = args.finetune_steps
+    if args.budget is not None:
+        overrides["timing"] = {"budget_s": args.budget}
+    if args.no_layers:
+        overrides["layers"] = {"models": []}
+    elif args.layer_sparsities is not None:
+        overrides["layers"] = {"sparsities": args.layer_sparsities}
+    return overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, _overrides(args))
+    outcome = run_matrix(config, sys.stderr)
+    store = open_store(config.store)
+    try:
+        write_report(store, outcome.run_id, sys.stdout)
+    finally:
+        store.close()
+    counts = outcome.counts
+    sys.stdout.write(
+        f"run {outcome.run_id}: {counts['ok']} measured, {counts['reused']} reused from the store,"
+        f" {counts['failed']} failed, {counts['skipped']} skipped\n"
+    )
+    return 1 if counts["failed"] else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        rows = [
+            [spec.name, "x".join(map(str, spec.input_shape)), f"trained by the suite on {spec.dataset}" if spec.dataset else "n/a (no weights)"]
+            for spec in list_models()
+        ]
+        print(tabulate(rows, ["model", "input", "accuracy"]))
+        print("also: any torchvision classification model name (e.g. shufflenet_v2_x1_0), for size and latency")
+    elif args.what == "compressors":
+        rows = []
+        for name in compressors.names():
+            cls = compressors.get(name)
+            params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))
+            rows.append([name, params or "-", (cls.__doc__ or "").strip().splitlines()[0]])
+        print(tabulate(rows, ["compressor", "parameters (defaults)", "what it does"]))
+    elif args.what == "targets":
+        rows = []
+        for name in targets.target_names():
+            with targets.create(name) as target:
+                available, reason = target.available()
+            rows.append([name, "yes" if available else "no", reason or "-"])
+        print(tabulate(rows, ["target", "available", "note"]))
+    else:
+        store = open_store(args.store)
+        rows = [[r["run_id"], r["started_at"], r["status"], ", ".join(r["config"]["models"])] for r in store.runs()]
+        store.close()
+        print(tabulate(rows, ["run", "started", "status", "models"]))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    try:
+        write_report(store, args.run_id, sys.stdout)
+    finally:
+        store.close()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    try:
+        text = store.export(store.run(args.run_id)["run_id"], args.format)
+    finally:
+        store.close()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.output.write_text(text)
+        except OSError as error:
+            raise BenchError(f"--output: cannot write {args.output}: {error.strerror}") from None
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m bench`; returns the exit status."""
+    warnings.filterwarnings("ignore", message=".*(beta state|invariant checks|is deprecated).*")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished cell is in the store; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,254 @@
+"""TOML file + command-line flags -> one frozen, validated `RunConfig`.
+
+Everything the user can get wrong is checked here, once, with a one-line `BenchError` naming the field, the
+value and what is accepted. Nothing downstream reads argparse or the environment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import compressors
+import targets
+from bench.errors import BenchError, unknown_name
+from bench.models import resolve_model
+
+__all__ = ["TimingConfig", "LayerSweep", "RunConfig", "load_config", "parse_compressor_spec", "DEFAULT_STORE"]
+
+DEFAULT_STORE = Path("results") / "bench.sqlite"
+_TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "compressors", "timing", "layers"}
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """The latency protocol's knobs, sent to the worker in each plan."""
+
+    warmup_s: float = 0.3
+    block_min_s: float = 0.01
+    budget_s: float = 6.0
+    min_rounds: int = 6
+    max_rounds: int = 400
+    ci_rel: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("warmup_s", "block_min_s", "budget_s", "ci_rel"):
+            _require(getattr(self, name) > 0, f"timing.{name} must be > 0, got {getattr(self, name)}")
+        _require(self.min_rounds >= 2, f"timing.min_rounds must be >= 2, got {self.min_rounds}")
+        _require(
+            self.max_rounds >= self.min_rounds,
+            f"timing.max_rounds must be >= timing.min_rounds ({self.min_rounds}), got {self.max_rounds}",
+        )
+
+
+@dataclass(frozen=True)
+class LayerSweep:
+    """The layer-level sweep: which models' GEMMs, at which sparsities, with what time budget per GEMM."""
+
+    models: tuple[str, ...] = ("resnet18",)
+    sparsities: tuple[float, ...] = (0.5, 0.7, 0.9, 0.95, 0.99)
+    budget_s: float = 1.5
+
+    def __post_init__(self) -> None:
+        for value in self.sparsities:
+            _require(0 <= value < 1, f"layers.sparsities must be in [0, 1), got {value}")
+        _require(self.budget_s > 0, f"layers.budget_s must be > 0, got {self.budget_s}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One validated matrix and where its results go.
+
+    Attributes:
+        compressors: every grid point, already validated by its compressor's config class.
+        store: the SQLite file; reports land in `store.parent / "runs"`, trained models in `store.parent / "cache"`.
+    """
+
+    models: tuple[str, ...]
+    compressors: tuple[compressors.CompressorConfig, ...]
+    targets: tuple[str, ...]
+    threads: tuple[int, ...]
+    batch: tuple[int, ...]
+    finetune_steps: int
+    timing: TimingConfig
+    layers: LayerSweep
+    store: Path = DEFAULT_STORE
+    force: bool = False
+    reports_dir: Path = field(init=False)
+    cache_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reports_dir", self.store.parent / "runs")
+        object.__setattr__(self, "cache_dir", self.store.parent / "cache")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-native description stored with the run."""
+        return {
+            "models": list(self.models),
+            "compressors": [{"name": c.name, **c.to_dict()} for c in self.compressors],
+            "targets": list(self.targets),
+            "threads": list(self.threads),
+            "batch": list(self.batch),
+            "finetune_steps": self.finetune_steps,
+            "timing": {f.name: getattr(self.timing, f.name) for f in fields(self.timing)},
+            "layers": {f.name: getattr(self.layers, f.name) for f in fields(self.layers)},
+            "store": str(self.store),
+        }
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise BenchError(message)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: int, then float, then true/false, else the string itself."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_compressor_spec(spec: str) -> tuple[str, dict[str, list[Any]]]:
+    """Parse `NAME[:KEY=V1,V2[:KEY=V...]]`, e.g. `prune.unstructured:sparsity=0.9,0.95:execution=csr`."""
+    name, *assignments = spec.split(":")
+    grid: dict[str, list[Any]] = {}
+    for assignment in assignments:
+        key, sep, values = assignment.partition("=")
+        _require(bool(sep and key and values), f"--compressors: expected KEY=V1,V2 after '{name}:', got '{assignment}'")
+        grid[key] = [parse_value(v) for v in values.split(",")]
+    return name, grid
+
+
+def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.CompressorConfig, ...]:
+    configs: list[compressors.CompressorConfig] = []
+    for name, grid in table.items():
+        if name not in compressors.names():
+            raise unknown_name("compressor", name, compressors.names())
+        _require(isinstance(grid, Mapping), f"compressors.{name} must be a table of parameters, got {grid!r}")
+        cls = compressors.get(name)
+        # Execution-only fields vary fastest, so cells sharing one compressed model run back to back.
+        keys = sorted(grid, key=lambda key: (key in cls.execution_fields, key))
+        for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
+            try:
+                configs.append(cls.from_dict(dict(zip(keys, values))))
+            except (ValueError, TypeError) as error:
+                raise BenchError(f"{name}: {error}") from error
+    _require(bool(configs), "compressors: the matrix needs at least one compressor")
+    return tuple(configs)
+
+
+def _positive_ints(name: str, values: Sequence[Any]) -> tuple[int, ...]:
+    _require(len(values) > 0, f"{name} must not be empty")
+    for value in values:
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            f"{name} must be integers >= 1, got {value!r}",
+        )
+    return tuple(values)
+
+
+def _names(name: str, values: Sequence[Any]) -> tuple[str, ...]:
+    _require(len(values) > 0, f"{name} must not be empty")
+    for value in values:
+        _require(isinstance(value, str), f"{name} must be names, got {value!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _section(cls: type, name: str, table: Mapping[str, Any]) -> Any:
+    accepted = {f.name for f in fields(cls)}
+    for key in table:
+        if key not in accepted:
+            raise BenchError(f"unknown key '{name}.{key}' (accepted: {', '.join(sorted(accepted))})")
+    values = {key: tuple(v) if isinstance(v, list) else v for key, v in table.items()}
+    for key, value in values.items():
+        default = next(f.default for f in fields(cls) if f.name == key)
+        expected = float if isinstance(default, float) else type(default)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else isinstance(value, expected)
+        _require(ok, f"{name}.{key} must be {expected.__name__}, got {value!r}")
+    return cls(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise BenchError(f"--config: no such file: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise BenchError(f"--config: {path} is not valid TOML: {error}") from None
+    except OSError as error:
+        raise BenchError(f"--config: cannot read {path}: {error.strerror}") from None
+
+
+def _default_table() -> dict[str, Any]:
+    return tomllib.loads(files("bench").joinpath("default.toml").read_text())
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if key in ("timing", "layers") and isinstance(value, Mapping):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build the run's configuration: defaults, then `config_file`, then command-line `overrides`.
+
+    Args:
+        config_file: a TOML matrix file, or None for the default matrix alone.
+        overrides: keys of the TOML schema (plus `store` and `force`) given on the command line.
+
+    Raises:
+        BenchError: anything invalid, named in one line.
+    """
+    table = _default_table()
+    if config_file is not None:
+        user = _read_toml(config_file)
+        for key in user:
+            if key not in _TOP_LEVEL_KEYS:
+                raise BenchError(f"unknown key '{key}' in {config_file} (accepted: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
+        table = _merge(table, user)
+    overrides = dict(overrides or {})
+    store = Path(overrides.pop("store", DEFAULT_STORE))
+    force = bool(overrides.pop("force", False))
+    table = _merge(table, overrides)
+
+    models = _names("models", _as_list(table["models"]))
+    for model in models:
+        resolve_model(model)
+    target_names = _names("targets", _as_list(table["targets"]))
+    for target in target_names:
+        if target not in targets.target_names():
+            raise unknown_name("target", target, targets.target_names())
+    steps = table["finetune_steps"]
+    _require(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0, f"finetune_steps must be an integer >= 0, got {steps!r}")
+    layers = _section(LayerSweep, "layers", table.get("layers", {}))
+    for model in layers.models:
+        resolve_model(model)
+    return RunConfig(
+        models=models,
+        compressors=_expand_compressors(table["compressors"]),
+        targets=target_names,
+        threads=_positive_ints("threads", _as_list(table["threads"])),
+        batch=_positive_ints("batch", _as_list(table["batch"])),
+        finetune_steps=steps,
+        timing=_section(TimingConfig, "timing", table.get("timing", {})),
+        layers=layers,
+        store=store,
+        force=force,
+    )

@@ -1,0 +1,32 @@
+"""The one user-facing error type.
+
+`python -m bench` catches `BenchError`, prints its message on one line and exits with status 2, so every
+validation at the boundary raises it with the field, the bad value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["BenchError", "unknown_name"]
+
+
+class BenchError(Exception):
+    """A problem with the user's input or environment, reported as one line without a traceback."""
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str], also: str = "") -> BenchError:
+    """Build the error for a name missing from a registry, with the closest valid name as a hint.
+
+    Args:
+        kind: what was looked up ("model", "compressor", "target").
+        name: the name the user gave.
+        valid: every accepted name.
+        also: a description of accepted names that cannot be listed, appended to the list.
+    """
+    options = sorted(valid)
+    close = difflib.get_close_matches(name, options, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    accepted = ", ".join(options + ([also] if also else []))
+    return BenchError(f"unknown {kind} '{name}'{hint} (valid: {accepted})")

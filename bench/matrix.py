@@ -1,0 +1,86 @@
+"""RunConfig -> the list of cells to measure. Pure: the same config always gives the same cells and ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bench.config import RunConfig
+from bench.models import resolve_model
+
+__all__ = ["Cell", "expand", "LAYER_COMPRESSOR"]
+
+LAYER_COMPRESSOR = "prune.unstructured"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: a model, compressed one way, on one target, at one thread count and batch.
+
+    `kind` is "model" for whole-network cells and "layers" for the layer-level GEMM sweep of a model at one
+    sparsity. The id is a digest of the canonical JSON, so it is stable across runs and machines: it is what
+    makes resume work.
+    """
+
+    kind: str
+    model: str
+    compressor: str
+    params: tuple[tuple[str, Any], ...]
+    target: str
+    threads: int
+    batch: int
+    finetune_steps: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "compressor": self.compressor,
+            "params": dict(self.params),
+            "target": self.target,
+            "threads": self.threads,
+            "batch": self.batch,
+            "finetune_steps": self.finetune_steps,
+        }
+
+    @property
+    def id(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def variant(self) -> str:
+        """The compressor with its parameters, as tables and legends show it."""
+        shown = " ".join(f"{key}={value}" for key, value in self.params)
+        prefix = "layers " if self.kind == "layers" else ""
+        return f"{prefix}{self.compressor} {shown}".strip()
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} | {self.variant} | {self.target} t={self.threads} b={self.batch}"
+
+
+def expand(config: RunConfig) -> list[Cell]:
+    """Every cell of the matrix: model cells first (grouped by model), then the layer-level sweep."""
+    cells: list[Cell] = []
+    for model in config.models:
+        trains = resolve_model(model).dataset is not None
+        for compressor in config.compressors:
+            steps = config.finetune_steps if trains and compressor.name != "none" else 0
+            params = tuple(sorted(compressor.to_dict().items()))
+            for target in config.targets:
+                for threads in config.threads:
+                    for batch in config.batch:
+                        cells.append(Cell("model", model, compressor.name, params, target, threads, batch, steps))
+    for model in config.layers.models:
+        if model not in config.models:
+            continue
+        for sparsity in config.layers.sparsities:
+            params = (("sparsity", sparsity),)
+            for target in config.targets:
+                for threads in config.threads:
+                    for batch in config.batch:
+                        cells.append(Cell("layers", model, LAYER_COMPRESSOR, params, target, threads, batch, 0))
+    return cells

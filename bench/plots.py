@@ -1,0 +1,78 @@
+"""Figures from records (matplotlib, no display needed): the numbers a person compares."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import numpy as np  # noqa: E402
+
+from bench.analysis import SERIES, Point  # noqa: E402
+
+__all__ = ["plot_speedup_vs_sparsity", "plot_layers", "slug"]
+
+_MARKERS = {SERIES[0]: "o", SERIES[1]: "s", SERIES[2]: "^"}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _reference_lines(ax: plt.Axes, xs: np.ndarray, theory_label: str) -> None:
+    ax.axhline(1.0, color="black", linewidth=1, label="no speedup (1.0x)")
+    ax.plot(xs, 1 / (1 - xs), color="grey", linestyle="--", label=theory_label)
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: Path) -> Path:
+    """Measured speedup against the fraction of MACs removed, with 95% CIs, the 1.0 line and the theory curve."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    all_x = [p.x for points in series.values() for p in points]
+    _reference_lines(ax, np.linspace(0, max(all_x + [0.5]), 100), "theoretical (MACs)")
+    for name in SERIES:
+        points = series.get(name, [])
+        if not points:
+            continue
+        xs = np.array([p.x for p in points])
+        ys = np.array([p.speedup for p in points])
+        lows = np.array([p.low if p.low is not None else p.speedup for p in points])
+        highs = np.array([p.high if p.high is not None else p.speedup for p in points])
+        ax.errorbar(xs, ys, yerr=[ys - lows, highs - ys], marker=_MARKERS[name], capsize=3, label=name)
+    ax.set_xlabel("fraction of MACs removed (theoretical)")
+    ax.set_ylabel("measured speedup vs dense baseline (log)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_layers(records: list[dict[str, Any]], break_even: float | None, title: str, path: Path) -> Path:
+    """Per-GEMM CSR-vs-dense speedup against sparsity (thin), the count-weighted aggregate (thick), break-even."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sparsities = np.array([r["params"]["sparsity"] for r in records])
+    _reference_lines(ax, np.linspace(0, sparsities.max(), 100), "theoretical 1/(1-s)")
+    shapes = [(layer["m"], layer["k"], layer["n"]) for layer in records[0]["layers"]]
+    for index, shape in enumerate(shapes):
+        speedups = [r["layers"][index]["speedup_median"] for r in records]
+        ax.plot(sparsities, speedups, linewidth=0.8, alpha=0.6, label=f"{shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}")
+    ax.plot(sparsities, [r["speedup_median"] for r in records], color="black", linewidth=2.5, marker="o", label="all layers (time-weighted)")
+    if break_even is not None:
+        ax.axvline(break_even, color="red", linestyle=":", label=f"break-even {break_even:.3f}")
+    ax.set_xlabel("weight sparsity (per layer)")
+    ax.set_ylabel("CSR speedup vs dense GEMM (log)")
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

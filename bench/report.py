@@ -1,0 +1,174 @@
+"""Reports built from the store only: a table per model in the terminal, a Markdown report with figures on disk."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, TextIO
+
+from tabulate import tabulate
+
+from bench.analysis import break_even, finding, layer_series, speedup_series, variant, where
+from bench.plots import plot_layers, plot_speedup_vs_sparsity, slug
+from bench.store import Store
+
+__all__ = ["write_report", "model_table", "layer_table"]
+
+_MB = 1e6
+
+
+def _speedup_text(record: dict[str, Any]) -> str:
+    if record["status"] != "ok":
+        return f"{record['status']}: {record.get('error') or ''}"
+    text = f"{record['speedup_median']:.2f}x"
+    if record.get("speedup_ci_low") is not None:
+        text += f" [{record['speedup_ci_low']:.2f}, {record['speedup_ci_high']:.2f}]"
+    flags = [flag for flag in ("busy", "noisy") if record.get(flag)]
+    return text + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _accuracy_text(record: dict[str, Any]) -> str:
+    if record.get("accuracy_top1") is None:
+        return record.get("accuracy_note") or "n/a"
+    after = f"{100 * record['accuracy_top1']:.2f}%"
+    if record.get("finetune_steps") and record.get("accuracy_before_recovery") is not None:
+        return f"{100 * record['accuracy_before_recovery']:.2f}% -> {after}"
+    return after
+
+
+def _first_ok(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((r for r in records if r["status"] == "ok"), None)
+
+
+def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], list[list[Any]]]:
+    """Rows: compressor variants; columns: size, MACs, accuracy, and the speedup on each target/threads/batch."""
+    places = list(dict.fromkeys(where(r) for r in records))
+    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_variant[variant(record)].append(record)
+    headers = ["compressor", "executed as", "non-zero / params", "dense MB", "gzip MB"]
+    if full:
+        headers += ["CSR MB", "MMACs dense", "MMACs effective"]
+    headers += ["theor. speedup"] + [f"speedup {p} [95% CI]" for p in places]
+    if full:
+        headers += [f"latency ms {p} (base -> this)" for p in places] + ["efficiency"]
+    headers += ["top-1 (before -> after recovery)"]
+    rows = []
+    for name, group in by_variant.items():
+        first = _first_ok(group)
+        if first is None:
+            first = group[0]
+            row = [name, "-", "-", "-", "-"] + (["-"] * 3 if full else []) + ["-"]
+        else:
+            row = [
+                name, first["executed_as"], f"{first['params_nonzero']:,} / {first['params_total']:,}",
+                f"{first['size_dense_bytes'] / _MB:.2f}", f"{first['size_gzip_bytes'] / _MB:.2f}",
+            ]  # fmt: skip
+            if full:
+                row += [f"{first['size_csr_bytes'] / _MB:.2f}", f"{first['macs_dense'] / 1e6:.1f}", f"{first['macs_effective'] / 1e6:.1f}"]
+            row.append(f"{first['theoretical_speedup']:.2f}x")
+        at = {where(r): r for r in group}
+        row += [_speedup_text(at[p]) if p in at else "" for p in places]
+        if full:
+            for place in places:
+                r = at.get(place)
+                ok = r is not None and r["status"] == "ok"
+                row.append(f"{1e3 * r['latency_baseline_median_s']:.3f} -> {1e3 * r['latency_median_s']:.3f}" if ok else "")
+            row.append(f"{first['efficiency']:.2f}" if first.get("efficiency") is not None else "-")
+        row.append(_accuracy_text(first) if first["status"] == "ok" else "-")
+        rows.append(row)
+    return headers, rows
+
+
+def layer_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Rows: sparsities of the layer sweep; the time-weighted CSR speedup and how many GEMMs CSR wins."""
+    headers = ["sparsity", "dense GEMMs ms", "CSR GEMMs ms", "CSR speedup (all layers)", "GEMM shapes where CSR wins (CI > 1)", "theor. speedup"]
+    rows = []
+    for record in records:
+        wins = sum(1 for layer in record["layers"] if layer["speedup_ci_low"] > 1.0)
+        rows.append([
+            f"{record['params']['sparsity']:g}", f"{1e3 * record['latency_baseline_median_s']:.2f}",
+            f"{1e3 * record['latency_median_s']:.2f}", f"{record['speedup_median']:.2f}x" + (" (busy)" if record.get("busy") else ""),
+            f"{wins} / {len(record['layers'])}", f"{record['theoretical_speedup']:.1f}x",
+        ])  # fmt: skip
+    return headers, rows
+
+
+def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
+    """Print the run's tables and finding to `stream`; write `report.md` and figures next to the store.
+
+    Returns:
+        The path of the Markdown report.
+    """
+    run = store.run(run_id)
+    run_id = run["run_id"]
+    records = store.records(run_id)
+    directory = store.path.parent / "runs" / run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    md: list[str] = [f"# compression-bench run {run_id}", ""]
+    machine = next((r["machine"] for r in records if r.get("machine")), {})
+    commit = run["commit"].get("commit") or "unknown"
+    md += [
+        f"- started {run['started_at']}, finished {run['finished_at'] or '-'} ({run['status']})",
+        f"- machine: {machine.get('cpu_model', '?')} ({machine.get('arch', '?')}, {machine.get('cpu_count', '?')} CPUs), torch {machine.get('torch', '?')}",
+        f"- code: commit {commit}{' (dirty)' if run['commit'].get('dirty') else ''}",
+        "",
+    ]
+    layers = layer_series(records)
+    layer_break_even: dict[tuple[str, str], tuple[str, float | None]] = {}
+    for key, group in layers.items():
+        layer_break_even[key] = break_even([(r["params"]["sparsity"], r["speedup_median"]) for r in group])
+
+    findings, figures = [], []
+    for key, series in speedup_series(records).items():
+        model, place = key
+        phrase = layer_break_even.get(key, (None, None))[0]
+        findings.append(finding(series, phrase, model, place))
+        figure = plot_speedup_vs_sparsity(series, f"{model}, {place}: speedup vs MACs removed", directory / f"speedup-{slug(model)}-{slug(place)}.png")
+        figures += [f"![{model} speedup vs sparsity]({figure.name})", ""]
+    if findings:
+        md += ["## Finding", "", *findings, "", *figures]
+
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record["kind"] == "model":
+            by_model[record["model"]].append(record)
+    for model, group in by_model.items():
+        headers, rows = model_table(group, full=False)
+        stream.write(f"\n{model}\n{tabulate(rows, headers, tablefmt='simple')}\n")
+        headers, rows = model_table(group, full=True)
+        md += [f"## {model}", "", tabulate(rows, headers, tablefmt="github"), ""]
+    for (model, place), group in layers.items():
+        headers, rows = layer_table(group)
+        phrase, value = layer_break_even[(model, place)]
+        table = tabulate(rows, headers, tablefmt="simple")
+        stream.write(f"\n{model} layer level ({place}), break-even sparsity {phrase}\n{table}\n")
+        figure = plot_layers(group, value, f"{model} layers, {place}: CSR vs dense GEMM", directory / f"layers-{slug(model)}-{slug(place)}.png")
+        md += [f"## {model}, layer level ({place})", "", f"Break-even sparsity (time-weighted over all layers): {phrase}.", "",
+               tabulate(rows, headers, tablefmt="github"), "", f"![{model} layer-level speedup]({figure.name})", ""]  # fmt: skip
+    md += _notes(records)
+    for text in findings:
+        stream.write(f"\n{text}\n")
+    path = directory / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    stream.write(f"\nreport: {path}\n")
+    return path
+
+
+def _notes(records: list[dict[str, Any]]) -> list[str]:
+    notes = [
+        "## Notes",
+        "",
+        "- Speedup = baseline time / compressed time, from baseline and compressed runs interleaved in one worker"
+        " process; the interval is the 95% distribution-free CI of the median per-round ratio.",
+        "- *theor. speedup* = dense MACs / effective MACs (non-zero weights x output positions); efficiency ="
+        " measured / theoretical.",
+        "- *busy*: other processes used the CPU during the cell; *noisy*: IQR above 10% of the median.",
+        "- Accuracy is n/a for models without real weights: no number from random weights is shown.",
+    ]
+    for record in records:
+        if record.get("execution_notes"):
+            notes.append(f"- {record['model']} {variant(record)}: {record['execution_notes']}")
+        if record["status"] != "ok":
+            notes.append(f"- {record['status']}: {record['model']} {variant(record)} on {where(record)}: {record.get('error')}")
+    return notes + [""]

@@ -1,0 +1,157 @@
+"""Cells -> records in the store: build, compress, measure, store at once; resume; failures recorded, run goes on."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+import traceback
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import targets
+from bench.cells import BUSY_CORES, RecoveredModels, measure_layers_cell, measure_model_cell
+from bench.config import RunConfig
+from bench.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
+from bench.matrix import Cell, expand
+from bench.progress import Progress
+from bench.record import base_record, machine_id
+from bench.references import References
+from bench.store import Store, open_store
+
+__all__ = ["RunOutcome", "run_matrix", "new_run_id"]
+
+
+@dataclass
+class RunOutcome:
+    """What a run did: its id, and how many cells were measured ok, failed, skipped, or reused."""
+
+    run_id: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+class _Targets:
+    """Targets opened on first use, with their availability and machine facts looked up once."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._open: dict[str, targets.Target] = {}
+        self._machine: dict[str, dict[str, Any] | str] = {}
+
+    def get(self, name: str) -> tuple[targets.Target, dict[str, Any] | str]:
+        """The target and its machine facts, or a string saying why it cannot measure."""
+        if name not in self._open:
+            target = self._stack.enter_context(targets.create(name))
+            self._open[name] = target
+            available, reason = target.available()
+            if not available:
+                self._machine[name] = reason
+            else:
+                try:
+                    self._machine[name] = target.machine_info()
+                except targets.TargetError as error:
+                    self._machine[name] = str(error)
+        return self._open[name], self._machine[name]
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
+
+
+def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
+    """Measure every cell of `config` not already in the store (all of them with `config.force`).
+
+    Each record is committed before the next cell starts, so an interrupted run loses at most the cell in progress,
+    and the next run with the same matrix resumes where this one stopped. KeyboardInterrupt propagates after the
+    run is marked interrupted.
+    """
+    cells = expand(config)
+    store = open_store(config.store)
+    outcome = RunOutcome(new_run_id())
+    store.start_run(outcome.run_id, config.to_json(), [{"id": c.id, **c.to_json()} for c in cells], host_fingerprint(), commit_fingerprint())
+    others = other_cpu_cores_now()
+    if others > BUSY_CORES:
+        stream.write(
+            f"warning: busy machine: other processes are using {others:.1f} cores; latency may be off by multiples"
+            " (cells measured while busy are flagged)\n"
+        )
+    status = "interrupted"
+    try:
+        with ExitStack() as stack:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+            session = _Session(
+                config=config,
+                store=store,
+                outcome=outcome,
+                references=References(cache_dir=config.cache_dir, artifact_dir=workdir / "baselines"),
+                recovered=RecoveredModels(),
+                targets=_Targets(stack),
+                workdir=workdir,
+                progress=Progress(len(cells), stream),
+            )
+            for cell in cells:
+                session.run_cell(cell)
+        status = "finished"
+    finally:
+        store.finish_run(outcome.run_id, status)
+        store.close()
+    return outcome
+
+
+@dataclass
+class _Session:
+    """Everything the cells of one run share: the store, the references, the open targets, a scratch folder."""
+
+    config: RunConfig
+    store: Store
+    outcome: RunOutcome
+    references: References
+    recovered: RecoveredModels
+    targets: _Targets
+    workdir: Path
+    progress: Progress
+
+    def run_cell(self, cell: Cell) -> None:
+        """Reuse the cell's stored record, or measure it and store the record (ok, failed or skipped) at once."""
+        target, machine = self.targets.get(cell.target)
+        if isinstance(machine, dict) and not self.config.force:
+            existing = self.store.finished(cell.id, machine_id(machine))
+            if existing is not None:
+                self.store.reuse(self.outcome.run_id, cell.id, existing)
+                self.outcome.counts["reused"] += 1
+                self.progress.done(cell, {"status": "ok"}, reused=True)
+                return
+        self.progress.start(cell)
+        record = base_record(cell.to_json(), cell.id, machine if isinstance(machine, dict) else {})
+        started = time.monotonic()
+        if isinstance(machine, str):
+            record.update(status="skipped", error=f"target '{cell.target}' unavailable: {machine}")
+        else:
+            record.update(self._measure(cell, target))
+        record["elapsed_s"] = time.monotonic() - started
+        self.store.add_record(self.outcome.run_id, record)
+        self.outcome.counts[record["status"]] += 1
+        self.progress.done(cell, record)
+
+    def _measure(self, cell: Cell, target: targets.Target) -> dict[str, Any]:
+        cell_dir = self.workdir / cell.id
+        cell_dir.mkdir()
+        timing = self.config.timing
+        try:
+            if cell.kind == "layers":
+                return measure_layers_cell(cell, self.references, target, timing, self.config.layers.budget_s, cell_dir)
+            return measure_model_cell(cell, self.references, self.recovered, target, timing, cell_dir)
+        except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
+            return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
+        finally:
+            shutil.rmtree(cell_dir, ignore_errors=True)

@@ -1,0 +1,20 @@
+"""Model compressors: `nn.Module` in, `nn.Module` out, each a frozen config registered by name.
+
+Importing this package registers every built-in compressor, so `names()` lists them all.
+"""
+
+from compressors import channel, identity, unstructured
+from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.registry import UnknownCompressorError, get, names, register
+
+__all__ = [
+    "Compressed",
+    "CompressorConfig",
+    "Executable",
+    "UnknownCompressorError",
+    "get",
+    "names",
+    "register",
+]
+
+del channel, identity, unstructured

@@ -1,0 +1,126 @@
+"""The three types every compressor speaks: its config, its trainable result and its executable form.
+
+A compressor is a frozen config dataclass bound to one transform (the torchao pattern): the config is what the
+run file, the CLI and the stored record name, so it must validate itself once and round-trip through JSON.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import torch
+from torch import nn
+
+__all__ = ["Compressed", "CompressorConfig", "Executable"]
+
+
+@dataclass
+class Compressed:
+    """What `CompressorConfig.apply` returns: a model that can still be fine-tuned.
+
+    Attributes:
+        model: Plain dense `nn.Module`s (zeros where pruned), with no hooks or parametrizations, so any
+            training loop and any exporter handle it unchanged.
+        masks: Parameter name (as in `model.named_parameters()`) -> bool tensor, True = kept. Fine-tuning
+            multiplies the weights by it after each step so pruned entries stay zero. Empty when the
+            compressor has no mask.
+        info: JSON-native facts the compressor knows about its result (achieved sparsity, kept channels,
+            ratios), stored with the record so the report can show what was really done.
+    """
+
+    model: nn.Module
+    masks: dict[str, torch.Tensor]
+    info: dict[str, Any]
+
+
+@dataclass
+class Executable:
+    """What `CompressorConfig.finalize` returns: the form that is timed and evaluated.
+
+    Attributes:
+        model: The module that runs; it must be scriptable with `torch.jit.script` because the timing worker
+            loads TorchScript files without this package.
+        executed_as: Short human label of what really executes (e.g. "sparse CSR (torch.sparse.mm)"), so a
+            result never looks faster or smaller than what it runs.
+        notes: Caveats about the execution, e.g. layers that had to stay dense.
+    """
+
+    model: nn.Module
+    executed_as: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class CompressorConfig(abc.ABC):
+    """Base of every compressor config: frozen, validated in `__post_init__`, JSON round-trip.
+
+    Subclasses are frozen dataclasses whose fields are JSON-native scalars, registered with
+    `compressors.registry.register`, which sets `name`.
+    """
+
+    name: ClassVar[str]
+    # Fields that only choose how `finalize` executes the result, not what `apply` and fine-tuning produce:
+    # configs differing only in these share one compressed (and recovered) model.
+    execution_fields: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+        """Compresses a copy of `model`.
+
+        Args:
+            model: The dense model. It is never mutated: implementations deep-copy it first, because the
+                caller keeps using it as the baseline.
+            example_input: An input of the shape the model is run with, for compressors that trace the graph
+                or count MACs.
+
+        Returns:
+            The trainable compressed model with its masks and facts.
+        """
+
+    def finalize(self, model: nn.Module) -> Executable:
+        """Turns a (possibly fine-tuned) compressed model into the form that is executed.
+
+        The default executes the model as it is; compressors with a special kernel override this.
+
+        Args:
+            model: `Compressed.model`, possibly fine-tuned since.
+
+        Returns:
+            The executable model and a label of what executes.
+        """
+        return Executable(model, executed_as="dense", notes="")
+
+    def training_key(self) -> str:
+        """Identifies what `apply` (and recovery after it) produces: the name and the non-execution fields."""
+        shown = {key: value for key, value in self.to_dict().items() if key not in self.execution_fields}
+        return f"{self.name} {sorted(shown.items())}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the config's fields as a JSON-native `{field: value}` dict (the name is not included)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Builds a config from `to_dict` output or a config file section, validating every value.
+
+        Args:
+            data: `{field: value}`; missing fields take their defaults.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ValueError: On a key that is not a field (a typo would otherwise silently run the default) or an
+                invalid value.
+        """
+        accepted = [field.name for field in dataclasses.fields(cls)]
+        for key in data:
+            if key not in accepted:
+                raise ValueError(
+                    f"unknown parameter {key!r} for {cls.name}; accepted: {', '.join(accepted) or '(none)'}"
+                )
+        return cls(**data)

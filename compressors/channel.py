@@ -1,0 +1,170 @@
+"""`prune.channel`: structured filter pruning that physically removes channels, sized by a MAC budget.
+
+torch-pruning's DependencyGraph keeps coupled layers consistent (residual adds, depthwise convs, BatchNorm),
+so the result is a smaller dense model that any runtime executes without sparse kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from compressors._checks import check_choice, check_fraction
+from compressors._modes import eval_mode
+from compressors._ratio_search import search_ratio
+from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.registry import register
+
+__all__ = ["ChannelPruning"]
+
+_IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
+    "l1": lambda: tp.importance.MagnitudeImportance(p=1),
+}
+
+
+@register("prune.channel")
+@dataclass(frozen=True)
+class ChannelPruning(CompressorConfig):
+    """Removes the same fraction of channels from every prunable layer, chosen to hit a MAC budget.
+
+    The budget is in MACs rather than channels so a channel-pruned model can be compared with an
+    unstructured-pruned one of the same theoretical cost (sparsity s removes about s of the MACs).
+
+    Attributes:
+        macs_removed: Fraction of the dense model's MACs (at the example input's shape) to remove, in [0, 1).
+        criterion: How channels are ranked; only "l1" (L1 norm of each channel's weights) so far.
+    """
+
+    macs_removed: float = 0.5
+    criterion: str = "l1"
+
+    def __post_init__(self) -> None:
+        # object.__setattr__ is the documented way to normalize fields of a frozen dataclass.
+        object.__setattr__(self, "macs_removed", check_fraction("macs_removed", self.macs_removed))
+        check_choice("criterion", self.criterion, tuple(_IMPORTANCE))
+
+    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+        """Prunes channels of a copy of `model` until its MACs match the budget.
+
+        A uniform per-layer channel ratio is searched (each trial on a fresh copy) until the pruned/dense MAC
+        ratio is within 0.01 of `1 - macs_removed`, or the closest of 12 trials is kept. The classifier's
+        outputs are never pruned.
+
+        Args:
+            model: The dense model; not mutated.
+            example_input: The input shape MACs are counted at; also used to trace the graph.
+
+        Returns:
+            The pruned model (plain modules, no masks) and info with `pruning_ratio`, `macs_dense`,
+            `macs_pruned`, `macs_removed_achieved`, `params_dense` and `params_pruned`.
+
+        Raises:
+            ValueError: If the model's output is not a tensor of at least 2 dimensions.
+            RuntimeError: If pruning changed the output shape (a layer feeding the output was not recognized).
+        """
+        reference = copy.deepcopy(model)
+        output_shape, ignored = _output_layers(reference, example_input)
+        macs_dense = _count_macs(reference, example_input)
+        best = search_ratio(
+            lambda ratio: self._prune_copy(reference, example_input, ratio, ignored),
+            lambda candidate: _count_macs(candidate, example_input),
+            macs_dense=macs_dense,
+            target=1.0 - self.macs_removed,
+            max_ratio=_max_ratio(reference, ignored),
+        )
+        pruned = best.model
+        with eval_mode(pruned), torch.no_grad():
+            pruned_shape = tuple(pruned(example_input).shape)
+        if pruned_shape != output_shape:
+            raise RuntimeError(f"{self.name} changed the output shape from {output_shape} to {pruned_shape}")
+        info = {
+            "pruning_ratio": best.ratio,
+            "macs_dense": macs_dense,
+            "macs_pruned": best.macs,
+            "macs_removed_achieved": 1.0 - best.macs / macs_dense,
+            "params_dense": _count_params(reference),
+            "params_pruned": _count_params(pruned),
+        }
+        return Compressed(model=pruned, masks={}, info=info)
+
+    def finalize(self, model: nn.Module) -> Executable:
+        """Returns the model as is: removed channels need no special kernel."""
+        return Executable(model, executed_as="dense (channels removed)", notes="")
+
+    def _prune_copy(
+        self, model: nn.Module, example_input: torch.Tensor, ratio: float, ignored: list[str]
+    ) -> nn.Module:
+        pruned = copy.deepcopy(model)
+        if ratio == 0.0:
+            return pruned
+        with eval_mode(pruned):
+            pruner = tp.pruner.BasePruner(
+                pruned,
+                example_input,
+                importance=_IMPORTANCE[self.criterion](),
+                pruning_ratio=ratio,
+                ignored_layers=[pruned.get_submodule(name) for name in ignored],
+                # These default to shared mutable dicts that the pruner fills in; fresh ones keep trials
+                # independent and let earlier copies be freed.
+                in_channel_groups={},
+                out_channel_groups={},
+                num_heads={},
+            )
+            pruner.step()
+        return pruned
+
+
+def _output_layers(model: nn.Module, example_input: torch.Tensor) -> tuple[tuple[int, ...], list[str]]:
+    """Runs `model` once; returns its output shape and the names of layers whose outputs must all be kept.
+
+    Those are every Linear as wide as the output and the last Conv2d/Linear to run (the classifier, even
+    when pooling or flattening follows it).
+    """
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, nn.Conv2d | nn.Linear)}
+    executed: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda _module, _inputs, _output, name=name: executed.append(name))
+        for name, module in layers.items()
+    ]
+    try:
+        with eval_mode(model), torch.no_grad():
+            output = model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not isinstance(output, torch.Tensor) or output.dim() < 2:
+        got = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(f"prune.channel needs a model returning a (batch, outputs, ...) tensor, got {got}")
+    width = output.shape[1]
+    ignored = {
+        name for name, module in layers.items() if isinstance(module, nn.Linear) and module.out_features == width
+    }
+    ignored.update(executed[-1:])
+    return tuple(output.shape), sorted(ignored)
+
+
+def _max_ratio(model: nn.Module, ignored: list[str]) -> float:
+    """Returns the largest uniform ratio that still leaves every prunable layer at least one channel.
+
+    torch-pruning keeps int(channels * (1 - ratio)) channels, so the ratio must stay just below 1 - 1/min.
+    """
+    widths = [
+        module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d | nn.Linear) and name not in ignored
+    ]
+    return max(0.0, 1.0 - 1.0 / min(widths) - 1e-6) if widths else 0.0
+
+
+def _count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
+    macs, _ = tp.utils.count_ops_and_params(model, example_input)
+    return int(macs)
+
+
+def _count_params(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -1,0 +1,24 @@
+"""The `none` compressor: the uncompressed baseline, run through the same pipeline as every other cell."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compressors.base import Compressed, CompressorConfig
+from compressors.registry import register
+
+__all__ = ["NoCompression"]
+
+
+@register("none")
+@dataclass(frozen=True)
+class NoCompression(CompressorConfig):
+    """Leaves the model as it is, so the baseline row is measured exactly like the compressed ones."""
+
+    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+        """Returns a deep copy of `model` with no masks and no facts."""
+        return Compressed(model=copy.deepcopy(model), masks={}, info={})

@@ -1,0 +1,161 @@
+"""`prune.unstructured`: magnitude pruning of individual weights, run dense (zeros stored) or on CSR kernels."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compressors._checks import check_choice, check_fraction
+from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.registry import register
+from compressors.sparse_modules import CsrConv2d, CsrLinear
+
+__all__ = ["UnstructuredPruning", "prunable_layers"]
+
+_SCOPES = ("global", "layer")
+_EXECUTIONS = ("dense", "csr")
+_CSR_LABEL = "sparse CSR (torch.sparse.mm; conv as unfold + CSR matmul)"
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d | nn.Linear]]:
+    """Returns `(module name, module)` for every `nn.Conv2d` and `nn.Linear`, whose `weight` is pruned."""
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d | nn.Linear)]
+
+
+def _keep_mask(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
+    """Returns a flat bool mask keeping all but the `n_pruned` smallest `scores`.
+
+    Exactly `n_pruned` entries are dropped even when scores tie at the threshold: among ties, the earliest
+    positions go first, so the mask is deterministic. kthvalue is O(n), unlike a full sort of a VGG's 138M
+    weights.
+    """
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if n_pruned == 0:
+        return keep
+    threshold = scores.kthvalue(n_pruned).values
+    below = scores < threshold
+    ties = (scores == threshold).nonzero().flatten()
+    keep[below] = False
+    keep[ties[: n_pruned - int(below.sum())]] = False
+    return keep
+
+
+@register("prune.unstructured")
+@dataclass(frozen=True)
+class UnstructuredPruning(CompressorConfig):
+    """Zeroes the smallest-magnitude weights of every Conv2d and Linear.
+
+    Attributes:
+        sparsity: Fraction of prunable weights set to zero, in [0, 1); exactly round(sparsity * n) entries.
+        scope: "global" ranks all prunable weights against one threshold (layers end up with different
+            sparsities); "layer" prunes each layer to `sparsity`.
+        execution: How `finalize` runs the result: "dense" keeps dense kernels over the stored zeros (no
+            speed-up expected); "csr" swaps layers for CSR sparse-matmul modules.
+    """
+
+    execution_fields = ("execution",)
+
+    sparsity: float = 0.9
+    scope: str = "global"
+    execution: str = "dense"
+
+    def __post_init__(self) -> None:
+        # object.__setattr__ is the documented way to normalize fields of a frozen dataclass.
+        object.__setattr__(self, "sparsity", check_fraction("sparsity", self.sparsity))
+        check_choice("scope", self.scope, _SCOPES)
+        check_choice("execution", self.execution, _EXECUTIONS)
+
+    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+        """Prunes a deep copy of `model` by weight magnitude.
+
+        Args:
+            model: The dense model; not mutated.
+            example_input: Unused: magnitude pruning needs no data.
+
+        Returns:
+            The pruned copy, kept-entry masks for each pruned weight, and info with `sparsity_achieved`
+            (zeros counted over all prunable weights) and `layer_sparsity` per module name.
+
+        Raises:
+            ValueError: If the model has no Conv2d or Linear layer.
+        """
+        pruned = copy.deepcopy(model)
+        layers = prunable_layers(pruned)
+        if not layers:
+            raise ValueError(f"{self.name} found no nn.Conv2d or nn.Linear layer to prune")
+        weights = [module.weight for _, module in layers]
+        keeps = self._keep_masks(weights)
+        masks: dict[str, torch.Tensor] = {}
+        layer_sparsity: dict[str, float] = {}
+        zeros = total = 0
+        with torch.no_grad():
+            for (name, module), keep in zip(layers, keeps, strict=True):
+                module.weight.mul_(keep)
+                masks[f"{name}.weight" if name else "weight"] = keep
+                layer_zeros = int((module.weight == 0).sum())
+                layer_sparsity[name] = layer_zeros / module.weight.numel()
+                zeros += layer_zeros
+                total += module.weight.numel()
+        info = {"sparsity_achieved": zeros / total, "layer_sparsity": layer_sparsity}
+        return Compressed(model=pruned, masks=masks, info=info)
+
+    def _keep_masks(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        scores = [weight.detach().abs().flatten() for weight in weights]
+        if self.scope == "layer":
+            flat_keeps = [_keep_mask(score, round(self.sparsity * score.numel())) for score in scores]
+        else:
+            all_scores = torch.cat(scores)
+            flat_keeps = list(
+                _keep_mask(all_scores, round(self.sparsity * all_scores.numel())).split(
+                    [score.numel() for score in scores]
+                )
+            )
+        return [keep.reshape(weight.shape) for keep, weight in zip(flat_keeps, weights, strict=True)]
+
+    def finalize(self, model: nn.Module) -> Executable:
+        """Returns the model as executed: as-is on dense kernels, or a copy with CSR layers.
+
+        With execution "csr", every Linear and every Conv2d with groups == 1 and zero padding becomes a CSR
+        module; other convs (grouped/depthwise, other padding modes, string padding) stay dense and `notes`
+        says how many and why, since their time is then not a sparse-kernel time.
+        """
+        if self.execution == "dense":
+            return Executable(model, executed_as="dense kernels (zeros stored)", notes="")
+        sparse = copy.deepcopy(model)
+        kept_dense: dict[str, int] = {}
+        for name, module in prunable_layers(sparse):
+            reason = "" if isinstance(module, nn.Linear) else _dense_only_reason(module)
+            if reason:
+                kept_dense[reason] = kept_dense.get(reason, 0) + 1
+                continue
+            replacement = _csr_twin(module)
+            if name:
+                _replace(sparse, name, replacement)
+            else:
+                sparse = replacement
+        notes = "; ".join(f"{count} {reason} kept dense (no CSR path)" for reason, count in kept_dense.items())
+        return Executable(sparse, executed_as=_CSR_LABEL, notes=notes)
+
+
+def _dense_only_reason(conv: nn.Conv2d) -> str:
+    """Returns why `conv` has no CSR form ("" if it has one), phrased to follow a count in `notes`."""
+    if conv.groups != 1:
+        return "grouped/depthwise convs"
+    if conv.padding_mode != "zeros":
+        return f"convs with padding_mode {conv.padding_mode!r}"
+    if isinstance(conv.padding, str):
+        return f"convs with padding {conv.padding!r}"
+    return ""
+
+
+def _csr_twin(layer: nn.Conv2d | nn.Linear) -> CsrConv2d | CsrLinear:
+    return CsrLinear.from_dense(layer) if isinstance(layer, nn.Linear) else CsrConv2d.from_dense(layer)
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Puts `new` where the submodule `name` (not "", the model itself) is."""
+    parent_name, _, child_name = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child_name, new)

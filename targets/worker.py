@@ -1,0 +1,451 @@
+"""Timing worker: the single file that runs on a measurement device.
+
+Run as ``python worker.py``. It is a persistent process that reads one JSON request per line on stdin and
+writes one JSON response per line on stdout, so that the slow ``import torch`` is paid once per device
+rather than once per measurement.
+
+Requests:
+    ``{"op": "info"}``: the machine fingerprint, ``{"ok": true, "machine": {...}}``.
+    ``{"op": "time", "threads": 1, "pairs": [PAIR, ...]}``: interleaved baseline/candidate timing of
+    TorchScript artifacts, ``{"ok": true, "results": [...]}``. See ``PAIR_DEFAULTS`` for the optional
+    fields of a PAIR; ``id``, ``baseline``, ``candidate`` and ``input_shape`` are required.
+    ``{"op": "quit"}`` or end of input: exit 0.
+
+A request that fails is answered ``{"ok": false, "error": "Type: message", "traceback": "..."}`` and the
+worker keeps serving.
+
+The file depends only on the standard library and torch, and imports nothing from the project, because it
+is copied as-is to remote devices that may run an older torch (2.9) and Python (3.9). The statistics
+functions are plain stdlib so that the host imports them from here and both sides agree on the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+
+import torch
+
+__all__ = ["PAIR_DEFAULTS", "iqr", "main", "median", "median_ci", "summarize"]
+
+PAIR_DEFAULTS: Dict[str, Any] = {
+    "warmup_s": 0.2,
+    "block_min_s": 0.01,
+    "budget_s": 5.0,
+    "min_rounds": 6,
+    "max_rounds": 400,
+    "ci_rel": 0.02,
+    "seed": 0,
+}
+"""Optional PAIR fields and their values when the host leaves them out."""
+
+_PAIR_REQUIRED = ("id", "baseline", "candidate", "input_shape")
+
+
+def median(xs: Sequence[float]) -> float:
+    """Median of a non-empty sample.
+
+    Args:
+        xs: The sample.
+
+    Returns:
+        The middle value (mean of the two middle values for an even count).
+
+    Raises:
+        ValueError: If ``xs`` is empty.
+    """
+    if not xs:
+        raise ValueError("median of an empty sample")
+    return float(statistics.median(xs))
+
+
+def iqr(xs: Sequence[float]) -> float:
+    """Interquartile range, the spread statistic that a few slow outliers cannot inflate.
+
+    Quartiles use linear interpolation between order statistics (``statistics.quantiles`` with the
+    inclusive method, the same as numpy's default), so ``iqr([1, 2, 3, 4, 5]) == 2``.
+
+    Args:
+        xs: A non-empty sample.
+
+    Returns:
+        Third quartile minus first quartile; 0.0 for a single value.
+
+    Raises:
+        ValueError: If ``xs`` is empty.
+    """
+    if not xs:
+        raise ValueError("iqr of an empty sample")
+    if len(xs) == 1:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return float(q3 - q1)
+
+
+def median_ci(xs: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:
+    """Distribution-free confidence interval for the median.
+
+    Timings are skewed and heavy-tailed (interference only ever adds time), so a normal-theory interval
+    would be wrong. The interval is ``(x_(j), x_(n+1-j))`` of the sorted sample, where the rank ``j`` is the
+    largest one whose exact binomial coverage, ``1 - 2 * P(Binomial(n, 1/2) < j)``, is at least
+    ``confidence``. When even ``(min, max)`` covers less (n <= 5 at 95%), ``(min, max)`` is returned: the
+    widest interval the sample can give, with less than the asked coverage.
+
+    Args:
+        xs: A non-empty sample.
+        confidence: Coverage in (0, 1).
+
+    Returns:
+        ``(low, high)``; ``low <= median(xs) <= high``.
+
+    Raises:
+        ValueError: If ``xs`` is empty or ``confidence`` is outside (0, 1).
+    """
+    if not xs:
+        raise ValueError("median_ci of an empty sample")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    ordered = sorted(xs)
+    n = len(ordered)
+    alpha_half = (1.0 - confidence) / 2.0
+    total = 2**n
+    rank = 0
+    below = 0  # integer count of outcomes with Binomial(n, 1/2) < rank + 1, exact for any n
+    term = 1  # comb(n, rank), kept by recurrence
+    while rank < n // 2:
+        below += term
+        if below / total > alpha_half:
+            break
+        rank += 1
+        term = term * (n - rank + 1) // rank
+    if rank == 0:
+        return float(ordered[0]), float(ordered[-1])
+    return float(ordered[rank - 1]), float(ordered[n - rank])
+
+
+def _ci_rel_halfwidth(speedups: Sequence[float]) -> float:
+    speedup = median(speedups)
+    low, high = median_ci(speedups)
+    return max(speedup - low, high - speedup) / speedup
+
+
+def summarize(
+    baseline_s: Sequence[float], candidate_s: Sequence[float], speedups: Sequence[float]
+) -> Dict[str, float]:
+    """Summary statistics of one timed pair.
+
+    ``ci_rel_halfwidth`` is the larger distance from the median speedup to an end of its 95% interval,
+    relative to the median: the interval is asymmetric for skewed samples, and "within +-2%" should hold
+    on both sides.
+
+    Args:
+        baseline_s: Per-iteration seconds of the baseline, one per round.
+        candidate_s: Per-iteration seconds of the candidate, one per round.
+        speedups: Per-round baseline/candidate ratios.
+
+    Returns:
+        Medians and IQRs of both timings, and the median speedup with its 95% interval.
+    """
+    speedup = median(speedups)
+    low, high = median_ci(speedups)
+    return {
+        "baseline_median_s": median(baseline_s),
+        "baseline_iqr_s": iqr(baseline_s),
+        "candidate_median_s": median(candidate_s),
+        "candidate_iqr_s": iqr(candidate_s),
+        "speedup_median": speedup,
+        "speedup_ci_low": low,
+        "speedup_ci_high": high,
+        "ci_rel_halfwidth": _ci_rel_halfwidth(speedups),
+    }
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _cpu_model() -> Optional[str]:
+    cpuinfo = _read_text("/proc/cpuinfo") or ""
+    # x86 says "model name"; a Raspberry Pi says "Model" (the board) and "Hardware" (the SoC).
+    for key in ("model name", "Model", "Hardware"):
+        for line in cpuinfo.splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == key and value.strip():
+                return value.strip()
+    return platform.processor() or None
+
+
+def _memory_bytes() -> Optional[int]:
+    for line in (_read_text("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _cpu_freq_mhz() -> Optional[float]:
+    khz = _read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    return int(khz) / 1000.0 if khz and khz.strip().isdigit() else None
+
+
+def _governor() -> Optional[str]:
+    text = _read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    return text.strip() if text else None
+
+
+def _machine_info() -> Dict[str, Any]:
+    return {
+        "arch": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "os": platform.platform(),
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "quantized_engines": list(torch.backends.quantized.supported_engines),
+        "mkl": torch.backends.mkl.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_freq_mhz": _cpu_freq_mhz(),
+        "governor": _governor(),
+    }
+
+
+def _machine_busy_s() -> Optional[float]:
+    """Busy CPU seconds of the whole machine since boot, summed over cores (None off Linux)."""
+    text = _read_text("/proc/stat")
+    if not text or not text.startswith("cpu "):
+        return None
+    # user nice system idle iowait irq softirq steal; guest time is already inside user.
+    ticks = [int(v) for v in text.splitlines()[0].split()[1:9]]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _validate_pair(raw: Any) -> Dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"a pair must be a JSON object, got {type(raw).__name__}")
+    missing = [key for key in _PAIR_REQUIRED if key not in raw]
+    if missing:
+        raise ValueError(f"pair is missing {', '.join(missing)}")
+    unknown = sorted(set(raw) - set(_PAIR_REQUIRED) - set(PAIR_DEFAULTS))
+    if unknown:
+        raise ValueError(f"pair {raw['id']!r} has unknown field(s) {', '.join(unknown)}")
+    pair = dict(PAIR_DEFAULTS)
+    pair.update(raw)
+    for key in ("warmup_s", "block_min_s", "budget_s", "ci_rel"):
+        if not isinstance(pair[key], (int, float)) or pair[key] < 0:
+            raise ValueError(f"{key} must be a number >= 0, got {pair[key]!r}")
+    if not isinstance(pair["min_rounds"], int) or pair["min_rounds"] < 1:
+        raise ValueError(f"min_rounds must be an integer >= 1, got {pair['min_rounds']!r}")
+    if not isinstance(pair["max_rounds"], int) or pair["max_rounds"] < pair["min_rounds"]:
+        raise ValueError(f"max_rounds must be an integer >= min_rounds, got {pair['max_rounds']!r}")
+    shape = pair["input_shape"]
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f"input_shape must be a list of positive integers, got {shape!r}")
+    for key in ("baseline", "candidate"):
+        if not os.path.isfile(pair[key]):
+            raise FileNotFoundError(f"{key} artifact not found: {pair[key]}")
+    return pair
+
+
+def _load(path: str) -> Any:
+    return torch.jit.load(path, map_location="cpu").eval()
+
+
+def _time_block(model: Callable[[Any], Any], x: Any, iters: int) -> float:
+    """Seconds for ``iters`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(iters):
+        model(x)
+    return time.perf_counter() - start
+
+
+def _warm_up(model: Callable[[Any], Any], x: Any, seconds: float) -> None:
+    calls = 0
+    start = time.perf_counter()
+    while calls < 2 or time.perf_counter() - start < seconds:
+        model(x)
+        calls += 1
+
+
+def _calibrate(model: Callable[[Any], Any], x: Any, block_min_s: float) -> int:
+    """Iterations per block so that one block lasts at least ``block_min_s``.
+
+    Timer resolution and per-block overhead are then negligible next to the block, whatever the model.
+    """
+    iters = 1
+    while True:
+        elapsed = _time_block(model, x, iters)
+        if elapsed >= block_min_s:
+            return iters
+        # Aim 20% past the target, but grow at most 10x per step in case one fast block was a fluke.
+        wanted = math.ceil(iters * 1.2 * block_min_s / max(elapsed, 1e-9))
+        iters = max(iters + 1, min(wanted, iters * 10))
+
+
+def _rounds(
+    baseline: Callable[[Any], Any],
+    candidate: Callable[[Any], Any],
+    x: Any,
+    iters: Tuple[int, int],
+    pair: Dict[str, Any],
+) -> Tuple[List[float], List[float], List[float], str]:
+    """Interleaved timed rounds until the stopping rule fires.
+
+    Returns:
+        Per-iteration seconds of baseline and candidate and the speedup, one each per round, and the rule
+        that stopped: ``ci``, ``budget`` or ``max_rounds``. Every rule waits for ``min_rounds``.
+    """
+    n_base, n_cand = iters
+    baseline_s: List[float] = []
+    candidate_s: List[float] = []
+    speedups: List[float] = []
+    used_s = 0.0
+    while len(speedups) < pair["max_rounds"]:
+        # Alternate A B / B A so that slow drift (frequency, thermal) does not favour either side.
+        if len(speedups) % 2 == 0:
+            t_base = _time_block(baseline, x, n_base)
+            t_cand = _time_block(candidate, x, n_cand)
+        else:
+            t_cand = _time_block(candidate, x, n_cand)
+            t_base = _time_block(baseline, x, n_base)
+        used_s += t_base + t_cand
+        baseline_s.append(t_base / n_base)
+        candidate_s.append(t_cand / n_cand)
+        speedups.append(baseline_s[-1] / candidate_s[-1])
+        if len(speedups) < pair["min_rounds"]:
+            continue
+        if _ci_rel_halfwidth(speedups) <= pair["ci_rel"]:
+            return baseline_s, candidate_s, speedups, "ci"
+        if used_s >= pair["budget_s"]:
+            return baseline_s, candidate_s, speedups, "budget"
+    return baseline_s, candidate_s, speedups, "max_rounds"
+
+
+def _time_pair(pair: Dict[str, Any]) -> Dict[str, Any]:
+    busy_start = _machine_busy_s()
+    own_start = _own_cpu_s()
+    wall_start = time.perf_counter()
+
+    baseline = _load(pair["baseline"])
+    candidate = _load(pair["candidate"])
+    torch.manual_seed(pair["seed"])
+    x = torch.randn(pair["input_shape"])
+    with torch.inference_mode():
+        _warm_up(baseline, x, pair["warmup_s"])
+        _warm_up(candidate, x, pair["warmup_s"])
+        iters = (_calibrate(baseline, x, pair["block_min_s"]), _calibrate(candidate, x, pair["block_min_s"]))
+        baseline_s, candidate_s, speedups, stopped_by = _rounds(baseline, candidate, x, iters, pair)
+
+    wall_s = time.perf_counter() - wall_start
+    busy_end = _machine_busy_s()
+    other_cpu_cores = None
+    if busy_start is not None and busy_end is not None:
+        other_s = (busy_end - busy_start) - (_own_cpu_s() - own_start)
+        # Clock-tick granularity can make a quiet machine read slightly negative.
+        other_cpu_cores = max(0.0, other_s / wall_s)
+    return {
+        "id": pair["id"],
+        "iters_per_block": {"baseline": iters[0], "candidate": iters[1]},
+        "baseline_s": baseline_s,
+        "candidate_s": candidate_s,
+        "speedups": speedups,
+        "rounds": len(speedups),
+        "stopped_by": stopped_by,
+        "wall_s": wall_s,
+        "other_cpu_cores": other_cpu_cores,
+        "summary": summarize(baseline_s, candidate_s, speedups),
+    }
+
+
+def _handle_time(request: Dict[str, Any]) -> Dict[str, Any]:
+    threads = request.get("threads", 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    pairs = request.get("pairs")
+    if not isinstance(pairs, list) or not pairs:
+        raise ValueError("pairs must be a non-empty list")
+    # Validate every pair before timing any, so a typo in the last pair does not waste the budget of the others.
+    validated = [_validate_pair(p) for p in pairs]
+    torch.set_num_threads(threads)
+    return {"ok": True, "results": [_time_pair(p) for p in validated]}
+
+
+def _parse(line: str) -> Dict[str, Any]:
+    request = json.loads(line)
+    if not isinstance(request, dict):
+        raise ValueError(f"a request must be a JSON object, got {type(request).__name__}")
+    return request
+
+
+def _handle(request: Dict[str, Any]) -> Dict[str, Any]:
+    op = request.get("op")
+    if op == "info":
+        return {"ok": True, "machine": _machine_info()}
+    if op == "time":
+        return _handle_time(request)
+    raise ValueError(f"unknown op {op!r}; valid: info, time, quit")
+
+
+def _error_response(exc: BaseException) -> Dict[str, Any]:
+    message = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return {"ok": False, "error": message, "traceback": traceback.format_exc()}
+
+
+def _claim_stdout() -> TextIO:
+    """Keep the real stdout for responses and send everything else written to it to stderr.
+
+    Redirecting at the file-descriptor level, not only ``sys.stdout``, also catches prints from C++ code
+    (libtorch, OpenMP), which would otherwise corrupt the JSON stream.
+    """
+    sys.stdout.flush()
+    responses = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return responses
+
+
+def main() -> int:
+    """Serve requests from stdin until ``quit`` or end of input.
+
+    Returns:
+        The process exit status, 0.
+    """
+    out = _claim_stdout()
+    # Inter-op threads can be set only once per process, before any parallel work; intra-op threads are set
+    # per request with torch.set_num_threads.
+    torch.set_num_interop_threads(1)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = _parse(line)
+            if request.get("op") == "quit":
+                break
+            response = _handle(request)
+        except Exception as exc:  # noqa: BLE001 - any failure is reported to the host, and serving goes on
+            response = _error_response(exc)
+        out.write(json.dumps(response) + "\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

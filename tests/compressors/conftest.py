@@ -1,0 +1,53 @@
+"""Tiny models shared by the compressor tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+# torch warns once per process that CSR tensors are built without invariant checks; the CSR modules do that
+# on purpose (the indices come from to_csr), so tests that run them ignore it.
+IGNORE_UNCHECKED_CSR = pytest.mark.filterwarnings("ignore:Sparse invariant checks are implicitly disabled")
+
+
+def mnist_cnn() -> nn.Module:
+    """The MNIST CNN of the reference runs (conv-pool-conv-pool-fc-fc), seeded."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
+
+
+def tiny_resnet() -> nn.Module:
+    """torchvision resnet18 (residual adds, BatchNorm), seeded; run at 64x64 to stay fast."""
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=10)
+
+
+MODELS = {
+    "mnist_cnn": (mnist_cnn, (1, 1, 28, 28)),
+    "tiny_resnet": (tiny_resnet, (1, 3, 64, 64)),
+}
+
+
+def example_input(shape: tuple[int, ...]) -> torch.Tensor:
+    """A seeded random input of `shape`."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def mnist() -> tuple[nn.Module, torch.Tensor]:
+    """The MNIST CNN and a 1x1x28x28 input."""
+    factory, shape = MODELS["mnist_cnn"]
+    return factory(), example_input(shape)
