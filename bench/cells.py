@@ -19,7 +19,7 @@ from bench.matrix import Cell
 from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
-from bench.references import NO_WEIGHTS, References
+from bench.references import References
 from bench.training import finetune
 from targets import Target
 
@@ -85,10 +85,10 @@ class RecoveredModels:
             reference = references.get(cell.model)
             compressed = config.apply(reference.model, reference.example_input(cell.batch))
             before = None
-            if reference.dataset is not None:
-                before = top1(compressed.model, reference.dataset.test)
-                if cell.finetune_steps:
-                    finetune(compressed.model, reference.dataset.train, cell.finetune_steps, compressed.masks)
+            if reference.test is not None:
+                before = top1(compressed.model, reference.test)
+                if cell.finetune_steps and reference.train is not None:
+                    finetune(compressed.model, reference.train, cell.finetune_steps, compressed.masks)
             self._key, self._value = key, (compressed, before)
         return self._value
 
@@ -103,15 +103,12 @@ def measure_model_cell(
     compressed, accuracy_before = recovered.get(cell, config, references)
     fields: dict[str, Any] = {"compressor_info": compressed.info}
 
-    dataset = reference.dataset
-    if dataset is None:
-        fields.update(accuracy_top1=None, accuracy_before_recovery=None, accuracy_baseline=None, accuracy_note=NO_WEIGHTS)
-    else:
-        fields.update(
-            accuracy_baseline=reference.accuracy,
-            accuracy_before_recovery=accuracy_before,
-            accuracy_note=f"top-1 on {dataset.name} test ({len(dataset.test)} images)",
-        )
+    fields.update(
+        accuracy_top1=None,
+        accuracy_baseline=reference.accuracy,
+        accuracy_before_recovery=accuracy_before,
+        accuracy_note=reference.accuracy_note,
+    )
 
     fields.update(size_report(compressed.model))
     fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
@@ -121,9 +118,9 @@ def measure_model_cell(
 
     executable = config.finalize(compressed.model)
     fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
-    if dataset is not None:
+    if reference.test is not None:
         # Accuracy of what runs: the CSR form is evaluated itself, not assumed equal to the dense one.
-        fields["accuracy_top1"] = top1(executable.model, dataset.test)
+        fields["accuracy_top1"] = top1(executable.model, reference.test)
 
     candidate = save_torchscript(executable.model, example, workdir / "candidate.pt")
     pair = {"id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate), "input_shape": list(example.shape)}

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 from tabulate import tabulate
 
 import compressors
@@ -45,6 +46,16 @@ def _list_of(kind: type, flag: str):
     return parse
 
 
+def _model_path(flag: str):
+    def parse(text: str) -> tuple[str, str]:
+        model, sep, path = text.partition("=")
+        if not (sep and model and path):
+            raise BenchError(f"{flag} expects MODEL=PATH, got '{text}'")
+        return model, path
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description="Hardware-aware benchmarks of neural-network compression.")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
@@ -63,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", type=float, help="timing budget per cell in seconds")
     run.add_argument("--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep")
     run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
+    run.add_argument("--weights", action="append", type=_model_path("--weights"), metavar="MODEL=PATH", help="state_dict file for a model (repeatable)")
+    run.add_argument("--data", action="append", type=_model_path("--data"), metavar="MODEL=PATH", help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)")
     run.add_argument("--force", action="store_true", help="measure again cells already in the store")
     _store_flag(run)
     run.set_defaults(handler=_run)
@@ -101,6 +114,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["finetune_steps"] = args.finetune_steps
     if args.budget is not None:
         overrides["timing"] = {"budget_s": args.budget}
+    for key in ("weights", "data"):
+        if getattr(args, key):
+            overrides[key] = dict(getattr(args, key))
     if args.no_layers:
         overrides["layers"] = {"models": []}
     elif args.layer_sparsities is not None:
@@ -186,6 +202,9 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m bench`; returns the exit status."""
     warnings.filterwarnings("ignore", message=".*(beta state|invariant checks|is deprecated).*")
+    # In-process work (training, compression, accuracy) runs on one thread: on a shared machine, oversubscribed
+    # OpenMP threads slow it down tenfold. Timed work runs in the worker, at the threads each cell asks for.
+    torch.set_num_threads(1)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = build_parser().parse_args(argv)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,12 @@ import compressors
 import targets
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
+from bench.userdata import file_digest, folder_digest, open_folder
 
-__all__ = ["TimingConfig", "LayerSweep", "RunConfig", "load_config", "parse_compressor_spec", "DEFAULT_STORE"]
+__all__ = ["TimingConfig", "LayerSweep", "ModelAssets", "RunConfig", "load_config", "parse_compressor_spec", "DEFAULT_STORE"]
 
 DEFAULT_STORE = Path("results") / "bench.sqlite"
-_TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "compressors", "timing", "layers"}
+_TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "compressors", "timing", "layers", "weights", "data"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,20 @@ class LayerSweep:
 
 
 @dataclass(frozen=True)
+class ModelAssets:
+    """Weights and labelled images a user gave for one model, with digests that make them part of cell ids."""
+
+    weights: Path | None = None
+    data: Path | None = None
+    weights_digest: str | None = None
+    data_digest: str | None = None
+
+    def digests(self) -> dict[str, str]:
+        found = {"weights": self.weights_digest, "data": self.data_digest}
+        return {key: value for key, value in found.items() if value is not None}
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One validated matrix and where its results go.
 
@@ -77,6 +92,7 @@ class RunConfig:
     finetune_steps: int
     timing: TimingConfig
     layers: LayerSweep
+    assets: Mapping[str, ModelAssets] = field(default_factory=dict)
     store: Path = DEFAULT_STORE
     force: bool = False
     reports_dir: Path = field(init=False)
@@ -97,6 +113,7 @@ class RunConfig:
             "finetune_steps": self.finetune_steps,
             "timing": {f.name: getattr(self.timing, f.name) for f in fields(self.timing)},
             "layers": {f.name: getattr(self.layers, f.name) for f in fields(self.layers)},
+            "assets": {model: {k: str(v) for k, v in asdict(a).items() if v is not None} for model, a in self.assets.items()},
             "store": str(self.store),
         }
 
@@ -180,6 +197,34 @@ def _section(cls: type, name: str, table: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
+def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, ModelAssets]:
+    """Validate the user's weights files and image folders (which must exist) and digest them."""
+    for flag, table in (("weights", weights), ("data", data)):
+        for model, path in table.items():
+            _require(model in models, f"--{flag}: model '{model}' is not in the run (models: {', '.join(models)})")
+            _require(isinstance(path, (str, Path)), f"--{flag} {model}: expected a path, got {path!r}")
+    assets = {}
+    for model in sorted(set(weights) | set(data)):
+        weights_path = Path(weights[model]) if model in weights else None
+        data_path = Path(data[model]) if model in data else None
+        if weights_path is not None and not weights_path.is_file():
+            raise BenchError(f"--weights {model}: no such file: {weights_path}")
+        if data_path is not None:
+            spec = resolve_model(model)
+            _require(
+                weights_path is not None or spec.dataset is not None,
+                f"--data {model}: needs --weights {model}=PATH too (no accuracy is reported for random weights)",
+            )
+            open_folder(data_path, spec.input_shape, model)
+        assets[model] = ModelAssets(
+            weights=weights_path,
+            data=data_path,
+            weights_digest=file_digest(weights_path) if weights_path else None,
+            data_digest=folder_digest(data_path) if data_path else None,
+        )
+    return assets
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -249,6 +294,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         finetune_steps=steps,
         timing=_section(TimingConfig, "timing", table.get("timing", {})),
         layers=layers,
+        assets=_assets(models, table.get("weights", {}), table.get("data", {})),
         store=store,
         force=force,
     )

@@ -8,7 +8,7 @@ ever downloaded.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 
@@ -31,6 +31,11 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Consecutive (images, labels) batches, in order."""
+        for start in range(0, len(self.y), batch_size):
+            yield self.x[start : start + batch_size], self.y[start : start + batch_size]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class Cell:
     threads: int
     batch: int
     finetune_steps: int
+    assets: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class Cell:
             "threads": self.threads,
             "batch": self.batch,
             "finetune_steps": self.finetune_steps,
+            "assets": dict(self.assets),
         }
 
     @property
@@ -67,13 +69,14 @@ def expand(config: RunConfig) -> list[Cell]:
     cells: list[Cell] = []
     for model in config.models:
         trains = resolve_model(model).dataset is not None
+        assets = _assets(config, model)
         for compressor in config.compressors:
             steps = config.finetune_steps if trains and compressor.name != "none" else 0
             params = tuple(sorted(compressor.to_dict().items()))
             for target in config.targets:
                 for threads in config.threads:
                     for batch in config.batch:
-                        cells.append(Cell("model", model, compressor.name, params, target, threads, batch, steps))
+                        cells.append(Cell("model", model, compressor.name, params, target, threads, batch, steps, assets))
     for model in config.layers.models:
         if model not in config.models:
             continue
@@ -82,5 +85,10 @@ def expand(config: RunConfig) -> list[Cell]:
             for target in config.targets:
                 for threads in config.threads:
                     for batch in config.batch:
-                        cells.append(Cell("layers", model, LAYER_COMPRESSOR, params, target, threads, batch, 0))
+                        cells.append(Cell("layers", model, LAYER_COMPRESSOR, params, target, threads, batch, 0, _assets(config, model)))
     return cells
+
+
+def _assets(config: RunConfig, model: str) -> tuple[tuple[str, str], ...]:
+    assets = config.assets.get(model)
+    return tuple(sorted(assets.digests().items())) if assets else ()

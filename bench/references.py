@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,26 +10,38 @@ import torch
 from torch import nn
 
 from bench.artifacts import save_torchscript
-from bench.data import Dataset, load_dataset
-from bench.measure.accuracy import top1
+from bench.config import ModelAssets
+from bench.data import Split, load_dataset
+from bench.measure.accuracy import EvalSplit, top1
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
-from bench.models import ModelSpec, resolve_model
-from bench.training import trained_reference
+from bench.models import resolve_model
+from bench.training import reference_cache_path, trained_reference
+from bench.userdata import load_weights, open_folder
 
-__all__ = ["Reference", "References"]
+__all__ = ["Reference", "References", "NO_WEIGHTS", "NO_DATA"]
 
 NO_WEIGHTS = "n/a (no weights)"
+NO_DATA = "n/a (weights given, no --data)"
 
 
 @dataclass
 class Reference:
-    """A reference model with its data set and baseline accuracy (None when it has no real weights)."""
+    """A reference model with the data its accuracy is measured on.
 
-    spec: ModelSpec
+    Attributes:
+        test: the held-out split, or None when there is no real accuracy to measure.
+        train: the training split, for recovery; only for models the suite trains itself.
+        accuracy: baseline top-1 on `test`, or None.
+        accuracy_note: what the accuracy is measured on, or why it is n/a.
+    """
+
+    spec_input_shape: tuple[int, int, int]
     model: nn.Module
-    dataset: Dataset | None
+    test: EvalSplit | None
+    train: Split | None
     accuracy: float | None
+    accuracy_note: str
     _size: dict[str, int] = field(default_factory=dict)
     _macs: dict[int, int] = field(default_factory=dict)
 
@@ -46,7 +59,7 @@ class Reference:
 
     def example_input(self, batch: int, seed: int = 0) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn((batch, *self.spec.input_shape), generator=generator)
+        return torch.randn((batch, *self.spec_input_shape), generator=generator)
 
 
 @dataclass
@@ -55,19 +68,38 @@ class References:
 
     cache_dir: Path
     artifact_dir: Path
+    assets: Mapping[str, ModelAssets] = field(default_factory=dict)
+    notify: Callable[[str], None] = lambda _message: None
     _models: dict[str, Reference] = field(default_factory=dict)
     _artifacts: dict[tuple[str, int], Path] = field(default_factory=dict)
 
     def get(self, name: str) -> Reference:
         if name not in self._models:
-            spec = resolve_model(name)
-            if spec.dataset is None:
-                self._models[name] = Reference(spec, spec.build().eval(), None, None)
-            else:
-                dataset = load_dataset(spec.dataset)
-                model = trained_reference(spec, dataset, self.cache_dir)
-                self._models[name] = Reference(spec, model, dataset, top1(model, dataset.test))
+            self._models[name] = self._build(name)
         return self._models[name]
+
+    def _build(self, name: str) -> Reference:
+        spec = resolve_model(name)
+        assets = self.assets.get(name, ModelAssets())
+        bundled = load_dataset(spec.dataset) if spec.dataset is not None else None
+        if assets.weights is not None:
+            model = load_weights(spec.build(), assets.weights, name)
+        elif bundled is not None:
+            if not reference_cache_path(spec, bundled, self.cache_dir).exists():
+                self.notify(f"training {name} on {bundled.name} once (cached in {self.cache_dir} for later runs)")
+            model = trained_reference(spec, bundled, self.cache_dir)
+        else:
+            return Reference(spec.input_shape, spec.build().eval(), None, None, None, NO_WEIGHTS)
+        test: EvalSplit
+        if assets.data is not None:
+            test, train = open_folder(assets.data, spec.input_shape, name), None
+            note = f"top-1 on {assets.data} ({len(test)} images)"
+        elif bundled is not None:
+            test, train = bundled.test, bundled.train
+            note = f"top-1 on {bundled.name} test ({len(test)} images)"
+        else:
+            return Reference(spec.input_shape, model, None, None, None, NO_DATA)
+        return Reference(spec.input_shape, model, test, train, top1(model, test), note)
 
     def artifact(self, name: str, batch: int) -> Path:
         """The baseline's TorchScript file for inputs of `batch` samples."""

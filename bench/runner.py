@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import targets
 from bench.cells import BUSY_CORES, RecoveredModels, measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
+from bench.errors import BenchError
 from bench.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.matrix import Cell, expand
 from bench.progress import Progress
@@ -85,23 +86,27 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
             f"warning: busy machine: other processes are using {others:.1f} cores; latency may be off by multiples"
             " (cells measured while busy are flagged)\n"
         )
-    status = "interrupted"
+    status = "aborted"
     try:
         with ExitStack() as stack:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+            progress = Progress(len(cells), stream)
             session = _Session(
                 config=config,
                 store=store,
                 outcome=outcome,
-                references=References(cache_dir=config.cache_dir, artifact_dir=workdir / "baselines"),
+                references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
                 recovered=RecoveredModels(),
                 targets=_Targets(stack),
                 workdir=workdir,
-                progress=Progress(len(cells), stream),
+                progress=progress,
             )
             for cell in cells:
                 session.run_cell(cell)
         status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         store.finish_run(outcome.run_id, status)
         store.close()
@@ -151,6 +156,8 @@ class _Session:
             if cell.kind == "layers":
                 return measure_layers_cell(cell, self.references, target, timing, self.config.layers.budget_s, cell_dir)
             return measure_model_cell(cell, self.references, self.recovered, target, timing, cell_dir)
+        except BenchError:
+            raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
             return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
         finally:

@@ -173,6 +173,8 @@ def open_store(path: Path) -> Store:
         connection = sqlite3.connect(path, timeout=30)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(_SCHEMA)
+    except (FileExistsError, NotADirectoryError):
+        raise BenchError(f"--store: cannot open {path} for writing: a parent of it is a file, not a folder") from None
     except (OSError, sqlite3.Error) as error:
         reason = error.strerror if isinstance(error, OSError) else str(error)
         raise BenchError(f"--store: cannot open {path} for writing: {reason}") from None

@@ -76,7 +76,7 @@ def finetune(
             _step(model, optimizer, x, y)
             with torch.no_grad():
                 for name, mask in masks.items():
-                    params[name].mul_(mask)
+                    params[name].masked_fill_(~mask, 0.0)
             done += 1
             if done == steps:
                 break

@@ -93,7 +93,9 @@ class UnstructuredPruning(CompressorConfig):
         zeros = total = 0
         with torch.no_grad():
             for (name, module), keep in zip(layers, keeps, strict=True):
-                module.weight.mul_(keep)
+                # masked_fill, not mul: multiplying a negative weight by 0 stores -0.0, which CSR drops as a zero
+                # and decodes as +0.0, so an encode/decode round trip would not be bit for bit.
+                module.weight.masked_fill_(~keep, 0.0)
                 masks[f"{name}.weight" if name else "weight"] = keep
                 layer_zeros = int((module.weight == 0).sum())
                 layer_sparsity[name] = layer_zeros / module.weight.numel()

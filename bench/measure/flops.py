@@ -29,7 +29,8 @@ def macs_report(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]
     for name, module in model.named_modules():
         if not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue
-        flops = sum(per_module.get(f"{prefix}.{name}", {}).values())
+        key = f"{prefix}.{name}" if name else prefix  # the root module is counted under its class name alone
+        flops = sum(per_module.get(key, {}).values())
         density = float(torch.count_nonzero(module.weight)) / module.weight.numel()
         saved_flops += flops * (1.0 - density)
     return {"macs_dense": int(total_flops // 2), "macs_effective": int((total_flops - saved_flops) // 2)}

@@ -42,10 +42,12 @@ def test_default_compressor_grid_is_expanded_to_validated_configs() -> None:
     names = [c.name for c in config.compressors]
     unstructured = table["prune.unstructured"]
     assert names.count("none") == 1
-    assert names.count("prune.unstructured") == len(unstructured["sparsity"]) * len(unstructured["execution"])
+    scopes = unstructured.get("scope", "global")
+    scopes = scopes if isinstance(scopes, list) else [scopes]
+    assert names.count("prune.unstructured") == len(unstructured["sparsity"]) * len(unstructured["execution"]) * len(scopes)
     assert names.count("prune.channel") == len(table["prune.channel"]["macs_removed"])
     points = {(c.sparsity, c.execution, c.scope) for c in config.compressors if c.name == "prune.unstructured"}
-    assert points == {(s, e, "global") for s in unstructured["sparsity"] for e in unstructured["execution"]}
+    assert points == {(s, e, scope) for s in unstructured["sparsity"] for e in unstructured["execution"] for scope in scopes}
     assert sorted(c.macs_removed for c in config.compressors if c.name == "prune.channel") == sorted(table["prune.channel"]["macs_removed"])
 
 

@@ -35,10 +35,6 @@ def test_csr_round_trip_values_equal() -> None:
         assert torch.equal(decoded[name], tensor), name
 
 
-@pytest.mark.xfail(
-    reason="BUG: decode_csr_state is not bit for bit: pruned negative weights are -0.0 (mask multiply) and come back as +0.0",
-    strict=True,
-)
 def test_csr_round_trip_bit_for_bit() -> None:
     state = _state(_pruned_digits())
     decoded = decode_csr_state(encode_csr_state(state))
@@ -99,11 +95,6 @@ def test_macs_linear_in_a_container(batch: int) -> None:
     assert report["macs_effective"] == pytest.approx(1000 * batch, rel=0.01)
 
 
-@pytest.mark.xfail(
-    reason="BUG: macs_report looks up the root module's flops under 'Linear.' instead of 'Linear', so a bare layer "
-    "gets macs_effective == macs_dense",
-    strict=True,
-)
 def test_macs_bare_linear() -> None:
     torch.manual_seed(0)
     linear = nn.Linear(100, 50)

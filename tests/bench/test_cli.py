@@ -1,0 +1,160 @@
+"""The CLI end to end on a tiny digits_cnn matrix: tables, finding, report, store contents, resume, listing, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.store import open_store
+from tests.bench.conftest import TinyRun, run_main, tiny_run_args, write_fast_toml
+
+
+def _records(store: Path, run_id: str | None = None) -> list[dict]:
+    opened = open_store(store)
+    try:
+        return opened.records(opened.run(run_id)["run_id"])
+    finally:
+        opened.close()
+
+
+def test_tiny_run_output(tiny_run: TinyRun) -> None:
+    out = tiny_run.result.out
+    assert "\ndigits_cnn\n" in out
+    for variant in ("none", "prune.unstructured execution=dense scope=global sparsity=0.9",
+                    "prune.unstructured execution=csr scope=global sparsity=0.9", "prune.channel criterion=l1 macs_removed=0.5"):  # fmt: skip
+        assert variant in out
+    assert re.search(r"Finding (NOT )?reproduced for digits_cnn on cpu t=1 b=1", out)
+    assert f"run {tiny_run.run_id}: 4 measured, 0 reused from the store, 0 failed, 0 skipped" in out
+    assert "[4/4]" in tiny_run.result.err
+
+
+def test_tiny_run_writes_report_with_its_figure(tiny_run: TinyRun) -> None:
+    report = tiny_run.store.parent / "runs" / tiny_run.run_id / "report.md"
+    assert report.is_file()
+    assert f"report: {report}" in tiny_run.result.out
+    text = report.read_text()
+    assert "## Finding" in text and "## digits_cnn" in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links
+    for link in links:
+        figure = report.parent / link
+        assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (Path.cwd() / "results" / "runs" / tiny_run.run_id).exists()
+
+
+def test_tiny_run_records(tiny_run: TinyRun) -> None:
+    records = _records(tiny_run.store, tiny_run.run_id)
+    assert len(records) == 4
+    assert len({r["cell_id"] for r in records}) == 4
+    by_variant = {(r["compressor"], r["params"].get("execution")): r for r in records}
+    for record in records:
+        assert record["status"] == "ok" and record["error"] is None
+        assert record["kind"] == "model" and record["model"] == "digits_cnn"
+        assert len(record["samples_s"]) == record["timing_rounds"] == len(record["samples_speedup"]) == len(record["samples_baseline_s"])
+        assert record["timing_rounds"] >= 3
+        assert all(s > 0 for s in record["samples_s"])
+        assert record["speedup_ci_low"] <= record["speedup_median"] <= record["speedup_ci_high"]
+        for key in ("accuracy_baseline", "accuracy_top1", "accuracy_before_recovery"):
+            assert 0.0 <= record[key] <= 1.0, key
+        assert record["accuracy_baseline"] > 0.9
+        assert record["machine_id"] and record["machine"]["cpu_count"] >= 1
+    dense, csr = by_variant[("prune.unstructured", "dense")], by_variant[("prune.unstructured", "csr")]
+    assert dense["executed_as"] != csr["executed_as"]
+    assert "CSR" in csr["executed_as"] and "dense" in dense["executed_as"]
+    assert dense["finetune_steps"] == 5 and by_variant[("none", None)]["finetune_steps"] == 0
+    # the same weights run on two kernels: the same accuracy and the same count of non-zeros
+    assert dense["params_nonzero"] == csr["params_nonzero"] < 0.2 * dense["params_total"]
+    assert dense["accuracy_top1"] == pytest.approx(csr["accuracy_top1"], abs=0.01)
+    assert by_variant[("none", None)]["theoretical_speedup"] == pytest.approx(1.0)
+    channel = by_variant[("prune.channel", None)]
+    assert channel["params_total"] < dense["params_total"]
+    assert channel["theoretical_speedup"] > 1.5
+
+
+def test_second_run_reuses_every_cell_and_force_measures_again(tiny_run: TinyRun, tmp_path: Path) -> None:
+    store = tiny_run.copy_store(tmp_path)
+    again = run_main(tiny_run_args(store, tiny_run.config))
+    assert again.code == 0, again.err
+    assert re.search(r"run \S+: 0 measured, 4 reused from the store, 0 failed, 0 skipped", again.out)
+    assert again.err.count(" cached ") == 4 and "measuring" not in again.err
+    first, second = _records(store, tiny_run.run_id), _records(store)
+    assert [r["cell_id"] for r in first] == [r["cell_id"] for r in second]
+    assert first == second  # the very same records, linked into the new run
+
+    forced = run_main(tiny_run_args(store, tiny_run.config, "--force", compressors=["none"]))
+    assert forced.code == 0, forced.err
+    assert re.search(r"run \S+: 1 measured, 0 reused", forced.out)
+    (new,) = _records(store)
+    old = next(r for r in first if r["compressor"] == "none")
+    assert new["cell_id"] == old["cell_id"] and new["samples_s"] != old["samples_s"]
+
+
+def test_list_verbs(tiny_run: TinyRun) -> None:
+    models = run_main(["list", "models"])
+    assert models.code == 0 and all(name in models.out for name in ("digits_cnn", "mnist_cnn", "resnet18", "n/a (no weights)"))
+    comps = run_main(["list", "compressors"])
+    assert comps.code == 0 and all(name in comps.out for name in ("none", "prune.unstructured", "prune.channel", "sparsity=0.9"))
+    targs = run_main(["list", "targets"])
+    assert targs.code == 0 and re.search(r"^cpu\s+yes", targs.out, re.M)
+    runs = run_main(["list", "runs", "--store", str(tiny_run.store)])
+    assert runs.code == 0 and re.search(rf"^{tiny_run.run_id}\s+\S+\s+finished\s+digits_cnn", runs.out, re.M)
+
+
+def test_report_and_export(tiny_run: TinyRun, tmp_path: Path) -> None:
+    store = tiny_run.copy_store(tmp_path)
+    report = run_main(["report", "--store", str(store)])
+    assert report.code == 0, report.err
+    assert "digits_cnn" in report.out and "Finding" in report.out
+    assert (store.parent / "runs" / tiny_run.run_id / "report.md").is_file()
+    assert run_main(["report", tiny_run.run_id, "--store", str(store)]).code == 0
+
+    exported = run_main(["export", "--format", "csv", "--store", str(store)])
+    assert exported.code == 0
+    rows = list(csv.DictReader(io.StringIO(exported.out)))
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
+    assert "speedup_median" in rows[0] and "samples_s" not in rows[0]
+
+    output = tmp_path / "out.json"
+    exported = run_main(["export", tiny_run.run_id, "--format", "json", "--output", str(output), "--store", str(store)])
+    assert exported.code == 0 and exported.out == ""
+    data = json.loads(output.read_text())
+    assert data["run"]["run_id"] == tiny_run.run_id and len(data["records"]) == 4
+    assert all(len(r["samples_s"]) == r["timing_rounds"] for r in data["records"])
+
+
+def test_layer_sweep(tmp_path: Path) -> None:
+    config = write_fast_toml(tmp_path, 'models = ["digits_cnn"]\n')  # appended to the [layers] table
+    store = tmp_path / "bench.sqlite"
+    result = run_main([
+        "run", "--config", str(config), "--models", "digits_cnn", "--compressors", "none", "--budget", "0.2",
+        "--finetune-steps", "5", "--layer-sparsities", "0.5,0.99", "--store", str(store),
+    ])  # fmt: skip
+    assert result.code == 0, result.err
+    assert re.search(r"digits_cnn layer level \(cpu t=1 b=1\), break-even sparsity (\S+)", result.out)
+    layers = [r for r in _records(store) if r["kind"] == "layers"]
+    assert [r["params"]["sparsity"] for r in layers] == [0.5, 0.99]
+    for record in layers:
+        assert record["status"] == "ok"
+        assert {(g["m"], g["k"], g["n"]) for g in record["layers"]} == {(16, 9, 64), (32, 144, 64), (64, 512, 1), (10, 64, 1)}
+        for gemm in record["layers"]:
+            assert gemm["sparsity"] == pytest.approx(record["params"]["sparsity"], abs=0.02)
+            assert gemm["dense_median_s"] > 0 and gemm["csr_median_s"] > 0
+            assert gemm["speedup_ci_low"] <= gemm["speedup_median"] <= gemm["speedup_ci_high"]
+        assert record["theoretical_speedup"] == pytest.approx(1 / (1 - record["params"]["sparsity"]))
+        total_dense = sum(len(g["layers"]) * g["dense_median_s"] for g in record["layers"])
+        assert record["latency_baseline_median_s"] == pytest.approx(total_dense)
+    report = (store.parent / "runs" / _run_id(store) / "report.md").read_text()
+    assert "Break-even sparsity" in report and "layers-digits-cnn" in report
+
+
+def _run_id(store: Path) -> str:
+    opened = open_store(store)
+    try:
+        return opened.run()["run_id"]
+    finally:
+        opened.close()

@@ -1,0 +1,108 @@
+"""Bad input through `python -m bench` as a user runs it: exit 2, one `error:` line, no traceback, nothing lost."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.bench.conftest import REPO, SUBPROCESS_ENV, TinyRun, bench_command, count_records, run_main
+
+QUICK = ["--budget", "0.2", "--finetune-steps", "5", "--no-layers"]
+
+# name -> (argv with {store}, {tmp}, {regular} placeholders, fragments the error line must contain)
+BAD = {
+    "unknown model": (["run", "--models", "resnt18", *QUICK, "--store", "{store}"], ["unknown model 'resnt18'", "did you mean 'resnet18'"]),
+    "unknown compressor": (["run", "--models", "digits_cnn", "--compressors", "prune.unstrctured", *QUICK, "--store", "{store}"],
+                           ["unknown compressor 'prune.unstrctured'", "prune.unstructured"]),
+    "unknown target": (["run", "--models", "digits_cnn", "--targets", "tpu", *QUICK, "--store", "{store}"], ["unknown target 'tpu'", "cpu"]),
+    "sparsity 1.5": (["run", "--models", "digits_cnn", "--compressors", "prune.unstructured:sparsity=1.5", *QUICK, "--store", "{store}"],
+                     ["sparsity", "1.5"]),
+    "bad toml": (["run", "--config", "{tmp}/bad.toml", *QUICK, "--store", "{store}"], ["not valid TOML", "bad.toml"]),
+    "unknown toml key": (["run", "--config", "{tmp}/unknown.toml", *QUICK, "--store", "{store}"], ["unknown key 'modles'"]),
+    "store under a file": (["run", "--models", "digits_cnn", "--compressors", "none", *QUICK, "--store", "{regular}/bench.sqlite"],
+                           ["--store", "{regular}/bench.sqlite"]),
+    "threads 0": (["run", "--models", "digits_cnn", "--threads", "0", *QUICK, "--store", "{store}"], ["threads", "0"]),
+    "missing config": (["run", "--config", "{tmp}/missing.toml", "--store", "{store}"], ["no such file", "missing.toml"]),
+    "report unknown run": (["report", "nosuchrun", "--store", "{store}"], ["unknown run 'nosuchrun'"]),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bad_results(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
+    """Every bad command against a copy of the tiny run's store, started at once (each pays torch's import)."""
+    tmp = tmp_path_factory.mktemp("bad")
+    store = tiny_run.copy_store(tmp)
+    (tmp / "bad.toml").write_text("models = [")
+    (tmp / "unknown.toml").write_text('modles = ["resnet18"]\n')
+    regular = tmp / "regular"
+    regular.write_text("a file, not a folder")
+    before = count_records(store)
+    values = {"store": str(store), "tmp": str(tmp), "regular": str(regular)}
+    processes = {}
+    for name, (argv, _) in BAD.items():
+        command = bench_command(*(arg.format(**values) for arg in argv))
+        processes[name] = subprocess.Popen(command, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    try:
+        for name, process in processes.items():
+            out, err = process.communicate(timeout=180)
+            results[name] = (process.returncode, out, err)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return results, values, store, before
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_input_exits_2_with_one_error_line(bad_results, name: str) -> None:
+    results, values, _, _ = bad_results
+    code, out, err = results[name]
+    assert code == 2, (out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    for fragment in BAD[name][1]:
+        assert fragment.format(**values) in lines[0]
+
+
+def test_nothing_stored_is_lost(bad_results, tiny_run: TinyRun) -> None:
+    _, _, store, before = bad_results
+    assert before == 4
+    assert count_records(store) == before
+    connection = sqlite3.connect(store)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        statuses = connection.execute("SELECT status FROM records").fetchall()
+        runs = connection.execute("SELECT run_id, status FROM runs").fetchall()
+    finally:
+        connection.close()
+    assert [s for (s,) in statuses] == ["ok"] * 4
+    assert runs == [(tiny_run.run_id, "finished")]  # no bad command started a run
+
+
+def test_unwritable_store_creates_nothing(bad_results) -> None:
+    _, values, _, _ = bad_results
+    assert Path(values["regular"]).read_text() == "a file, not a folder"
+
+
+IN_PROCESS = {
+    "threads not a number": (["run", "--threads", "two"], "--threads expects a comma-separated list of int, got 'two'"),
+    "unknown verb": (["frobnicate"], "invalid choice: 'frobnicate'"),
+    "bad export format": (["export", "--format", "xml"], "invalid choice: 'xml'"),
+    "no verb": ([], "the following arguments are required: verb"),
+}
+
+
+@pytest.mark.parametrize("argv, fragment", IN_PROCESS.values(), ids=IN_PROCESS.keys())
+def test_argument_errors_in_process(argv: list[str], fragment: str, tmp_path: Path) -> None:
+    result = run_main([*argv, "--store", str(tmp_path / "s.sqlite")] if argv and argv[0] != "frobnicate" else argv)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.err
+    assert not (tmp_path / "s.sqlite").exists()

@@ -1,0 +1,137 @@
+"""Bundled data sets, the model registry, the cache of trained references and mask-keeping fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import bench.training
+import compressors
+from bench.data import load_dataset
+from bench.errors import BenchError
+from bench.measure.accuracy import top1
+from bench.models import list_models, model_names, register_model, resolve_model
+from bench.training import finetune, reference_cache_path, trained_reference
+
+
+def test_mnist_shapes_and_labels() -> None:
+    data = load_dataset("mnist")
+    assert len(data.train) == 60000 and len(data.test) == 10000
+    assert data.train.x.shape == (60000, 1, 28, 28) and data.test.x.shape == (10000, 1, 28, 28)
+    assert data.train.x.dtype == torch.float32 and data.train.y.dtype == torch.int64
+    for split in (data.train, data.test):
+        assert sorted(split.y.unique().tolist()) == list(range(10))
+    # normalized with MNIST's mean and std: roughly zero mean, unit spread over the training set
+    assert abs(float(data.train.x.mean())) < 0.05 and 0.9 < float(data.train.x.std()) < 1.1
+    assert load_dataset("mnist") is data  # loaded once per process
+
+
+def test_digits_split() -> None:
+    data = load_dataset("digits")
+    assert (len(data.train), len(data.test)) == (1437, 360)
+    assert data.train.x.shape[1:] == (1, 8, 8)
+    assert sorted(data.test.y.unique().tolist()) == list(range(10))
+    assert len(data.digest) == 16
+
+
+def test_unknown_dataset() -> None:
+    with pytest.raises(BenchError, match="unknown dataset 'cifar'"):
+        load_dataset("cifar")
+
+
+def test_registry_models_build_and_run() -> None:
+    for spec in list_models():
+        if spec.input_shape[1] > 32:
+            continue  # the ImageNet-sized ones are covered by the shufflenet and slow tests
+        model = spec.build().eval()
+        with torch.no_grad():
+            out = model(torch.zeros(2, *spec.input_shape))
+        assert out.shape == (2, 10)
+
+
+def test_list_models_pattern() -> None:
+    assert [s.name for s in list_models("*_cnn")] == ["digits_cnn", "mnist_cnn"]
+    assert model_names() == sorted(model_names())
+    assert {"resnet18", "mnist_cnn", "digits_cnn"} <= set(model_names())
+
+
+def test_torchvision_name_resolves_and_runs() -> None:
+    spec = resolve_model("shufflenet_v2_x1_0")
+    assert spec.source == "torchvision" and spec.dataset is None and spec.input_shape == (3, 224, 224)
+    model = spec.build().eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, *spec.input_shape))
+    assert out.shape == (1, 1000)
+
+
+def test_unknown_model_lists_valid_names() -> None:
+    with pytest.raises(BenchError) as info:
+        resolve_model("mnist_cn")
+    message = str(info.value)
+    assert "unknown model 'mnist_cn'" in message and "did you mean 'mnist_cnn'" in message
+    for name in model_names():
+        assert name in message
+    assert "torchvision" in message
+
+
+def test_registering_a_duplicate_name_raises() -> None:
+    before = model_names()
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("digits_cnn", input_shape=(1, 8, 8))(lambda: nn.Identity())
+    assert model_names() == before
+    assert resolve_model("digits_cnn").dataset == "digits"
+
+
+def test_trained_reference_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = resolve_model("digits_cnn")
+    data = load_dataset("digits")
+    calls = []
+    real_train = bench.training.train
+    monkeypatch.setattr(bench.training, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    first = trained_reference(spec, data, tmp_path)
+    assert calls == [1]
+    path = reference_cache_path(spec, data, tmp_path)
+    assert path.is_file() and path.parent == tmp_path
+    assert not path.with_suffix(".part").exists()
+    assert top1(first, data.test) > 0.9
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again instead of loading the cache")
+
+    monkeypatch.setattr(bench.training, "train", no_training)
+    second = trained_reference(spec, data, tmp_path)
+    assert second is not first
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert not second.training
+
+
+def test_trained_reference_without_recipe(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no training recipe"):
+        trained_reference(resolve_model("resnet18"), load_dataset("digits"), tmp_path)
+
+
+def test_finetune_keeps_masked_weights_zero_and_recovers(tmp_path: Path) -> None:
+    spec = resolve_model("digits_cnn")
+    data = load_dataset("digits")
+    reference = trained_reference(spec, data, tmp_path)
+    compressed = compressors.get("prune.unstructured")(sparsity=0.9).apply(reference, torch.zeros(1, 1, 8, 8))
+    assert compressed.masks
+    before = top1(compressed.model, data.test)
+    finetune(compressed.model, data.train, 40, compressed.masks)
+    after = top1(compressed.model, data.test)
+    params = dict(compressed.model.named_parameters())
+    for name, mask in compressed.masks.items():
+        assert torch.all(params[name][~mask] == 0), name
+        assert int((params[name] != 0).sum()) <= int(mask.sum())
+    assert after >= before
+    assert not compressed.model.training
+
+
+def test_finetune_rejects_masks_of_unknown_parameters() -> None:
+    model = resolve_model("digits_cnn").build()
+    with pytest.raises(ValueError, match="nope.weight"):
+        finetune(model, load_dataset("digits").train, 1, {"nope.weight": torch.ones(1, dtype=torch.bool)})
