@@ -127,7 +127,7 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
         figure = plot_speedup_vs_sparsity(series, f"{model}, {place}: speedup vs MACs removed", directory / f"speedup-{slug(model)}-{slug(place)}.png")
         figures += [f"![{model} speedup vs sparsity]({figure.name})", ""]
     if findings:
-        md += ["## Finding", "", *findings, "", *figures]
+        md += ["## Finding", ""] + [line for text in findings for line in (text, "")] + figures
 
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
