@@ -191,10 +191,22 @@ def _section(cls: type, name: str, table: Mapping[str, Any]) -> Any:
     values = {key: tuple(v) if isinstance(v, list) else v for key, v in table.items()}
     for key, value in values.items():
         default = next(f.default for f in fields(cls) if f.name == key)
-        expected = float if isinstance(default, float) else type(default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else isinstance(value, expected)
-        _require(ok, f"{name}.{key} must be {expected.__name__}, got {value!r}")
+        expected = type(default)
+        ok = _is_number(value) if expected is float else isinstance(value, expected) and not isinstance(value, bool)
+        _require(ok, f"{name}.{key} must be {_KIND_NAMES[expected]}, got {value!r}")
+        if expected is tuple:
+            element = type(default[0])
+            for item in value:
+                _require(_is_number(item) if element is float else isinstance(item, element), f"{name}.{key} must be a list of {_PLURALS[element]}, got {item!r}")
     return cls(**values)
+
+
+_KIND_NAMES = {float: "a number", int: "an integer", tuple: "a list", str: "a string"}
+_PLURALS = {float: "numbers", int: "integers", str: "names"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, ModelAssets]:

@@ -144,22 +144,30 @@ class Store:
         return [check_record(json.loads(row[0])) for row in rows]
 
     def export(self, run_id: str, fmt: str) -> str:
-        """The run's records as JSON (complete) or CSV (scalar fields only; raw samples stay in JSON)."""
+        """The run's records as JSON (complete) or CSV (scalars, nested ones as `table.key`; raw samples stay in JSON)."""
         records = self.records(run_id)
         if fmt == "json":
             return json.dumps({"run": self.run(run_id), "records": records}, indent=2)
         if fmt != "csv":
             raise BenchError(f"--format must be one of csv, json; got '{fmt}'")
-        scalar_keys: list[str] = []
-        for record in records:
-            for key, value in record.items():
-                if not isinstance(value, (dict, list)) and key not in scalar_keys:
-                    scalar_keys.append(key)
+        rows = [_flat_scalars(record) for record in records]
+        columns = list(dict.fromkeys(key for row in rows for key in row))
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=scalar_keys, extrasaction="ignore")
+        writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(rows)
         return out.getvalue()
+
+
+def _flat_scalars(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's scalars, with those of nested tables as `table.key` (params, machine); lists are left out."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if not isinstance(v, (dict, list))})
+        elif not isinstance(value, list):
+            flat[key] = value
+    return flat
 
 
 def open_store(path: Path) -> Store:

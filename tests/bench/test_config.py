@@ -144,6 +144,8 @@ BAD_FILES = {
     "float rounds": ("[timing]\nmin_rounds = 2.5", ["timing.min_rounds", "2.5"]),
     "max below min": ("[timing]\nmin_rounds = 10\nmax_rounds = 5", ["timing.max_rounds", "5"]),
     "unknown model in layers": ('[layers]\nmodels = ["resnet1"]', ["unknown model 'resnet1'"]),
+    "text in layer sparsities": ('[layers]\nsparsities = ["a"]', ["layers.sparsities must be a list of numbers", "'a'"]),
+    "scalar layer sparsities": ("[layers]\nsparsities = 0.5", ["layers.sparsities must be a list", "0.5"]),
 }
 
 
