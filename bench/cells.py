@@ -18,7 +18,7 @@ from bench.layers import gemm_pairs
 from bench.matrix import Cell
 from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
-from bench.measure.size import size_report
+from bench.measure.size import dense_bytes, size_report
 from bench.references import References
 from bench.training import finetune
 from targets import Target
@@ -83,7 +83,7 @@ class RecoveredModels:
         key = (cell.model, cell.batch, config.training_key(), cell.finetune_steps)
         if key != self._key or self._value is None:
             reference = references.get(cell.model)
-            compressed = config.apply(reference.model, reference.example_input(cell.batch))
+            compressed = config.apply(reference.model, reference.example_input(cell.batch), reference.calibration())
             before = None
             if reference.test is not None:
                 before = top1(compressed.model, reference.test)
@@ -123,7 +123,13 @@ def measure_model_cell(
         fields["accuracy_top1"] = top1(executable.model, reference.test)
 
     candidate = save_torchscript(executable.model, example, workdir / "candidate.pt")
-    pair = {"id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate), "input_shape": list(example.shape)}
+    fields["size_stored_bytes"] = len(dense_bytes(executable.model.state_dict()))
+    fields["artifact_bytes"] = candidate.stat().st_size
+    fields["quantized_engine"] = executable.quantized_engine
+    pair = {
+        "id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate),
+        "input_shape": list(example.shape), "quantized_engine": executable.quantized_engine,
+    }  # fmt: skip
     (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
     fields.update(latency_fields(result))
     fields["efficiency"] = fields["speedup_median"] / fields["theoretical_speedup"]

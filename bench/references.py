@@ -57,6 +57,19 @@ class Reference:
             self._macs[batch] = macs_report(self.model, self.example_input(batch))["macs_dense"]
         return self._macs[batch]
 
+    def calibration(self, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
+        """Real input batches for compressors that observe activations: training images when the
+        suite trains the model, else images of the user's folder, else nothing (the compressor decides)."""
+        source: EvalSplit | None = self.train if self.train is not None else self.test
+        if source is None:
+            return []
+        found = []
+        for images, _labels in source.batches(batch_size):
+            found.append(images)
+            if len(found) == batches:
+                break
+        return found
+
     def example_input(self, batch: int, seed: int = 0) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
         return torch.randn((batch, *self.spec_input_shape), generator=generator)

@@ -4,7 +4,7 @@ Importing this package registers every built-in compressor, so `names()` lists t
 """
 
 from compressors import channel, identity, unstructured
-from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.base import Compressed, CompressorConfig, Executable, WeightCode
 from compressors.registry import UnknownCompressorError, get, names, register
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "CompressorConfig",
     "Executable",
     "UnknownCompressorError",
+    "WeightCode",
     "get",
     "names",
     "register",

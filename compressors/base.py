@@ -8,14 +8,32 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import torch
 from torch import nn
 
-__all__ = ["Compressed", "CompressorConfig", "Executable"]
+__all__ = ["Compressed", "CompressorConfig", "Executable", "WeightCode"]
+
+
+@dataclass
+class WeightCode:
+    """How one quantized weight is stored: integer codes plus the float tables that decode them.
+
+    The suite measures storage by actually encoding these (bit-packed, Huffman-coded), so a compressor that
+    claims k bits must hand over codes that really fit in k bits.
+
+    Attributes:
+        codes: Integer tensor of the weight's shape, every value in [0, 2**bits).
+        bits: Bits per code.
+        tables: Float tensors needed to decode (per-channel scales and zero points, or a codebook).
+    """
+
+    codes: torch.Tensor
+    bits: int
+    tables: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -30,11 +48,13 @@ class Compressed:
             compressor has no mask.
         info: JSON-native facts the compressor knows about its result (achieved sparsity, kept channels,
             ratios), stored with the record so the report can show what was really done.
+        codes: Parameter name -> its quantized storage, for compressors that quantize weights; empty otherwise.
     """
 
     model: nn.Module
     masks: dict[str, torch.Tensor]
     info: dict[str, Any]
+    codes: dict[str, WeightCode] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -47,11 +67,13 @@ class Executable:
         executed_as: Short human label of what really executes (e.g. "sparse CSR (torch.sparse.mm)"), so a
             result never looks faster or smaller than what it runs.
         notes: Caveats about the execution, e.g. layers that had to stay dense.
+        quantized_engine: The `torch.backends.quantized.engine` the model's int8 kernels need, or None.
     """
 
     model: nn.Module
     executed_as: str
     notes: str = ""
+    quantized_engine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class CompressorConfig(abc.ABC):
     execution_fields: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
-    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
         """Compresses a copy of `model`.
 
         Args:
@@ -76,6 +98,8 @@ class CompressorConfig(abc.ABC):
                 caller keeps using it as the baseline.
             example_input: An input of the shape the model is run with, for compressors that trace the graph
                 or count MACs.
+            calibration: Batches of real inputs (training data where the model has it), for
+                compressors that observe activations (static quantization, APoZ); empty when none exist.
 
         Returns:
             The trainable compressed model with its masks and facts.

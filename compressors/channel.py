@@ -7,7 +7,7 @@ so the result is a smaller dense model that any runtime executes without sparse 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +48,7 @@ class ChannelPruning(CompressorConfig):
         object.__setattr__(self, "macs_removed", check_fraction("macs_removed", self.macs_removed))
         check_choice("criterion", self.criterion, tuple(_IMPORTANCE))
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
         """Prunes channels of a copy of `model` until its MACs match the budget.
 
         A uniform per-layer channel ratio is searched (each trial on a fresh copy) until the pruned/dense MAC

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,6 @@ __all__ = ["NoCompression"]
 class NoCompression(CompressorConfig):
     """Leaves the model as it is, so the baseline row is measured exactly like the compressed ones."""
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
         """Returns a deep copy of `model` with no masks and no facts."""
         return Compressed(model=copy.deepcopy(model), masks={}, info={})

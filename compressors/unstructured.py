@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -68,7 +69,7 @@ class UnstructuredPruning(CompressorConfig):
         check_choice("scope", self.scope, _SCOPES)
         check_choice("execution", self.execution, _EXECUTIONS)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor) -> Compressed:
+    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
         """Prunes a deep copy of `model` by weight magnitude.
 
         Args:

@@ -44,6 +44,7 @@ PAIR_DEFAULTS: Dict[str, Any] = {
     "max_rounds": 400,
     "ci_rel": 0.02,
     "seed": 0,
+    "quantized_engine": None,
 }
 """Optional PAIR fields and their values when the host leaves them out."""
 
@@ -256,6 +257,9 @@ def _validate_pair(raw: Any) -> Dict[str, Any]:
         raise ValueError(f"min_rounds must be an integer >= 1, got {pair['min_rounds']!r}")
     if not isinstance(pair["max_rounds"], int) or pair["max_rounds"] < pair["min_rounds"]:
         raise ValueError(f"max_rounds must be an integer >= min_rounds, got {pair['max_rounds']!r}")
+    engine = pair["quantized_engine"]
+    if engine is not None and engine not in torch.backends.quantized.supported_engines:
+        raise ValueError(f"quantized_engine {engine!r} is not supported here (supported: {', '.join(torch.backends.quantized.supported_engines)})")
     shape = pair["input_shape"]
     if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ValueError(f"input_shape must be a list of positive integers, got {shape!r}")
@@ -344,6 +348,9 @@ def _time_pair(pair: Dict[str, Any]) -> Dict[str, Any]:
     own_start = _own_cpu_s()
     wall_start = time.perf_counter()
 
+    if pair["quantized_engine"] is not None:
+        # int8 kernels dispatch on the engine set when the model runs (fbgemm/x86 on x86, qnnpack on ARM).
+        torch.backends.quantized.engine = pair["quantized_engine"]
     baseline = _load(pair["baseline"])
     candidate = _load(pair["candidate"])
     torch.manual_seed(pair["seed"])
