@@ -166,6 +166,17 @@ def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.Compresso
     return tuple(configs)
 
 
+def _check_applicable(models: Sequence[str], configs: Sequence[compressors.CompressorConfig]) -> None:
+    """Ask every compressor whether it applies to every model (e.g. a rank a layer cannot have)."""
+    for model_name in models:
+        model = resolve_model(model_name).build()
+        for config in configs:
+            try:
+                config.check(model)
+            except ValueError as error:
+                raise BenchError(f"{config.name} on {model_name}: {error}") from None
+
+
 def _positive_ints(name: str, values: Sequence[Any]) -> tuple[int, ...]:
     _require(len(values) > 0, f"{name} must not be empty")
     for value in values:
@@ -297,9 +308,11 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     layers = _section(LayerSweep, "layers", table.get("layers", {}))
     for model in layers.models:
         resolve_model(model)
+    configs = _expand_compressors(table["compressors"])
+    _check_applicable(models, configs)
     return RunConfig(
         models=models,
-        compressors=_expand_compressors(table["compressors"]),
+        compressors=configs,
         targets=target_names,
         threads=_positive_ints("threads", _as_list(table["threads"])),
         batch=_positive_ints("batch", _as_list(table["batch"])),

@@ -105,6 +105,13 @@ class CompressorConfig(abc.ABC):
             The trainable compressed model with its masks and facts.
         """
 
+    def check(self, model: nn.Module) -> None:
+        """Raises ValueError (one line: what is wrong, what is accepted) if this config cannot apply to `model`.
+
+        Called at config time for every model of a run, so a rank larger than a layer allows or a swap with no
+        eligible layer is a user error before anything is measured. The default accepts every model.
+        """
+
     def finalize(self, model: nn.Module) -> Executable:
         """Turns a (possibly fine-tuned) compressed model into the form that is executed.
 
