@@ -10,7 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["where", "variant", "Point", "speedup_series", "layer_series", "break_even", "finding", "SERIES"]
+__all__ = [
+    "where", "variant", "Point", "speedup_series", "layer_series", "break_even", "finding", "SERIES",
+    "short_variant", "smallest_bytes", "pareto_front", "accuracy_points",
+]
 
 # The three families of the headline figure, in legend order.
 SERIES = ("unstructured, dense kernels", "unstructured, CSR kernels", "channel pruning")
@@ -26,6 +29,12 @@ def where(record: dict[str, Any]) -> str:
 def variant(record: dict[str, Any]) -> str:
     shown = " ".join(f"{key}={value}" for key, value in sorted(record["params"].items()))
     return f"{record['compressor']} {shown}".strip()
+
+
+def short_variant(record: dict[str, Any]) -> str:
+    """`variant` with parameter values only, short enough for a plot's tick labels and annotations."""
+    values = "/".join(str(value) for _, value in sorted(record["params"].items()))
+    return f"{record['compressor']} {values}".strip()
 
 
 @dataclass(frozen=True)
@@ -143,3 +152,35 @@ def finding(series: dict[str, list[Point]], layer_break_even: str | None, model:
     else:
         breaks += "."
     return verdict + breaks
+
+
+_SIZE_KEYS = ("size_dense_bytes", "size_csr_bytes", "size_gzip_bytes", "size_stored_bytes", "size_packed_bytes", "size_huffman_bytes")
+
+
+def smallest_bytes(record: dict[str, Any]) -> int:
+    """The smallest of the real encodings measured for a record (each decodes back to the model it ran)."""
+    return min(record[key] for key in _SIZE_KEYS if record.get(key) is not None)
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The (cost, accuracy, label) points no other point beats on both: lower cost and higher accuracy."""
+    front: list[tuple[float, float, str]] = []
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or point[1] > front[-1][1]:
+            front.append(point)
+    return front
+
+
+def accuracy_points(records: list[dict[str, Any]], cost: str) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
+    """(model, where) -> (cost, top-1, variant) of every ok cell with a real accuracy.
+
+    Args:
+        cost: "latency" (median seconds on the target) or "size" (smallest real encoding, bytes).
+    """
+    out: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
+    for record in records:
+        if record["kind"] != "model" or record["status"] != "ok" or record.get("accuracy_top1") is None:
+            continue
+        value = record["latency_median_s"] if cost == "latency" else smallest_bytes(record)
+        out[(record["model"], where(record))].append((value, record["accuracy_top1"], short_variant(record)))
+    return out

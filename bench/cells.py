@@ -10,6 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import compressors
 from compressors import Compressed
 from bench.artifacts import save_torchscript
@@ -20,7 +22,7 @@ from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
 from bench.measure.size import dense_bytes, size_report
 from bench.references import References
-from bench.training import finetune
+from bench.training import Distillation, finetune
 from targets import Target
 
 __all__ = ["RecoveredModels", "measure_model_cell", "measure_layers_cell", "latency_fields", "BUSY_CORES", "NOISY_IQR"]
@@ -80,7 +82,7 @@ class RecoveredModels:
 
     def get(self, cell: Cell, config: compressors.CompressorConfig, references: References) -> tuple[Compressed, float | None]:
         """The compressed model (fine-tuned if the cell asks) and its accuracy before recovery."""
-        key = (cell.model, cell.batch, config.training_key(), cell.finetune_steps)
+        key = (cell.model, cell.batch, config.training_key(), cell.finetune_steps, cell.recovery)
         if key != self._key or self._value is None:
             reference = references.get(cell.model)
             compressed = config.apply(reference.model, reference.example_input(cell.batch), reference.calibration())
@@ -88,9 +90,16 @@ class RecoveredModels:
             if reference.test is not None:
                 before = top1(compressed.model, reference.test)
                 if cell.finetune_steps and reference.train is not None:
-                    finetune(compressed.model, reference.train, cell.finetune_steps, compressed.masks)
+                    finetune(compressed.model, reference.train, cell.finetune_steps, compressed.masks, _distillation(cell, reference.model))
             self._key, self._value = key, (compressed, before)
         return self._value
+
+
+def _distillation(cell: Cell, teacher: torch.nn.Module) -> Distillation | None:
+    recovery = dict(cell.recovery)
+    if recovery.get("method") != "distill":
+        return None
+    return Distillation(teacher, temperature=recovery["temperature"], alpha=recovery["alpha"])
 
 
 def measure_model_cell(

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_list_of(int, "--threads"), help="thread counts to measure, e.g. 1,2")
     run.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
     run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
+    run.add_argument("--recovery", choices=["finetune", "distill"], help="how the fine-tuning steps recover accuracy")
     run.add_argument("--budget", type=float, help="timing budget per cell in seconds")
     run.add_argument("--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep")
     run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
@@ -112,6 +113,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["compressors"] = dict(parse_compressor_spec(spec) for spec in args.compressors)
     if args.finetune_steps is not None:
         overrides["finetune_steps"] = args.finetune_steps
+    if args.recovery is not None:
+        overrides["recovery"] = {"method": args.recovery}
     if args.budget is not None:
         overrides["timing"] = {"budget_s": args.budget}
     for key in ("weights", "data"):

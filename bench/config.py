@@ -20,10 +20,10 @@ from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
 from bench.userdata import file_digest, folder_digest, open_folder
 
-__all__ = ["TimingConfig", "LayerSweep", "ModelAssets", "RunConfig", "load_config", "parse_compressor_spec", "DEFAULT_STORE"]
+__all__ = ["TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "parse_compressor_spec", "DEFAULT_STORE"]
 
 DEFAULT_STORE = Path("results") / "bench.sqlite"
-_TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "compressors", "timing", "layers", "weights", "data"}
+_TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "recovery", "compressors", "timing", "layers", "weights", "data"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,27 @@ class LayerSweep:
 
 
 @dataclass(frozen=True)
+class RecoveryConfig:
+    """How accuracy is recovered in `finetune_steps` mini-batches: plain fine-tuning, or distillation from the
+    uncompressed model (soft labels at temperature T, weighted by alpha against the hard labels)."""
+
+    method: str = "finetune"
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require(self.method in ("finetune", "distill"), f"recovery.method must be one of finetune, distill; got {self.method!r}")
+        _require(self.temperature > 0, f"recovery.temperature must be > 0, got {self.temperature}")
+        _require(0 <= self.alpha <= 1, f"recovery.alpha must be in [0, 1], got {self.alpha}")
+
+    def to_json(self) -> dict[str, Any]:
+        """What identifies the recovery in a cell: temperature and alpha only matter for distillation."""
+        if self.method == "finetune":
+            return {"method": "finetune"}
+        return {"method": "distill", "temperature": self.temperature, "alpha": self.alpha}
+
+
+@dataclass(frozen=True)
 class ModelAssets:
     """Weights and labelled images a user gave for one model, with digests that make them part of cell ids."""
 
@@ -90,6 +111,7 @@ class RunConfig:
     threads: tuple[int, ...]
     batch: tuple[int, ...]
     finetune_steps: int
+    recovery: RecoveryConfig
     timing: TimingConfig
     layers: LayerSweep
     assets: Mapping[str, ModelAssets] = field(default_factory=dict)
@@ -111,6 +133,7 @@ class RunConfig:
             "threads": list(self.threads),
             "batch": list(self.batch),
             "finetune_steps": self.finetune_steps,
+            "recovery": self.recovery.to_json(),
             "timing": {f.name: getattr(self.timing, f.name) for f in fields(self.timing)},
             "layers": {f.name: getattr(self.layers, f.name) for f in fields(self.layers)},
             "assets": {model: {k: str(v) for k, v in asdict(a).items() if v is not None} for model, a in self.assets.items()},
@@ -267,7 +290,7 @@ def _default_table() -> dict[str, Any]:
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if key in ("timing", "layers") and isinstance(value, Mapping):
+        if key in ("timing", "layers", "recovery") and isinstance(value, Mapping):
             merged[key] = {**merged.get(key, {}), **value}
         else:
             merged[key] = value
@@ -317,6 +340,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         threads=_positive_ints("threads", _as_list(table["threads"])),
         batch=_positive_ints("batch", _as_list(table["batch"])),
         finetune_steps=steps,
+        recovery=_section(RecoveryConfig, "recovery", table.get("recovery", {})),
         timing=_section(TimingConfig, "timing", table.get("timing", {})),
         layers=layers,
         assets=_assets(models, table.get("weights", {}), table.get("data", {})),

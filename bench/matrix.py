@@ -33,6 +33,7 @@ class Cell:
     batch: int
     finetune_steps: int
     assets: tuple[tuple[str, str], ...] = ()
+    recovery: tuple[tuple[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class Cell:
             "batch": self.batch,
             "finetune_steps": self.finetune_steps,
             "assets": dict(self.assets),
+            "recovery": dict(self.recovery),
         }
 
     @property
@@ -72,11 +74,12 @@ def expand(config: RunConfig) -> list[Cell]:
         assets = _assets(config, model)
         for compressor in config.compressors:
             steps = config.finetune_steps if trains and compressor.name != "none" else 0
+            recovery = tuple(sorted(config.recovery.to_json().items())) if steps else ()
             params = tuple(sorted(compressor.to_dict().items()))
             for target in config.targets:
                 for threads in config.threads:
                     for batch in config.batch:
-                        cells.append(Cell("model", model, compressor.name, params, target, threads, batch, steps, assets))
+                        cells.append(Cell("model", model, compressor.name, params, target, threads, batch, steps, assets, recovery))
     for model in config.layers.models:
         if model not in config.models:
             continue

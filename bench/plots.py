@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from bench.analysis import SERIES, Point  # noqa: E402
 
-__all__ = ["plot_speedup_vs_sparsity", "plot_layers", "slug"]
+__all__ = ["plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured", "slug"]
 
 _MARKERS = {SERIES[0]: "o", SERIES[1]: "s", SERIES[2]: "^"}
 
@@ -48,11 +48,7 @@ def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: P
     ax.set_ylabel("measured speedup vs dense baseline (log)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_layers(records: list[dict[str, Any]], break_even: float | None, title: str, path: Path) -> Path:
@@ -71,6 +67,67 @@ def plot_layers(records: list[dict[str, Any]], break_even: float | None, title: 
     ax.set_ylabel("CSR speedup vs dense GEMM (log)")
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def plot_pareto(points: list[tuple[float, float, str]], front: list[tuple[float, float, str]], xlabel: str, title: str, path: Path) -> Path:
+    """Accuracy against a cost (latency or bytes, log x) for every variant, the Pareto front joined."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([p[0] for p in points], [100 * p[1] for p in points], color="tab:blue", s=18, zorder=3)
+    ax.plot([p[0] for p in front], [100 * p[1] for p in front], color="tab:red", linewidth=1.5, label="Pareto front")
+    for cost, accuracy, label in front:
+        ax.annotate(label, (cost, 100 * accuracy), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_bits(records: list[dict[str, Any]], title: str, path: Path) -> Path:
+    """Bytes and top-1 against bits per weight, one line per quantizer."""
+    fig, size_ax = plt.subplots(figsize=(7, 4.5))
+    accuracy_ax = size_ax.twinx()
+    by_compressor: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_compressor.setdefault(record["compressor"], []).append(record)
+    for compressor, group in sorted(by_compressor.items()):
+        group.sort(key=lambda r: r["params"].get("bits", 1))
+        bits = [r["params"].get("bits", 1) for r in group]
+        size_ax.plot(bits, [r.get("size_huffman_bytes") or r["size_packed_bytes"] for r in group], marker="o", label=f"{compressor}: bytes")
+        accuracies = [100 * r["accuracy_top1"] for r in group if r.get("accuracy_top1") is not None]
+        if len(accuracies) == len(group):
+            accuracy_ax.plot(bits, accuracies, marker="s", linestyle="--", label=f"{compressor}: top-1")
+    size_ax.set_yscale("log")
+    size_ax.set_xlabel("bits per weight")
+    size_ax.set_ylabel("bytes (bit-packed, or Huffman-coded where measured)")
+    accuracy_ax.set_ylabel("top-1 (%)")
+    size_ax.set_title(title)
+    handles = size_ax.get_legend_handles_labels()[0] + accuracy_ax.get_legend_handles_labels()[0]
+    size_ax.legend(handles, [h.get_label() for h in handles], fontsize=7)
+    size_ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_theory_vs_measured(records: list[dict[str, Any]], title: str, path: Path) -> Path:
+    """Theoretical (MACs) and measured speedup side by side for every variant: how much of the promise ran."""
+    fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(records) + 2), 4.8))
+    positions = np.arange(len(records))
+    ax.bar(positions - 0.2, [r["theoretical_speedup"] for r in records], width=0.4, label="theoretical (MACs)", color="lightgrey")
+    ax.bar(positions + 0.2, [r["speedup_median"] for r in records], width=0.4, label="measured (median)", color="tab:blue")
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xticks(positions, [r["variant"] for r in records], rotation=60, ha="right", fontsize=6)
+    ax.set_ylabel("speedup vs dense baseline (log)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

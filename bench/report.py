@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from bench.analysis import break_even, finding, layer_series, speedup_series, variant, where
-from bench.plots import plot_layers, plot_speedup_vs_sparsity, slug
+from bench.analysis import accuracy_points, break_even, finding, layer_series, pareto_front, short_variant, speedup_series, variant, where
+from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
 from bench.store import Store
 
 __all__ = ["write_report", "model_table", "layer_table"]
@@ -32,7 +32,8 @@ def _accuracy_text(record: dict[str, Any]) -> str:
         return record.get("accuracy_note") or "n/a"
     after = f"{100 * record['accuracy_top1']:.2f}%"
     if record.get("finetune_steps") and record.get("accuracy_before_recovery") is not None:
-        return f"{100 * record['accuracy_before_recovery']:.2f}% -> {after}"
+        method = (record.get("recovery") or {}).get("method", "finetune")
+        return f"{100 * record['accuracy_before_recovery']:.2f}% -> {after} ({method}, {record['finetune_steps']} steps)"
     return after
 
 
@@ -138,6 +139,7 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
         stream.write(f"\n{model}\n{tabulate(rows, headers, tablefmt='simple')}\n")
         headers, rows = model_table(group, full=True)
         md += [f"## {model}", "", tabulate(rows, headers, tablefmt="github"), ""]
+        md += _model_figures(group, directory)
     for (model, place), group in layers.items():
         headers, rows = layer_table(group)
         phrase, value = layer_break_even[(model, place)]
@@ -153,6 +155,32 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
     path.write_text("\n".join(md) + "\n")
     stream.write(f"\nreport: {path}\n")
     return path
+
+
+_QUANTIZERS = ("quant.bits", "quant.binary", "quant.cluster")
+
+
+def _model_figures(records: list[dict[str, Any]], directory: Path) -> list[str]:
+    """Figures of one model's cells, per target/threads/batch: theory vs measurement, Pareto fronts, bit-widths."""
+    md: list[str] = []
+    ok = [r for r in records if r["status"] == "ok"]
+    for place in dict.fromkeys(where(r) for r in ok):
+        here = [r for r in ok if where(r) == place]
+        model, stem = here[0]["model"], f"{slug(here[0]['model'])}-{slug(place)}"
+        compressed = [{**r, "variant": short_variant(r)} for r in here if r["compressor"] != "none"]
+        if compressed:
+            figure = plot_theory_vs_measured(compressed, f"{model}, {place}: theoretical vs measured speedup", directory / f"theory-{stem}.png")
+            md += [f"![{model} theoretical vs measured]({figure.name})", ""]
+        for cost, label in (("latency", "median latency (s)"), ("size", "smallest real encoding (bytes)")):
+            points = accuracy_points(here, cost).get((model, place), [])
+            if len(points) > 1:
+                figure = plot_pareto(points, pareto_front(points), label, f"{model}, {place}: top-1 vs {cost}", directory / f"pareto-{cost}-{stem}.png")
+                md += [f"![{model} top-1 vs {cost}]({figure.name})", ""]
+        quantized = [r for r in here if r["compressor"] in _QUANTIZERS and r.get("size_packed_bytes") is not None]
+        if quantized:
+            figure = plot_bits(quantized, f"{model}: bytes and top-1 vs bits per weight", directory / f"bits-{stem}.png")
+            md += [f"![{model} bit-width]({figure.name})", ""]
+    return md
 
 
 def _notes(records: list[dict[str, Any]]) -> list[str]:

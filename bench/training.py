@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from bench.data import Dataset, Split
 from bench.errors import BenchError
 from bench.models import ModelSpec, TrainRecipe
 
-__all__ = ["train", "finetune", "trained_reference", "reference_cache_path"]
+__all__ = ["train", "finetune", "Distillation", "distillation_loss", "trained_reference", "reference_cache_path"]
 
 
 def _batches(split: Split, batch_size: int, generator: torch.Generator):
@@ -33,6 +33,40 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y
     optimizer.zero_grad(set_to_none=True)
     nn.functional.cross_entropy(model(x), y).backward()
     optimizer.step()
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
+) -> torch.Tensor:
+    """Hinton et al.'s knowledge-distillation loss.
+
+    `alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * cross_entropy(student, labels)`;
+    the T^2 keeps the soft term's gradients on the scale of the hard term's as T grows.
+    """
+    soft = nn.functional.kl_div(
+        nn.functional.log_softmax(student_logits / temperature, dim=1),
+        nn.functional.log_softmax(teacher_logits / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    hard = nn.functional.cross_entropy(student_logits, labels)
+    return alpha * temperature**2 * soft + (1 - alpha) * hard
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Recovery from the uncompressed model's soft labels: the teacher, temperature T and soft-term weight."""
+
+    teacher: nn.Module
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        optimizer.zero_grad(set_to_none=True)
+        distillation_loss(model(x), teacher_logits, y, self.temperature, self.alpha).backward()
+        optimizer.step()
 
 
 def train(model: nn.Module, split: Split, recipe: TrainRecipe) -> nn.Module:
@@ -52,6 +86,7 @@ def finetune(
     split: Split,
     steps: int,
     masks: dict[str, torch.Tensor],
+    distillation: Distillation | None = None,
     batch_size: int = 64,
     lr: float = 5e-4,
     seed: int = 0,
@@ -61,7 +96,11 @@ def finetune(
     Args:
         masks: parameter name -> bool tensor of kept entries; reapplied after every step, because an optimizer
             step would otherwise regrow the pruned weights and the model would no longer be sparse.
+        distillation: learn from a teacher's soft labels as well as the hard ones; None for plain fine-tuning.
     """
+    if distillation is not None:
+        distillation.teacher.eval()
+    step = distillation.step if distillation is not None else _step
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     params = dict(model.named_parameters())
@@ -73,7 +112,7 @@ def finetune(
     done = 0
     while done < steps:
         for x, y in _batches(split, batch_size, generator):
-            _step(model, optimizer, x, y)
+            step(model, optimizer, x, y)
             with torch.no_grad():
                 for name, mask in masks.items():
                     params[name].masked_fill_(~mask, 0.0)

@@ -89,3 +89,26 @@ def test_speedup_series_groups_and_sorts() -> None:
     assert [p.x for p in series[SERIES[0]]] == pytest.approx([0.5, 0.9])
     assert [p.speedup for p in series[SERIES[1]]] == [0.4]
     assert [p.speedup for p in series[SERIES[2]]] == [1.7]
+
+
+def test_pareto_front_keeps_only_points_no_other_beats() -> None:
+    from bench.analysis import pareto_front
+
+    points = [(10.0, 0.90, "a"), (5.0, 0.80, "b"), (7.0, 0.95, "c"), (12.0, 0.93, "d"), (5.0, 0.70, "e")]
+    assert [label for _, _, label in pareto_front(points)] == ["b", "c"]
+
+
+def test_smallest_bytes_takes_the_smallest_real_encoding_present() -> None:
+    from bench.analysis import smallest_bytes
+
+    record = {"size_dense_bytes": 1000, "size_csr_bytes": 1500, "size_gzip_bytes": 700, "size_packed_bytes": None}
+    assert smallest_bytes(record) == 700
+    assert smallest_bytes({**record, "size_huffman_bytes": 90}) == 90
+
+
+def test_short_variant_keeps_values_in_key_order() -> None:
+    from bench.analysis import short_variant
+
+    record = {"compressor": "prune.unstructured", "params": {"sparsity": 0.9, "execution": "csr", "scope": "layer"}}
+    assert short_variant(record) == "prune.unstructured csr/layer/0.9"
+    assert short_variant({"compressor": "none", "params": {}}) == "none"

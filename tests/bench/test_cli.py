@@ -40,7 +40,8 @@ def test_tiny_run_writes_report_with_its_figure(tiny_run: TinyRun) -> None:
     text = report.read_text()
     assert "## Finding" in text and "## digits_cnn" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert links
+    stem = "digits-cnn-cpu-t-1-b-1.png"
+    assert {f"speedup-{stem}", f"theory-{stem}", f"pareto-latency-{stem}", f"pareto-size-{stem}"} <= set(links)
     for link in links:
         figure = report.parent / link
         assert figure.is_file() and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
