@@ -7,7 +7,7 @@ so the result is a smaller dense model that any runtime executes without sparse 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,16 +15,13 @@ import torch_pruning as tp
 from torch import nn
 
 from compressors._checks import check_choice, check_fraction
+from compressors._criteria import CRITERIA, check_criterion, forget_activation_density, importance, record_activation_density
 from compressors._modes import eval_mode
 from compressors._ratio_search import search_ratio
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
 
 __all__ = ["ChannelPruning"]
-
-_IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
-    "l1": lambda: tp.importance.MagnitudeImportance(p=1),
-}
 
 
 @register("prune.channel")
@@ -37,7 +34,8 @@ class ChannelPruning(CompressorConfig):
 
     Attributes:
         macs_removed: Fraction of the dense model's MACs (at the example input's shape) to remove, in [0, 1).
-        criterion: How channels are ranked; only "l1" (L1 norm of each channel's weights) so far.
+        criterion: How channels are ranked: "l1" (filter L1 norm), "bn_gamma" (network slimming), "fpgm"
+            (geometric median) or "apoz" (activation sparsity on the calibration inputs); see `_criteria`.
     """
 
     macs_removed: float = 0.5
@@ -46,7 +44,11 @@ class ChannelPruning(CompressorConfig):
     def __post_init__(self) -> None:
         # object.__setattr__ is the documented way to normalize fields of a frozen dataclass.
         object.__setattr__(self, "macs_removed", check_fraction("macs_removed", self.macs_removed))
-        check_choice("criterion", self.criterion, tuple(_IMPORTANCE))
+        check_choice("criterion", self.criterion, CRITERIA)
+
+    def check(self, model: nn.Module) -> None:
+        """Rejects a criterion with nothing to rank in `model` (bn_gamma without BatchNorm)."""
+        check_criterion(self.criterion, model)
 
     def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
         """Prunes channels of a copy of `model` until its MACs match the budget.
@@ -67,7 +69,10 @@ class ChannelPruning(CompressorConfig):
             ValueError: If the model's output is not a tensor of at least 2 dimensions.
             RuntimeError: If pruning changed the output shape (a layer feeding the output was not recognized).
         """
+        self.check(model)
         reference = copy.deepcopy(model)
+        if self.criterion == "apoz":
+            record_activation_density(reference, list(calibration) or [example_input])
         output_shape, ignored = _output_layers(reference, example_input)
         macs_dense = _count_macs(reference, example_input)
         best = search_ratio(
@@ -78,11 +83,13 @@ class ChannelPruning(CompressorConfig):
             max_ratio=_max_ratio(reference, ignored),
         )
         pruned = best.model
+        forget_activation_density(pruned)
         with eval_mode(pruned), torch.no_grad():
             pruned_shape = tuple(pruned(example_input).shape)
         if pruned_shape != output_shape:
             raise RuntimeError(f"{self.name} changed the output shape from {output_shape} to {pruned_shape}")
         info = {
+            "criterion": self.criterion,
             "pruning_ratio": best.ratio,
             "macs_dense": macs_dense,
             "macs_pruned": best.macs,
@@ -90,6 +97,8 @@ class ChannelPruning(CompressorConfig):
             "params_dense": _count_params(reference),
             "params_pruned": _count_params(pruned),
         }
+        if self.criterion == "apoz":
+            info["calibration"] = f"{len(calibration)} batches of real inputs" if calibration else "the example input (no data)"
         return Compressed(model=pruned, masks={}, info=info)
 
     def finalize(self, model: nn.Module) -> Executable:
@@ -106,7 +115,7 @@ class ChannelPruning(CompressorConfig):
             pruner = tp.pruner.BasePruner(
                 pruned,
                 example_input,
-                importance=_IMPORTANCE[self.criterion](),
+                importance=importance(self.criterion),
                 pruning_ratio=ratio,
                 ignored_layers=[pruned.get_submodule(name) for name in ignored],
                 # These default to shared mutable dicts that the pruner fills in; fresh ones keep trials

@@ -95,7 +95,7 @@ def test_finalize_runs_the_pruned_model_dense() -> None:
         ({"macs_removed": 1.0}, "macs_removed must be in [0, 1), got 1.0"),
         ({"macs_removed": -0.1}, "macs_removed must be in [0, 1), got -0.1"),
         ({"macs_removed": "abc"}, "macs_removed must be a number in [0, 1), got 'abc'"),
-        ({"criterion": "l2"}, "criterion must be one of l1; got 'l2'"),
+        ({"criterion": "l2"}, "criterion must be one of l1, bn_gamma, fpgm, apoz; got 'l2'"),
     ],
 )
 def test_invalid_fields_are_refused(kwargs: dict[str, object], message: str) -> None:
