@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = [
     "where", "variant", "Point", "speedup_series", "layer_series", "break_even", "finding", "SERIES",
-    "short_variant", "smallest_bytes", "pareto_front", "accuracy_points",
+    "short_variant", "smallest_encoding", "smallest_bytes", "pareto_front", "accuracy_points",
 ]
 
 # The three families of the headline figure, in legend order.
@@ -157,9 +157,14 @@ def finding(series: dict[str, list[Point]], layer_break_even: str | None, model:
 _SIZE_KEYS = ("size_dense_bytes", "size_csr_bytes", "size_gzip_bytes", "size_stored_bytes", "size_packed_bytes", "size_huffman_bytes")
 
 
-def smallest_bytes(record: dict[str, Any]) -> int:
+def smallest_encoding(record: dict[str, Any]) -> tuple[str, int]:
     """The smallest of the real encodings measured for a record (each decodes back to the model it ran)."""
-    return min(record[key] for key in _SIZE_KEYS if record.get(key) is not None)
+    key = min((k for k in _SIZE_KEYS if record.get(k) is not None), key=lambda k: record[k])
+    return key.removeprefix("size_").removesuffix("_bytes"), record[key]
+
+
+def smallest_bytes(record: dict[str, Any]) -> int:
+    return smallest_encoding(record)[1]
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:

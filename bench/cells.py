@@ -19,6 +19,7 @@ from bench.config import TimingConfig
 from bench.layers import gemm_pairs
 from bench.matrix import Cell
 from bench.measure.accuracy import top1
+from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import dense_bytes, size_report
 from bench.references import References
@@ -85,12 +86,17 @@ class RecoveredModels:
         key = (cell.model, cell.batch, config.training_key(), cell.finetune_steps, cell.recovery)
         if key != self._key or self._value is None:
             reference = references.get(cell.model)
-            compressed = config.apply(reference.model, reference.example_input(cell.batch), reference.calibration())
+            example, calibration = reference.example_input(cell.batch), reference.calibration()
+            compressed = config.apply(reference.model, example, calibration)
             before = None
             if reference.test is not None:
                 before = top1(compressed.model, reference.test)
                 if cell.finetune_steps and reference.train is not None:
                     finetune(compressed.model, reference.train, cell.finetune_steps, compressed.masks, _distillation(cell, reference.model))
+                    if compressed.codes:
+                        # Training moves weights off their quantization grid; quantizing the recovered weights again
+                        # keeps the stored codes and the evaluated model one and the same.
+                        compressed = config.apply(compressed.model, example, calibration)
             self._key, self._value = key, (compressed, before)
         return self._value
 
@@ -120,6 +126,8 @@ def measure_model_cell(
     )
 
     fields.update(size_report(compressed.model))
+    if compressed.codes:
+        fields.update(coded_sizes({k: v.detach() for k, v in compressed.model.state_dict().items()}, compressed.codes))
     fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
     macs = macs_report(compressed.model, example)
     baseline_macs = reference.macs_dense(cell.batch)

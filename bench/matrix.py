@@ -73,7 +73,7 @@ def expand(config: RunConfig) -> list[Cell]:
         trains = resolve_model(model).dataset is not None
         assets = _assets(config, model)
         for compressor in config.compressors:
-            steps = config.finetune_steps if trains and compressor.name != "none" else 0
+            steps = config.finetune_steps if trains and compressor.recoverable else 0
             recovery = tuple(sorted(config.recovery.to_json().items())) if steps else ()
             params = tuple(sorted(compressor.to_dict().items()))
             for target in config.targets:

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from bench.analysis import accuracy_points, break_even, finding, layer_series, pareto_front, short_variant, speedup_series, variant, where
+from bench.analysis import accuracy_points, break_even, finding, layer_series, pareto_front, short_variant, smallest_encoding, speedup_series, variant, where
 from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
 from bench.store import Store
 
@@ -37,6 +37,10 @@ def _accuracy_text(record: dict[str, Any]) -> str:
     return after
 
 
+def _mb(encoding: tuple[str, int]) -> tuple[str, float]:
+    return encoding[0], encoding[1] / _MB
+
+
 def _first_ok(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((r for r in records if r["status"] == "ok"), None)
 
@@ -47,9 +51,9 @@ def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], l
     by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_variant[variant(record)].append(record)
-    headers = ["compressor", "executed as", "non-zero / params", "dense MB", "gzip MB"]
+    headers = ["compressor", "executed as", "non-zero / params", "dense MB", "smallest MB (encoding)"]
     if full:
-        headers += ["CSR MB", "MMACs dense", "MMACs effective"]
+        headers += ["gzip MB", "CSR MB", "stored MB", "packed MB", "Huffman MB", "MMACs dense", "MMACs effective"]
     headers += ["theor. speedup"] + [f"speedup {p} [95% CI]" for p in places]
     if full:
         headers += [f"latency ms {p} (base -> this)" for p in places] + ["efficiency"]
@@ -59,14 +63,16 @@ def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], l
         first = _first_ok(group)
         if first is None:
             first = group[0]
-            row = [name, "-", "-", "-", "-"] + (["-"] * 3 if full else []) + ["-"]
+            row = [name, "-", "-", "-", "-"] + (["-"] * 7 if full else []) + ["-"]
         else:
             row = [
                 name, first["executed_as"], f"{first['params_nonzero']:,} / {first['params_total']:,}",
-                f"{first['size_dense_bytes'] / _MB:.2f}", f"{first['size_gzip_bytes'] / _MB:.2f}",
+                f"{first['size_dense_bytes'] / _MB:.2f}", "{1:.3f} ({0})".format(*_mb(smallest_encoding(first))),
             ]  # fmt: skip
             if full:
-                row += [f"{first['size_csr_bytes'] / _MB:.2f}", f"{first['macs_dense'] / 1e6:.1f}", f"{first['macs_effective'] / 1e6:.1f}"]
+                sizes = ("size_gzip_bytes", "size_csr_bytes", "size_stored_bytes", "size_packed_bytes", "size_huffman_bytes")
+                row += [f"{first[key] / _MB:.3f}" if first.get(key) is not None else "-" for key in sizes]
+                row += [f"{first['macs_dense'] / 1e6:.3g}", f"{first['macs_effective'] / 1e6:.3g}"]
             row.append(f"{first['theoretical_speedup']:.2f}x")
         at = {where(r): r for r in group}
         row += [_speedup_text(at[p]) if p in at else "" for p in places]

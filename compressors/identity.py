@@ -20,6 +20,8 @@ __all__ = ["NoCompression"]
 class NoCompression(CompressorConfig):
     """Leaves the model as it is, so the baseline row is measured exactly like the compressed ones."""
 
+    recoverable = False
+
     def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
         """Returns a deep copy of `model` with no masks and no facts."""
         return Compressed(model=copy.deepcopy(model), masks={}, info={})

@@ -81,11 +81,25 @@ def test_masks_name_parameters_and_cover_zeros(case: Case) -> None:
         assert torch.all(parameters[name][~mask] == 0), name
 
 
-def test_finalized_model_scripts_and_matches(case: Case) -> None:
+def _torchscript(model: nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule:
+    """Scripts `model`, or traces it where scripting fails, as the suite does before saving an artifact."""
+    try:
+        return torch.jit.script(model)
+    except Exception:  # noqa: BLE001 - any scripting failure sends the suite to tracing
+        return torch.jit.trace(model, x)
+
+
+def test_finalized_model_scripts_and_matches(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = _outputs(case.compressed.model, case.example_input)
-    scripted = torch.jit.script(case.executable.model.eval())
+    if case.executable.quantized_engine is not None:
+        # The timing worker sets this engine before loading; int8 kernels behave differently under another.
+        monkeypatch.setattr(torch.backends.quantized, "engine", case.executable.quantized_engine)
+    scripted = _torchscript(case.executable.model.eval(), case.example_input)
     with torch.no_grad():
         actual = scripted(case.example_input)
-    tolerance = 1e-4 * max(1.0, expected.abs().max().item())
+    # Lossy compressors (int8) declare how far their executable may drift from the trainable model, measured
+    # relative to the output scale; exact ones keep the default.
+    atol = getattr(type(case.config), "finalize_atol", 1e-4)
+    tolerance = atol * max(1.0, expected.abs().max().item())
     torch.testing.assert_close(actual, expected, atol=tolerance, rtol=0)
     assert case.executable.executed_as

@@ -1,0 +1,258 @@
+"""`quant.int8` and `quant.int8_dynamic`: post-training int8 quantization run on torch's quantized CPU kernels.
+
+Static quantization (FX graph mode) observes activation ranges on calibration batches and runs whole conv/linear
+chains in int8, residual adds included; dynamic quantization stores `nn.Linear` weights in int8 and quantizes
+activations on the fly, leaving every other layer in fp32. Both are packed for one quantized engine, which the
+timing worker must set before loading, so the engine is part of the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.ao.nn import quantized as nnq
+from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+from compressors._checks import check_choice
+from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.registry import register
+
+__all__ = ["DynamicInt8Quantization", "StaticInt8Quantization", "int8_layers", "resolve_engine"]
+
+_ENGINES = ("auto", "x86", "fbgemm", "qnnpack", "onednn")
+_ARM_MACHINES = ("aarch64", "arm64", "armv7l")
+# Every quantized layer that computes with int8 weights; fused (ConvReLU2d, LinearReLU) and dynamic Linear
+# modules subclass these.
+_INT8_LAYERS = (
+    nnq.Conv1d,
+    nnq.Conv2d,
+    nnq.Conv3d,
+    nnq.ConvTranspose1d,
+    nnq.ConvTranspose2d,
+    nnq.ConvTranspose3d,
+    nnq.Linear,
+)
+_FLOAT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_NO_LINEAR = "no nn.Linear layer to quantize dynamically; quant.int8_dynamic needs at least one"
+
+
+def resolve_engine(engine: str) -> str:
+    """Returns the quantized engine that `engine` names on this machine.
+
+    "auto" is "qnnpack" on ARM (the only engine with ARM kernels) and "x86" elsewhere, or "fbgemm" where this
+    torch build predates the "x86" engine.
+
+    Raises:
+        ValueError: If this torch build lacks the engine, since its kernels could neither pack nor run.
+    """
+    supported = torch.backends.quantized.supported_engines
+    if engine == "auto":
+        if platform.machine().lower() in _ARM_MACHINES:
+            engine = "qnnpack"
+        else:
+            engine = "x86" if "x86" in supported else "fbgemm"
+    if engine not in supported:
+        raise ValueError(f"engine {engine!r} is not supported by this torch build; supported: {', '.join(supported)}")
+    return engine
+
+
+def int8_layers(model: nn.Module) -> int:
+    """Returns how many modules of `model` compute with int8 weights (quantized convs and linears)."""
+    return sum(isinstance(module, _INT8_LAYERS) for module in model.modules())
+
+
+@contextmanager
+def _quantized_engine(engine: str) -> Iterator[None]:
+    """Sets `torch.backends.quantized.engine` for the block, then restores the previous one.
+
+    Weights are packed for the engine that is current when a model is converted, so conversion must run under
+    the target engine; restoring it keeps this process's other models on the engine they were packed for.
+    """
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+def _check_count(field: str, value: object) -> int:
+    """Checks that `value` is an integer >= 1 (bools refused) and returns it.
+
+    Raises:
+        ValueError: If it is not.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{field} must be an integer >= 1, got {value!r}")
+    return value
+
+
+@register("quant.int8")
+@dataclass(frozen=True)
+class StaticInt8Quantization(CompressorConfig):
+    """Post-training static int8 quantization of the whole model (FX graph mode).
+
+    Weights are quantized per output channel and activations per tensor, with the default qconfig of the
+    engine; the output is dequantized, so the model still returns float.
+
+    Attributes:
+        engine: Quantized engine to pack for and run on: "auto" (see `resolve_engine`), "x86", "fbgemm",
+            "qnnpack" or "onednn". It also picks the observers (x86 and fbgemm reduce activation range by a bit
+            to avoid overflow in their kernels), so it changes what `apply` produces.
+        calibration_batches: How many batches `apply` observes to fix activation ranges (>= 1).
+    """
+
+    # How far the int8 output may drift from the float one, relative to the output scale (tests use
+    # atol = finalize_atol * max(1, max |y|)). Measured on seeded random-weight models, x86 and qnnpack, with
+    # and without real calibration: the worst element is off by 1.5-9% of max |y| (MNIST CNN, max |y| 0.18;
+    # resnet18 at 64x64, max |y| 1.7); 0.1 * max(1, max |y|) leaves about 2x room on resnet18.
+    finalize_atol: ClassVar[float] = 0.1
+    # Training the calibrated model would move weights under observers whose ranges no longer fit them; this is
+    # post-training quantization, so it is measured as calibrated.
+    recoverable = False
+
+    engine: str = "auto"
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        check_choice("engine", self.engine, _ENGINES)
+        _check_count("calibration_batches", self.calibration_batches)
+
+    def check(self, model: nn.Module) -> None:
+        """Raises ValueError if this torch build lacks the engine."""
+        resolve_engine(self.engine)
+
+    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+        """Inserts observers into a copy of `model` and calibrates them.
+
+        The copy is traced in eval mode, because post-training fusion folds BatchNorm into the preceding conv
+        only then; the calibrated model is handed back in `model`'s training mode. Fine-tuning it trains the
+        folded convs (no BatchNorm left), and its observers keep recording in every forward pass, so the
+        activation ranges `finalize` uses span everything seen since calibration and miss the last step
+        unless a forward pass (an evaluation) follows it.
+
+        Args:
+            model: The float model; not mutated. It must be symbolically traceable by torch.fx.
+            example_input: Traced with; when `calibration` is empty, also the first calibration batch.
+            calibration: Real input batches; the first `calibration_batches` are observed. When empty, the
+                example input and seeded random normal batches of its shape are observed instead, which
+                `info["calibration"]` says.
+
+        Returns:
+            The prepared model (a float `GraphModule` with observers, same outputs as `model`; `finalize`
+            converts it) and info with the resolved `engine`, the `calibration` source and `quantized_modules`,
+            the number of int8 conv/linear modules after conversion.
+
+        Raises:
+            ValueError: If this torch build lacks the engine.
+        """
+        engine = resolve_engine(self.engine)
+        batches, source = self._calibration(example_input, calibration)
+        with _quantized_engine(engine), torch.no_grad():
+            prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (example_input,))
+            for batch in batches:
+                prepared(batch)
+            converted = convert_fx(copy.deepcopy(prepared))
+        prepared.train(model.training)
+        info = {"engine": engine, "calibration": source, "quantized_modules": int8_layers(converted)}
+        return Compressed(model=prepared, masks={}, info=info)
+
+    def finalize(self, model: nn.Module) -> Executable:
+        """Converts a copy of the prepared model to int8 modules packed for the engine.
+
+        `notes` counts conv/linear layers that conversion left in fp32, since their time is not an int8 time.
+        """
+        engine = resolve_engine(self.engine)
+        with _quantized_engine(engine):
+            converted = convert_fx(copy.deepcopy(model))
+        left_float = sum(isinstance(module, _FLOAT_LAYERS) for module in converted.modules())
+        notes = f"{left_float} conv/linear layers left fp32 (not quantized)" if left_float else ""
+        return Executable(
+            converted, executed_as=f"int8 kernels ({engine} engine)", notes=notes, quantized_engine=engine
+        )
+
+    def _calibration(
+        self, example_input: torch.Tensor, calibration: Sequence[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], str]:
+        """Returns the batches to observe and how to describe them in `info`."""
+        if calibration:
+            batches = list(calibration)[: self.calibration_batches]
+            return batches, f"{len(batches)} batches of real inputs"
+        # Seeded, so the same config on the same model calibrates (and quantizes) identically every run.
+        generator = torch.Generator().manual_seed(0)
+        random = [
+            torch.randn(example_input.shape, generator=generator, dtype=example_input.dtype)
+            for _ in range(self.calibration_batches - 1)
+        ]
+        return [example_input, *random], f"example input + {len(random)} random normal inputs (no data)"
+
+
+@register("quant.int8_dynamic")
+@dataclass(frozen=True)
+class DynamicInt8Quantization(CompressorConfig):
+    """Dynamic int8 quantization of `nn.Linear` layers; every other layer runs in fp32.
+
+    Linear weights are stored in int8 (per tensor); each call quantizes the activations with a range measured
+    on that input, so no calibration is needed. Convolutions are not touched: the speed-up, if any, comes only
+    from the linear layers.
+
+    Attributes:
+        engine: Quantized engine to pack for and run on: "auto" (see `resolve_engine`), "x86", "fbgemm",
+            "qnnpack" or "onednn".
+    """
+
+    execution_fields = ("engine",)
+    # As for quant.int8. Measured on seeded random-weight models: the worst element is off by 1-2% of
+    # max |y| (MNIST CNN, both Linear layers quantized; resnet18, only the classifier); 0.05 leaves 2x room.
+    finalize_atol: ClassVar[float] = 0.05
+
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choice("engine", self.engine, _ENGINES)
+
+    def check(self, model: nn.Module) -> None:
+        """Raises ValueError if `model` has no `nn.Linear` or this torch build lacks the engine."""
+        if not any(isinstance(module, nn.Linear) for module in model.modules()):
+            raise ValueError(_NO_LINEAR)
+        resolve_engine(self.engine)
+
+    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+        """Returns a float copy of `model`: dynamic quantization happens in `finalize`, so fine-tuning sees fp32.
+
+        Args:
+            model: The float model; not mutated.
+            example_input: Unused: nothing is traced or calibrated.
+            calibration: Unused: activation ranges are measured per call.
+
+        Returns:
+            The copy and info with the resolved `engine` and `quantized_modules`, the number of `nn.Linear`
+            layers `finalize` will quantize.
+
+        Raises:
+            ValueError: If `model` has no `nn.Linear` or this torch build lacks the engine.
+        """
+        self.check(model)
+        linears = sum(isinstance(module, nn.Linear) for module in model.modules())
+        info = {"engine": resolve_engine(self.engine), "quantized_modules": linears}
+        return Compressed(model=copy.deepcopy(model), masks={}, info=info)
+
+    def finalize(self, model: nn.Module) -> Executable:
+        """Returns an eval-mode copy of `model` with every `nn.Linear` swapped for a dynamic int8 Linear."""
+        engine = resolve_engine(self.engine)
+        with _quantized_engine(engine):
+            quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        return Executable(
+            quantized,
+            executed_as=f"int8 dynamic (Linear only, {engine} engine); other layers fp32",
+            notes="",
+            quantized_engine=engine,
+        )
