@@ -27,13 +27,13 @@ def where(record: dict[str, Any]) -> str:
 
 
 def variant(record: dict[str, Any]) -> str:
-    shown = " ".join(f"{key}={value}" for key, value in sorted(record["params"].items()))
+    shown = " ".join(f"{key}={value}" for key, value in sorted(record["params"].items()) if value is not None)
     return f"{record['compressor']} {shown}".strip()
 
 
 def short_variant(record: dict[str, Any]) -> str:
     """`variant` with parameter values only, short enough for a plot's tick labels and annotations."""
-    values = "/".join(str(value) for _, value in sorted(record["params"].items()))
+    values = "/".join(str(value) for _, value in sorted(record["params"].items()) if value is not None)
     return f"{record['compressor']} {values}".strip()
 
 

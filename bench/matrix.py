@@ -57,7 +57,7 @@ class Cell:
     @property
     def variant(self) -> str:
         """The compressor with its parameters, as tables and legends show it."""
-        shown = " ".join(f"{key}={value}" for key, value in self.params)
+        shown = " ".join(f"{key}={value}" for key, value in self.params if value is not None)
         prefix = "layers " if self.kind == "layers" else ""
         return f"{prefix}{self.compressor} {shown}".strip()
 

@@ -195,8 +195,10 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
         "",
         "- Speedup = baseline time / compressed time, from baseline and compressed runs interleaved in one worker"
         " process; the interval is the 95% distribution-free CI of the median per-round ratio.",
-        "- *theor. speedup* = dense MACs / effective MACs (non-zero weights x output positions); efficiency ="
+        "- *theor. speedup* = dense MACs / effective MACs (non-zero weights x output positions, so weights that"
+        " quantization rounds to zero count as skippable too; bit-widths do not enter it); efficiency ="
         " measured / theoretical.",
+        "- *simulated* cells run decoded fp32 weights: their sizes are real encodings, their latency is what runs.",
         "- *busy*: other processes used the CPU during the cell; *noisy*: IQR above 10% of the median.",
         "- Accuracy is n/a for models without real weights: no number from random weights is shown.",
     ]

@@ -17,6 +17,7 @@ from torch import nn
 from compressors._checks import check_choice, check_fraction
 from compressors._criteria import CRITERIA, check_criterion, forget_activation_density, importance, record_activation_density
 from compressors._modes import eval_mode
+from compressors._modules import count_params
 from compressors._ratio_search import search_ratio
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
@@ -94,8 +95,8 @@ class ChannelPruning(CompressorConfig):
             "macs_dense": macs_dense,
             "macs_pruned": best.macs,
             "macs_removed_achieved": 1.0 - best.macs / macs_dense,
-            "params_dense": _count_params(reference),
-            "params_pruned": _count_params(pruned),
+            "params_dense": count_params(reference),
+            "params_pruned": count_params(pruned),
         }
         if self.criterion == "apoz":
             info["calibration"] = f"{len(calibration)} batches of real inputs" if calibration else "the example input (no data)"
@@ -173,7 +174,3 @@ def _max_ratio(model: nn.Module, ignored: list[str]) -> float:
 def _count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
     macs, _ = tp.utils.count_ops_and_params(model, example_input)
     return int(macs)
-
-
-def _count_params(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from compressors._modes import eval_mode
+from compressors._modules import count_params, replace_module
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.lowrank import gram_svd
 from compressors.registry import register
@@ -144,16 +145,12 @@ class DepthwiseSeparable(CompressorConfig):
         for name, conv in convs:
             pair, error = separable_pair(conv)
             layers[name] = _layer_info(conv, pair, positions[name], error)
-            if name:
-                parent_name, _, child_name = name.rpartition(".")
-                setattr(swapped.get_submodule(parent_name), child_name, pair)
-            else:
-                swapped = pair
+            swapped = replace_module(swapped, name, pair)
         info = {
             "convs_replaced": len(layers),
             **{key: sum(layer[key] for layer in layers.values()) for key in _TOTALS},
-            "params_model_before": _count_params(model),
-            "params_model_after": _count_params(swapped),
+            "params_model_before": count_params(model),
+            "params_model_after": count_params(swapped),
             "layers": layers,
         }
         return Compressed(model=swapped, masks={}, info=info)
@@ -193,8 +190,8 @@ def _output_positions(
 
 def _layer_info(conv: nn.Conv2d, pair: nn.Sequential, positions: int, error: float) -> dict[str, Any]:
     kernel = conv.kernel_size[0] * conv.kernel_size[1]
-    params_before = _count_params(conv)
-    params_after = _count_params(pair)
+    params_before = count_params(conv)
+    params_after = count_params(pair)
     return {
         "params_before": params_before,
         "params_after": params_after,
@@ -204,7 +201,3 @@ def _layer_info(conv: nn.Conv2d, pair: nn.Sequential, positions: int, error: flo
         "theoretical_ratio": 1 / conv.out_channels + 1 / kernel,
         "approximation_error": error,
     }
-
-
-def _count_params(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from compressors._checks import check_choice
+from compressors._modules import count_params, replace_module
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
 
@@ -215,17 +216,13 @@ class LowRankSVD(CompressorConfig):
             u, s, vh = gram_svd(weight.double().reshape(out_features, in_features))
             squares = s.square().cumsum(0)
             rank = self._rank(squares)
-            dense = _count_params(layer)
+            dense = count_params(layer)
             bias = dense - weight.numel()
             low_rank = rank * (out_features + in_features) + bias
             done = not (self.skip_if_no_saving and low_rank - bias >= weight.numel())
             if done:
                 replacement = factorize(layer, u, s, vh, rank)
-                if name:
-                    parent_name, _, child_name = name.rpartition(".")
-                    setattr(factorized.get_submodule(parent_name), child_name, replacement)
-                else:
-                    factorized = replacement
+                factorized = replace_module(factorized, name, replacement)
             else:
                 skipped[name] = (
                     f"no saving at rank {rank}: {rank} x ({out_features} + {in_features}) = "
@@ -242,8 +239,8 @@ class LowRankSVD(CompressorConfig):
         info = {
             "layers_factorized": sum(layer["factorized"] for layer in layers.values()),
             "layers_skipped": skipped,
-            "params_before": _count_params(model),
-            "params_after": _count_params(factorized),
+            "params_before": count_params(model),
+            "params_after": count_params(factorized),
             "layers": layers,
         }
         return Compressed(model=factorized, masks={}, info=info)
@@ -271,7 +268,3 @@ def _check_share(field: str, value: object) -> float:
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{field} must be in (0, 1], got {value!r}")
     return float(value)
-
-
-def _count_params(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())

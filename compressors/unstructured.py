@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from compressors._checks import check_choice, check_fraction
+from compressors._modules import replace_module
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
 from compressors.sparse_modules import CsrConv2d, CsrLinear
@@ -134,11 +135,7 @@ class UnstructuredPruning(CompressorConfig):
             if reason:
                 kept_dense[reason] = kept_dense.get(reason, 0) + 1
                 continue
-            replacement = _csr_twin(module)
-            if name:
-                _replace(sparse, name, replacement)
-            else:
-                sparse = replacement
+            sparse = replace_module(sparse, name, _csr_twin(module))
         notes = "; ".join(f"{count} {reason} kept dense (no CSR path)" for reason, count in kept_dense.items())
         return Executable(sparse, executed_as=_CSR_LABEL, notes=notes)
 
@@ -156,9 +153,3 @@ def _dense_only_reason(conv: nn.Conv2d) -> str:
 
 def _csr_twin(layer: nn.Conv2d | nn.Linear) -> CsrConv2d | CsrLinear:
     return CsrLinear.from_dense(layer) if isinstance(layer, nn.Linear) else CsrConv2d.from_dense(layer)
-
-
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Puts `new` where the submodule `name` (not "", the model itself) is."""
-    parent_name, _, child_name = name.rpartition(".")
-    setattr(model.get_submodule(parent_name), child_name, new)

@@ -1,0 +1,20 @@
+"""Module surgery shared by the compressors that swap layers for other layers."""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["count_params", "replace_module"]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
+    """Put `new` where the submodule `name` is and return the model; `name` "" (the model itself) returns `new`."""
+    if not name:
+        return new
+    parent_name, _, child_name = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child_name, new)
+    return model

@@ -1,0 +1,69 @@
+"""Quantizers through the whole pipeline: real encodings in the record, the engine that ran, honest labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.store import open_store
+from tests.bench.conftest import run_main, tiny_run_args, write_fast_toml
+
+COMPRESSORS = ["none", "quant.int8", "quant.bits:bits=4", "quant.cluster:bits=2", "quant.binary", "arch.dsconv", "lowrank.svd:rank_ratio=0.5"]
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    directory = tmp_path_factory.mktemp("quantized")
+    store = directory / "results" / "bench.sqlite"
+    result = run_main(tiny_run_args(store, write_fast_toml(directory), compressors=COMPRESSORS))
+    assert result.code == 0, result.err
+    opened = open_store(store)
+    try:
+        found = opened.records(opened.run()["run_id"])
+    finally:
+        opened.close()
+    assert all(r["status"] == "ok" for r in found), [r.get("error") for r in found]
+    return {r["compressor"]: r for r in found}
+
+
+def test_int8_cells_run_int8_kernels_on_the_named_engine_and_store_int8(records: dict[str, dict]) -> None:
+    int8 = records["quant.int8"]
+    assert int8["quantized_engine"] in ("x86", "fbgemm", "qnnpack")
+    assert int8["quantized_engine"] in int8["executed_as"] and "int8" in int8["executed_as"]
+    assert int8["size_stored_bytes"] < records["none"]["size_stored_bytes"] / 3
+    assert int8["finetune_steps"] == 0 and int8["recovery"] == {}
+
+
+def test_simulated_quantizers_say_so_and_carry_real_encoded_sizes(records: dict[str, dict]) -> None:
+    fp32 = records["none"]["size_dense_bytes"]
+    container = 8 * 1024  # torch.save's archive, biases and per-channel tables: fixed, not per weight
+    for name, bits in (("quant.bits", 4), ("quant.cluster", 2), ("quant.binary", 1)):
+        record = records[name]
+        assert record["executed_as"].startswith("simulated")
+        assert record["size_packed_bytes"] < fp32 * bits / 32 + container, name
+        assert record["size_huffman_bytes"] > 0
+    assert records["quant.binary"]["size_packed_bytes"] < records["quant.bits"]["size_packed_bytes"]
+
+
+def test_recovered_quantized_weights_are_quantized_again(records: dict[str, dict]) -> None:
+    record = records["quant.bits"]
+    assert record["finetune_steps"] > 0
+    # the record's codes describe the evaluated model: its encodings are the 4-bit ones, not a drifted fp32 model
+    assert record["size_packed_bytes"] < record["size_dense_bytes"] / 5
+
+
+def test_architecture_swaps_report_fewer_macs_and_params(records: dict[str, dict]) -> None:
+    baseline = records["none"]
+    for name in ("arch.dsconv", "lowrank.svd"):
+        record = records[name]
+        assert record["macs_dense"] < baseline["macs_dense"], name
+        assert record["params_total"] < baseline["params_total"], name
+        assert record["theoretical_speedup"] > 1.0
+        assert record["executed_as"].startswith("dense")
+
+
+def test_every_record_has_the_artifact_it_timed(records: dict[str, dict]) -> None:
+    for record in records.values():
+        assert record["artifact_bytes"] > 0
+        assert record["size_stored_bytes"] > 0
