@@ -101,6 +101,12 @@ class RecoveredModels:
         return self._value
 
 
+def _coded_sizes(compressed: Compressed) -> dict[str, int]:
+    if not compressed.codes:
+        return {}
+    return coded_sizes({k: v.detach() for k, v in compressed.model.state_dict().items()}, compressed.codes)
+
+
 def _distillation(cell: Cell, teacher: torch.nn.Module) -> Distillation | None:
     recovery = dict(cell.recovery)
     if recovery.get("method") != "distill":
@@ -126,8 +132,9 @@ def measure_model_cell(
     )
 
     fields.update(size_report(compressed.model))
-    if compressed.codes:
-        fields.update(coded_sizes({k: v.detach() for k, v in compressed.model.state_dict().items()}, compressed.codes))
+    fields.update(_coded_sizes(compressed))
+    if compressed.stages:
+        fields["stage_sizes"] = [{**size_report(stage.model), **_coded_sizes(stage)} for stage in compressed.stages]
     fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
     macs = macs_report(compressed.model, example)
     baseline_macs = reference.macs_dense(cell.batch)

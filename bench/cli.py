@@ -110,7 +110,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.compressors:
-        overrides["compressors"] = dict(parse_compressor_spec(spec) for spec in args.compressors)
+        grids: dict[str, list[dict[str, list[Any]]]] = {}
+        for spec in args.compressors:
+            name, grid = parse_compressor_spec(spec)
+            grids.setdefault(name, []).append(grid)
+        overrides["compressors"] = grids
     if args.finetune_steps is not None:
         overrides["finetune_steps"] = args.finetune_steps
     if args.recovery is not None:

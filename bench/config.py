@@ -173,18 +173,22 @@ def parse_compressor_spec(spec: str) -> tuple[str, dict[str, list[Any]]]:
 
 def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.CompressorConfig, ...]:
     configs: list[compressors.CompressorConfig] = []
-    for name, grid in table.items():
+    for name, grids in table.items():
         if name not in compressors.names():
             raise unknown_name("compressor", name, compressors.names())
-        _require(isinstance(grid, Mapping), f"compressors.{name} must be a table of parameters, got {grid!r}")
         cls = compressors.get(name)
-        # Execution-only fields vary fastest, so cells sharing one compressed model run back to back.
-        keys = sorted(grid, key=lambda key: (key in cls.execution_fields, key))
-        for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
-            try:
-                configs.append(cls.from_dict(dict(zip(keys, values))))
-            except (ValueError, TypeError) as error:
-                raise BenchError(f"{name}: {error}") from error
+        # A compressor named twice (repeated on the command line, or an array of tables) has several grids.
+        for grid in grids if isinstance(grids, list) else [grids]:
+            _require(isinstance(grid, Mapping), f"compressors.{name} must be a table of parameters, got {grid!r}")
+            # Execution-only fields vary fastest, so cells sharing one compressed model run back to back.
+            keys = sorted(grid, key=lambda key: (key in cls.execution_fields, key))
+            for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
+                try:
+                    config = cls.from_dict(dict(zip(keys, values)))
+                except (ValueError, TypeError) as error:
+                    raise BenchError(f"{name}: {error}") from error
+                if config not in configs:
+                    configs.append(config)
     _require(bool(configs), "compressors: the matrix needs at least one compressor")
     return tuple(configs)
 

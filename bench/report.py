@@ -189,6 +189,19 @@ def _model_figures(records: list[dict[str, Any]], directory: Path) -> list[str]:
     return md
 
 
+_ENCODINGS = ("size_dense_bytes", "size_gzip_bytes", "size_csr_bytes", "size_packed_bytes", "size_huffman_bytes")
+
+
+def _stage_sizes(record: dict[str, Any]) -> str:
+    """The bytes of every encoding after each stage of a chain, in stage order."""
+    steps = []
+    stages = zip(record["compressor_info"]["stages"], record["stage_sizes"], strict=True)
+    for index, (stage, sizes) in enumerate(stages, 1):
+        shown = [f"{key[5:-6]} {sizes[key] / _MB:.3f} MB" for key in _ENCODINGS if sizes.get(key) is not None]
+        steps.append(f"after stage {index} ({stage['name']}): {', '.join(shown)}")
+    return "; ".join(steps)
+
+
 def _notes(records: list[dict[str, Any]]) -> list[str]:
     notes = [
         "## Notes",
@@ -203,6 +216,8 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
         "- Accuracy is n/a for models without real weights: no number from random weights is shown.",
     ]
     for record in records:
+        if record.get("stage_sizes") and record["status"] == "ok":
+            notes.append(f"- {record['model']} {variant(record)}: {_stage_sizes(record)}")
         if record.get("execution_notes"):
             notes.append(f"- {record['model']} {variant(record)}: {record['execution_notes']}")
         if record["status"] != "ok":

@@ -3,7 +3,7 @@
 Importing this package registers every built-in compressor, so `names()` lists them all.
 """
 
-from compressors import channel, dsconv, identity, lowrank, quant_int8, quant_weights, unstructured
+from compressors import chain, channel, dsconv, identity, lowrank, quant_int8, quant_weights, unstructured
 from compressors.base import Compressed, CompressorConfig, Executable, WeightCode
 from compressors.registry import UnknownCompressorError, get, names, register
 
@@ -18,4 +18,4 @@ __all__ = [
     "register",
 ]
 
-del channel, dsconv, identity, lowrank, quant_int8, quant_weights, unstructured
+del chain, channel, dsconv, identity, lowrank, quant_int8, quant_weights, unstructured

@@ -49,12 +49,15 @@ class Compressed:
         info: JSON-native facts the compressor knows about its result (achieved sparsity, kept channels,
             ratios), stored with the record so the report can show what was really done.
         codes: Parameter name -> its quantized storage, for compressors that quantize weights; empty otherwise.
+        stages: The result of each stage, for compressors made of stages (a chain), so each step's size can be
+            measured; empty otherwise.
     """
 
     model: nn.Module
     masks: dict[str, torch.Tensor]
     info: dict[str, Any]
     codes: dict[str, WeightCode] = dataclasses.field(default_factory=dict)
+    stages: list[Compressed] = dataclasses.field(default_factory=list)
 
 
 @dataclass

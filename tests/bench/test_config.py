@@ -171,3 +171,12 @@ def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(BenchError) as info:
         load_config(path)
     assert "no such file" in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_compressor_named_twice_on_the_command_line_keeps_both_grids() -> None:
+    overrides = {"compressors": {}}
+    for spec in ("prune.unstructured:sparsity=0.5", "prune.unstructured:sparsity=0.9:execution=csr", "prune.unstructured:sparsity=0.5"):
+        name, grid = parse_compressor_spec(spec)
+        overrides["compressors"].setdefault(name, []).append(grid)
+    config = load_config(None, overrides)
+    assert [(c.sparsity, c.execution) for c in config.compressors] == [(0.5, "dense"), (0.9, "csr")]

@@ -9,7 +9,10 @@ import pytest
 from bench.store import open_store
 from tests.bench.conftest import run_main, tiny_run_args, write_fast_toml
 
-COMPRESSORS = ["none", "quant.int8", "quant.bits:bits=4", "quant.cluster:bits=2", "quant.binary", "arch.dsconv", "lowrank.svd:rank_ratio=0.5"]
+COMPRESSORS = [
+    "none", "quant.int8", "quant.bits:bits=4", "quant.cluster:bits=2", "quant.binary", "arch.dsconv",
+    "lowrank.svd:rank_ratio=0.5", "chain:stages=prune.unstructured(sparsity=0.8;scope=layer)+quant.bits(bits=4)",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,13 @@ def test_every_record_has_the_artifact_it_timed(records: dict[str, dict]) -> Non
     for record in records.values():
         assert record["artifact_bytes"] > 0
         assert record["size_stored_bytes"] > 0
+
+
+def test_a_chain_records_the_size_after_each_stage(records: dict[str, dict]) -> None:
+    chain = records["chain"]
+    pruned, quantized = chain["stage_sizes"]
+    assert pruned["params_nonzero"] < 0.25 * records["none"]["params_nonzero"]
+    assert "size_packed_bytes" not in pruned and quantized["size_packed_bytes"] < pruned["size_dense_bytes"] / 5
+    # zeros survive 4-bit affine quantization, so the final model is as sparse as the pruned one
+    assert chain["params_nonzero"] <= pruned["params_nonzero"]
+    assert chain["size_huffman_bytes"] < quantized["size_packed_bytes"]
