@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 import compressors
 import targets
-from bench.config import DEFAULT_STORE, load_config, parse_compressor_spec, parse_value
+from bench.config import DEFAULT_STORE, load_config, parse_compressor_spec
 from bench.errors import BenchError
 from bench.models import list_models
 from bench.report import write_report
@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _list_of(kind: type, flag: str):
     def parse(text: str) -> list[Any]:
-        values = [parse_value(item) for item in text.split(",") if item]
+        values = [compressors.parse_value(item) for item in text.split(",") if item]
         for value in values:
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise BenchError(f"{flag} expects a comma-separated list of {kind.__name__}, got '{text}'")

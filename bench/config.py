@@ -150,16 +150,6 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value: int, then float, then true/false, else the string itself."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
 def parse_compressor_spec(spec: str) -> tuple[str, dict[str, list[Any]]]:
     """Parse `NAME[:KEY=V1,V2[:KEY=V...]]`, e.g. `prune.unstructured:sparsity=0.9,0.95:execution=csr`."""
     name, *assignments = spec.split(":")
@@ -167,7 +157,7 @@ def parse_compressor_spec(spec: str) -> tuple[str, dict[str, list[Any]]]:
     for assignment in assignments:
         key, sep, values = assignment.partition("=")
         _require(bool(sep and key and values), f"--compressors: expected KEY=V1,V2 after '{name}:', got '{assignment}'")
-        grid[key] = [parse_value(v) for v in values.split(",")]
+        grid[key] = [compressors.parse_value(v) for v in values.split(",")]
     return name, grid
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Real
+from typing import Any
 
-__all__ = ["check_choice", "check_fraction"]
+__all__ = ["check_choice", "check_fraction", "parse_value"]
 
 
 def check_fraction(field: str, value: object) -> float:
@@ -32,3 +33,13 @@ def check_choice(field: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{field} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def parse_value(text: str) -> Any:
+    """A parameter written as text (command line, chain stage): int, then float, then true/false, else the text."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)

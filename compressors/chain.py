@@ -15,22 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressors._checks import parse_value
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import get, register
 
 __all__ = ["Chain", "parse_stages"]
 
 _STAGE = re.compile(r"^\s*([a-z][a-z0-9_.]*)\s*(?:\((.*)\))?\s*$")
-
-
-def _value(text: str) -> Any:
-    """A stage parameter: int, then float, then true/false, else the text itself."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def parse_stages(spec: str) -> list[CompressorConfig]:
@@ -53,7 +44,7 @@ def parse_stages(spec: str) -> list[CompressorConfig]:
             key, sep, value = assignment.partition("=")
             if not sep:
                 raise ValueError(f"stages: expected KEY=VALUE in {name}(...), got {assignment!r}")
-            params[key.strip()] = _value(value.strip())
+            params[key.strip()] = parse_value(value.strip())
         try:
             stages.append(get(name).from_dict(params))
         except KeyError as error:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench.models import resolve_model
 from bench.measure.encodings import (
     HuffmanCoded,
     coded_sizes,
@@ -34,19 +35,7 @@ def _skewed(count: int, seed: int = 0) -> torch.Tensor:
 
 
 def _mnist_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 128),
-        nn.ReLU(),
-        nn.Linear(128, 10),
-    )
+    return resolve_model("mnist_cnn").build()
 
 
 def _compress(name: str, **params: object) -> Compressed:
