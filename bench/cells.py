@@ -6,6 +6,8 @@ Returns the measured fields of the record; the runner adds identity, status and 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,18 @@ class RecoveredModels:
         return self._value
 
 
+@contextmanager
+def _quantized_engine(engine: str | None) -> Iterator[None]:
+    """Run int8 kernels on the engine they were packed for, as the timing worker does, then restore the default."""
+    previous = torch.backends.quantized.engine
+    if engine is not None:
+        torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
 def _coded_sizes(compressed: Compressed) -> dict[str, int]:
     if not compressed.codes:
         return {}
@@ -143,8 +157,9 @@ def measure_model_cell(
     executable = config.finalize(compressed.model)
     fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
     if reference.test is not None:
-        # Accuracy of what runs: the CSR form is evaluated itself, not assumed equal to the dense one.
-        fields["accuracy_top1"] = top1(executable.model, reference.test)
+        # Accuracy of what runs: the CSR or int8 form is evaluated itself, not assumed equal to the trainable one.
+        with _quantized_engine(executable.quantized_engine):
+            fields["accuracy_top1"] = top1(executable.model, reference.test)
 
     candidate = save_torchscript(executable.model, example, workdir / "candidate.pt")
     fields["size_stored_bytes"] = len(dense_bytes(executable.model.state_dict()))
