@@ -285,10 +285,9 @@ class BinaryWeights(_WeightQuantizer):
 class WeightClustering(_WeightQuantizer):
     """Deep Compression weight sharing: each layer's weights snap to a codebook of 2**bits k-means centroids.
 
-    All weights of a layer are clustered together, zeros included, which keeps the transform simple and its
-    error minimal; the cost is that a pruned model's zeros become the nearest centroid, which is small but
-    usually not exactly zero (Han et al. cluster only the surviving weights of a pruned layer).
-    A layer with fewer weights than 2**bits gets one centroid per weight.
+    A layer holding exact zeros (a pruned one) keeps them: code 0 is reserved for 0.0 and the surviving weights
+    share the other 2**bits - 1 centroids, as Han et al. cluster only the survivors, so pruning followed by
+    clustering stays sparse. A layer with fewer weights than its centroids gets one centroid per weight.
 
     Attributes:
         bits: Bits per code, 1 to 8; the codebook has 2**bits entries per layer.
@@ -308,8 +307,18 @@ class WeightClustering(_WeightQuantizer):
         object.__setattr__(self, "max_iters", int(self.max_iters))
 
     def _encode(self, weight: torch.Tensor) -> WeightCode:
-        clustering = kmeans_1d(weight, min(2**self.bits, weight.numel()), self.max_iters)
-        return WeightCode(clustering.codes, self.bits, {"codebook": clustering.codebook})
+        survivors = weight != 0
+        if bool(survivors.all()) or self.bits == 1:
+            clustering = kmeans_1d(weight, min(2**self.bits, weight.numel()), self.max_iters)
+            return WeightCode(clustering.codes, self.bits, {"codebook": clustering.codebook})
+        codes = torch.zeros(weight.shape, dtype=torch.uint8)
+        codebook = weight.new_zeros(1)
+        if bool(survivors.any()):
+            values = weight[survivors]
+            clustering = kmeans_1d(values, min(2**self.bits - 1, values.numel()), self.max_iters)
+            codes[survivors] = clustering.codes + 1
+            codebook = torch.cat([codebook, clustering.codebook])
+        return WeightCode(codes, self.bits, {"codebook": codebook})
 
     def _facts(self, codes: dict[str, WeightCode]) -> dict[str, Any]:
         sizes = {name: code.tables["codebook"].numel() for name, code in codes.items()}

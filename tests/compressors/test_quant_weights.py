@@ -241,3 +241,19 @@ def test_unknown_tables_are_rejected() -> None:
     code = WeightCode(torch.zeros(2, dtype=torch.uint8), 1, {"lut": torch.zeros(2)})
     with pytest.raises(ValueError, match=r"^no decoder for tables \['lut'\]"):
         decode_weight(code)
+
+
+def test_cluster_keeps_a_pruned_layers_zeros_and_shares_the_rest() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(16, 32)
+    weight[weight.abs() < 1.0] = 0.0  # about two thirds pruned
+    layer = nn.Linear(32, 16, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    result = get("quant.cluster")(bits=3).apply(nn.Sequential(layer), torch.zeros(1, 32))
+    clustered = result.model[0].weight.detach()
+    assert torch.equal(clustered == 0, weight == 0)
+    code = result.codes["0.weight"]
+    assert code.tables["codebook"][0] == 0 and len(code.tables["codebook"]) <= 8
+    assert torch.equal(code.codes == 0, weight == 0)
+    assert len(torch.unique(clustered[weight != 0])) <= 7
