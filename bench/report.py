@@ -202,6 +202,19 @@ def _stage_sizes(record: dict[str, Any]) -> str:
     return "; ".join(steps)
 
 
+def _separable_ratios(record: dict[str, Any]) -> str:
+    """Depthwise-separable swap: measured parameter and MAC ratios of the replaced convs against 1/O + 1/K^2."""
+    info = record["compressor_info"]
+    layers = info["layers"].values()
+    formula = sum(layer["theoretical_ratio"] * layer["params_before"] for layer in layers) / info["params_before"]
+    return (
+        f"replaced convs: {info['convs_replaced']}; their params x{info['params_after'] / info['params_before']:.3f} and"
+        f" MACs x{info['macs_after'] / info['macs_before']:.3f} against 1/O + 1/K^2 = {formula:.3f} (weighted by"
+        f" params); whole-model speedup measured {record['speedup_median']:.2f}x of {record['theoretical_speedup']:.2f}x"
+        " theoretical"
+    )
+
+
 def _notes(records: list[dict[str, Any]]) -> list[str]:
     notes = [
         "## Notes",
@@ -216,6 +229,8 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
         "- Accuracy is n/a for models without real weights: no number from random weights is shown.",
     ]
     for record in records:
+        if record["compressor"] == "arch.dsconv" and record["status"] == "ok":
+            notes.append(f"- {record['model']} {variant(record)}: {_separable_ratios(record)}")
         if record.get("stage_sizes") and record["status"] == "ok":
             notes.append(f"- {record['model']} {variant(record)}: {_stage_sizes(record)}")
         if record.get("execution_notes"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
 
@@ -16,18 +16,31 @@ COMPRESSORS = [
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict], str]:
+    """The records by compressor, and the Markdown report of the run."""
     directory = tmp_path_factory.mktemp("quantized")
     store = directory / "results" / "bench.sqlite"
     result = run_main(tiny_run_args(store, write_fast_toml(directory), compressors=COMPRESSORS))
     assert result.code == 0, result.err
     opened = open_store(store)
     try:
-        found = opened.records(opened.run()["run_id"])
+        run_id = opened.run()["run_id"]
+        found = opened.records(run_id)
     finally:
         opened.close()
     assert all(r["status"] == "ok" for r in found), [r.get("error") for r in found]
-    return {r["compressor"]: r for r in found}
+    return {r["compressor"]: r for r in found}, (store.parent / "runs" / run_id / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def records(run: tuple[dict[str, dict], str]) -> dict[str, dict]:
+    return run[0]
+
+
+def test_report_sets_the_separable_swap_against_its_formula_and_lists_chain_stages(run: tuple[dict[str, dict], str]) -> None:
+    report = run[1]
+    assert re.search(r"arch\.dsconv.*replaced convs: \d+; their params x0\.\d+ .* against 1/O \+ 1/K\^2 = 0\.\d+", report)
+    assert re.search(r"chain .*after stage 1 \(prune\.unstructured\).*after stage 2 \(quant\.bits\): .*packed", report)
 
 
 def test_int8_cells_run_int8_kernels_on_the_named_engine_and_store_int8(records: dict[str, dict]) -> None:
