@@ -51,3 +51,10 @@ def mnist() -> tuple[nn.Module, torch.Tensor]:
     """The MNIST CNN and a 1x1x28x28 input."""
     factory, shape = MODELS["mnist_cnn"]
     return factory(), example_input(shape)
+
+
+@pytest.fixture(params=["resnet18", "mobilenet_v2", "vgg16"])
+def imagenet_case(request: pytest.FixtureRequest) -> tuple[nn.Module, torch.Tensor]:
+    """A seeded torchvision ImageNet architecture and a 1x3x224x224 input, for the slow full-size tests."""
+    torch.manual_seed(0)
+    return getattr(torchvision.models, request.param)(), example_input((1, 3, 224, 224))

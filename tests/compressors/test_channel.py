@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch_pruning as tp
-import torchvision
 from torch import nn
 
 from compressors import get
@@ -105,11 +104,8 @@ def test_invalid_fields_are_refused(kwargs: dict[str, object], message: str) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("architecture", ["resnet18", "mobilenet_v2", "vgg16"])
-def test_imagenet_architectures_at_224(architecture: str) -> None:
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, architecture)()
-    x = example_input((1, 3, 224, 224))
+def test_imagenet_architectures_at_224(imagenet_case: tuple[nn.Module, torch.Tensor]) -> None:
+    model, x = imagenet_case
     result = ChannelPruning(macs_removed=0.5).apply(model, x)
     assert result.info["macs_removed_achieved"] == pytest.approx(0.5, abs=0.02)
     assert result.info["params_pruned"] < result.info["params_dense"]

@@ -204,11 +204,8 @@ def test_skip_first_must_be_a_bool(value: object) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("architecture", ["resnet18", "mobilenet_v2", "vgg16"])
-def test_imagenet_architectures_at_224(architecture: str) -> None:
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, architecture)()
-    x = example_input((1, 3, 224, 224))
+def test_imagenet_architectures_at_224(imagenet_case: tuple[nn.Module, torch.Tensor]) -> None:
+    model, x = imagenet_case
     result = DepthwiseSeparable().apply(model, x)
     replaced = [conv for _, conv in standard_convs(model)]
     assert result.info["convs_replaced"] == len(replaced)

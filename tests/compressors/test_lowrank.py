@@ -250,11 +250,8 @@ def test_invalid_fields_are_refused(kwargs: dict[str, object], message: str) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("architecture", ["resnet18", "mobilenet_v2", "vgg16"])
-def test_imagenet_architectures_at_224(architecture: str) -> None:
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, architecture)()
-    x = example_input((1, 3, 224, 224))
+def test_imagenet_architectures_at_224(imagenet_case: tuple[nn.Module, torch.Tensor]) -> None:
+    model, x = imagenet_case
     result = LowRankSVD().apply(model, x)
     assert result.info["params_after"] == _params(result.model) < result.info["params_before"]
     assert result.info["layers_factorized"] + len(result.info["layers_skipped"]) == len(factorizable_layers(model))

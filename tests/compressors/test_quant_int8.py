@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 from torch.ao.nn import quantized as nnq
 from torch.ao.nn.quantized import dynamic as nnqd
@@ -293,11 +292,9 @@ def test_auto_engine_follows_the_machine(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("architecture", ["resnet18", "mobilenet_v2", "vgg16"])
-def test_imagenet_architectures_at_224(architecture: str, tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, architecture)().eval()
-    x = example_input((1, 3, 224, 224))
+def test_imagenet_architectures_at_224(imagenet_case: tuple[nn.Module, torch.Tensor], tmp_path: Path) -> None:
+    model, x = imagenet_case
+    model.eval()
     config = StaticInt8Quantization(calibration_batches=2)
     result = config.apply(model, x)
     executable = config.finalize(result.model)
