@@ -73,10 +73,14 @@ def speedup_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[
 
 
 def layer_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(model, where) -> the layer-level records sorted by sparsity."""
+    """(model, where) -> the CSR layer-level records sorted by sparsity.
+
+    A record with a sparsity ``pattern`` (2:4 on a GPU) is left out: its sparsity is fixed by the pattern and
+    its kernel is another one, so it is no point of the CSR break-even curve.
+    """
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        if record["kind"] == "layers" and record["status"] == "ok":
+        if record["kind"] == "layers" and record["status"] == "ok" and "pattern" not in record["params"]:
             out[(record["model"], where(record))].append(record)
     for group in out.values():
         group.sort(key=lambda r: r["params"]["sparsity"])

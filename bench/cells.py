@@ -18,8 +18,8 @@ import compressors
 from compressors import Compressed
 from bench.artifacts import save_torchscript
 from bench.config import TimingConfig
-from bench.layers import gemm_pairs
-from bench.matrix import Cell
+from bench.layers import Gemm, gemm_2_4_pairs, gemm_pairs
+from bench.matrix import SEMI_STRUCTURED, Cell
 from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
@@ -35,6 +35,8 @@ __all__ = ["RecoveredModels", "measure_model_cell", "measure_layers_cell", "late
 BUSY_CORES = 0.25
 # torch.utils.benchmark warns when IQR/median exceeds 10%; the same threshold flags a noisy latency.
 NOISY_IQR = 0.10
+# The worker's names of the two libraries behind torch's semi-structured tensors, as a report spells them.
+_SEMI_STRUCTURED_BACKENDS = {"cusparselt": "cuSPARSELt", "cutlass": "CUTLASS"}
 
 
 def _pair(pair: dict[str, Any], timing: TimingConfig, budget_s: float | None = None) -> dict[str, Any]:
@@ -69,6 +71,11 @@ def latency_fields(result: dict[str, Any]) -> dict[str, Any]:
         "samples_baseline_s": result["baseline_s"],
         "samples_s": result["candidate_s"],
         "samples_speedup": result["speedups"],
+        "thermal_before": result["thermal_before"],
+        "thermal_after": result["thermal_after"],
+        "throttled": result["throttled"],
+        "throttle_reason": result["throttle_reason"],
+        "cooldown_waited_s": result["cooldown_waited_s"],
     }
 
 
@@ -134,7 +141,8 @@ def measure_model_cell(
     """Compress the cell's model, recover accuracy if asked, and measure size, MACs, accuracy and latency."""
     reference = references.get(cell.model)
     example = reference.example_input(cell.batch)
-    config = compressors.get(cell.compressor).from_dict(dict(cell.params))
+    # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
+    config = compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(target.machine_info()["arch"])
     compressed, accuracy_before = recovered.get(cell, config, references)
     fields: dict[str, Any] = {"compressor_info": compressed.info}
 
@@ -155,6 +163,10 @@ def measure_model_cell(
     fields.update(macs, macs_baseline=baseline_macs, theoretical_speedup=baseline_macs / macs["macs_effective"])
 
     executable = config.finalize(compressed.model)
+    if executable.quantized_engine is not None and _device(target) == "cuda":
+        # torch.ao int8 modules only have CPU kernels: whatever ran on the GPU would not be int8.
+        reason = f"int8 (torch.ao, {executable.quantized_engine} engine) has no CUDA kernels; measured on CPU targets"
+        return {"status": "skipped", "error": reason}
     fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
     if reference.test is not None:
         # Accuracy of what runs: the CSR or int8 form is evaluated itself, not assumed equal to the trainable one.
@@ -176,37 +188,88 @@ def measure_model_cell(
 
 
 def measure_layers_cell(cell: Cell, references: References, target: Target, timing: TimingConfig, budget_s: float, workdir: Path) -> dict[str, Any]:
-    """Time every distinct GEMM of the model, dense vs CSR, at the cell's sparsity; aggregate count-weighted."""
+    """Time every distinct GEMM of the model, dense vs sparse, and aggregate count-weighted.
+
+    The sparse side is CSR at the cell's sparsity, or, for a ``pattern=2:4`` cell (CUDA targets), 2:4
+    semi-structured fp16 against dense fp16 on shapes the worker pads for the semi-structured kernels.
+    """
     reference = references.get(cell.model)
     example = reference.example_input(cell.batch)
-    sparsity = float(dict(cell.params)["sparsity"])
-    gemms, pairs = gemm_pairs(reference.model, example, sparsity, workdir)
+    params = dict(cell.params)
+    sparsity = float(params["sparsity"])
+    semi_structured = params.get("pattern") == SEMI_STRUCTURED
+    if semi_structured:
+        gemms, pairs = gemm_2_4_pairs(reference.model, example)
+    else:
+        gemms, pairs = gemm_pairs(reference.model, example, sparsity, workdir)
     results = target.time_pairs([_pair(p, timing, budget_s) for p in pairs], cell.threads)
     layers = []
     for gemm, result in zip(gemms, results, strict=True):
         latency = latency_fields(result)
-        nonzero = int((gemm.weight != 0).sum())
         layers.append({
             "layers": list(gemm.layers), "m": gemm.m, "k": gemm.k, "n": gemm.n,
-            "sparsity": 1 - nonzero / gemm.weight.numel(),
-            "dense_median_s": latency["latency_baseline_median_s"], "csr_median_s": latency["latency_median_s"],
+            "dense_median_s": latency["latency_baseline_median_s"],
             "speedup_median": latency["speedup_median"], "speedup_ci_low": latency["speedup_ci_low"],
             "speedup_ci_high": latency["speedup_ci_high"], "rounds": latency["timing_rounds"],
             "busy": latency["busy"], "other_cpu_cores": latency["other_cpu_cores"],
+            "throttled": latency["throttled"], "throttle_reason": latency["throttle_reason"],
+            **(_semi_structured_side(result, latency) if semi_structured else _csr_side(gemm, latency)),
         })  # fmt: skip
-    dense_total = sum(len(layer["layers"]) * layer["dense_median_s"] for layer in layers)
-    csr_total = sum(len(layer["layers"]) * layer["csr_median_s"] for layer in layers)
+    dense_total = sum(len(gemm.layers) * r["summary"]["baseline_median_s"] for gemm, r in zip(gemms, results, strict=True))
+    sparse_total = sum(len(gemm.layers) * r["summary"]["candidate_median_s"] for gemm, r in zip(gemms, results, strict=True))
     others = [layer["other_cpu_cores"] for layer in layers if layer["other_cpu_cores"] is not None]
-    return {
+    fields = {
         "executed_as": "dense GEMM (torch.mm) vs sparse CSR GEMM (torch.sparse.mm)",
         "layers": layers,
         "latency_baseline_median_s": dense_total,
-        "latency_median_s": csr_total,
-        "speedup_median": dense_total / csr_total,
+        "latency_median_s": sparse_total,
+        "speedup_median": dense_total / sparse_total,
         # No interval for the aggregate: each layer has its own, and summing medians does not give one.
         "speedup_ci_low": None,
         "speedup_ci_high": None,
         "theoretical_speedup": 1 / (1 - sparsity) if sparsity < 1 else math.inf,
         "other_cpu_cores": max(others) if others else None,
         "busy": any(layer["busy"] for layer in layers),
+        "throttled": any(layer["throttled"] for layer in layers),
+        "throttle_reason": next((layer["throttle_reason"] for layer in layers if layer["throttle_reason"]), None),
+        "thermal_before": results[0]["thermal_before"],
+        "thermal_after": results[-1]["thermal_after"],
+        "cooldown_waited_s": results[0]["cooldown_waited_s"],
     }
+    if semi_structured:
+        fields.update(_semi_structured_execution(layers, results))
+    return fields
+
+
+def _csr_side(gemm: Gemm, latency: dict[str, Any]) -> dict[str, Any]:
+    nonzero = int((gemm.weight != 0).sum())
+    return {"sparsity": 1 - nonzero / gemm.weight.numel(), "csr_median_s": latency["latency_median_s"]}
+
+
+def _semi_structured_side(result: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """A 2:4 GEMM's sparse time and the shape the worker really timed (padded, so the report can say so)."""
+    return {"sparsity": 0.5, "semi_structured_median_s": latency["latency_median_s"], "gemm_padded": result["gemm_padded"]}
+
+
+def _semi_structured_execution(layers: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a 2:4 cell ran: the backend that did the sparse GEMMs, and which shapes were padded to run at all."""
+    backends = sorted({_SEMI_STRUCTURED_BACKENDS.get(r["backend"], r["backend"]) for r in results})
+    padded = [
+        f"{layer['m']}x{layer['k']}x{layer['n']} -> {'x'.join(str(d) for d in layer['gemm_padded'])}"
+        for layer in layers
+        if layer["gemm_padded"] != [layer["m"], layer["k"], layer["n"]]
+    ]
+    notes = "GEMMs (m x k x n) with seeded random fp16 weights pruned 2:4 along k, not the model's weights"
+    if padded:
+        notes += f"; padded for the semi-structured kernels, dense and sparse alike: {', '.join(padded)}"
+    return {
+        "executed_as": f"dense fp16 GEMM (torch.mm) vs 2:4 semi-structured fp16 GEMM ({', '.join(backends)})",
+        "execution_notes": notes,
+        "semi_structured_backend": ", ".join(backends),
+        "gemms_padded": len(padded),
+    }
+
+
+def _device(target: Target) -> str:
+    """Where `target` runs models; the `Target` protocol leaves it out, and every worker target sets `device`."""
+    return str(getattr(target, "device", "cpu"))

@@ -1,4 +1,4 @@
-"""`python -m bench {run,list,report,export}`: parse flags, hand a validated config to the runner, print.
+"""`python -m bench {run,list,target,report,export}`: parse flags, hand a validated config to the runner, print.
 
 A `BenchError` anywhere becomes one line on stderr and exit status 2; Ctrl-C or SIGTERM stops after the cell in
 progress is abandoned, with every finished cell already stored.
@@ -20,12 +20,13 @@ from tabulate import tabulate
 
 import compressors
 import targets
-from bench.config import DEFAULT_STORE, load_config, parse_compressor_spec
-from bench.errors import BenchError
+from bench.config import DEFAULT_STORE, load_config, load_target_specs, parse_compressor_spec
+from bench.errors import BenchError, unknown_name
 from bench.models import list_models
 from bench.report import write_report
 from bench.runner import run_matrix
 from bench.store import open_store
+from bench.target_check import check_target
 
 __all__ = ["main", "build_parser"]
 
@@ -83,8 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = verbs.add_parser("list", help="show the models, compressors, targets or stored runs")
     listing.add_argument("what", choices=["models", "compressors", "targets", "runs"])
+    listing.add_argument("--config", type=Path, help="TOML file whose [targets.NAME] tables `list targets` shows too")
     _store_flag(listing)
     listing.set_defaults(handler=_list)
+
+    target = verbs.add_parser("target", help="inspect a target")
+    target_verbs = target.add_subparsers(dest="target_verb", required=True, parser_class=_Parser)
+    check = target_verbs.add_parser("check", help="connect, describe the machine, run a tiny model there")
+    check.add_argument("name", help="a built-in target (cpu, cuda) or one defined as [targets.NAME] in --config")
+    check.add_argument("--config", type=Path, help="TOML file with [targets.NAME] tables")
+    check.set_defaults(handler=_target_check)
 
     report = verbs.add_parser("report", help="print tables and write the Markdown report of a stored run")
     report.add_argument("run_id", nargs="?", help="run id (default: the newest)")
@@ -164,16 +173,30 @@ def _list(args: argparse.Namespace) -> int:
         print(tabulate(rows, ["compressor", "parameters (defaults)", "what it does"]))
     elif args.what == "targets":
         rows = []
-        for name in targets.target_names():
-            with targets.create(name) as target:
+        for name, spec in load_target_specs(args.config).items():
+            with targets.create(spec) as target:
                 available, reason = target.available()
-            rows.append([name, "yes" if available else "no", reason or "-"])
-        print(tabulate(rows, ["target", "available", "note"]))
+            settings = ", ".join(f"{key}={value}" for key, value in spec.settings.items())
+            rows.append([name, spec.kind, settings or "-", "yes" if available else "no", reason or "-"])
+        print(tabulate(rows, ["target", "kind", "settings", "available here", "note"]))
+        print("`python -m bench target check NAME` connects and runs a model there")
     else:
         store = open_store(args.store)
         rows = [[r["run_id"], r["started_at"], r["status"], ", ".join(r["config"]["models"])] for r in store.runs()]
         store.close()
         print(tabulate(rows, ["run", "started", "status", "models"]))
+    return 0
+
+
+def _target_check(args: argparse.Namespace) -> int:
+    specs = load_target_specs(args.config)
+    if args.name not in specs:
+        raise unknown_name("target", args.name, specs, also="or one defined as [targets.NAME] in a --config file")
+    rows, problem = check_target(specs[args.name])
+    print(tabulate(rows, tablefmt="plain"))
+    if problem is not None:
+        print(f"cannot measure on {args.name}: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -208,7 +231,7 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m bench`; returns the exit status."""
-    warnings.filterwarnings("ignore", message=".*(beta state|invariant checks|is deprecated).*")
+    warnings.filterwarnings("ignore", message=".*(beta state|invariant checks|deprecated).*")
     # In-process work (training, compression, accuracy) runs on one thread: on a shared machine, oversubscribed
     # OpenMP threads slow it down tenfold. Timed work runs in the worker, at the threads each cell asks for.
     torch.set_num_threads(1)

@@ -20,7 +20,10 @@ from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
 from bench.userdata import file_digest, folder_digest, open_folder
 
-__all__ = ["TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "parse_compressor_spec", "DEFAULT_STORE"]
+__all__ = [
+    "TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "load_target_specs",
+    "parse_compressor_spec", "DEFAULT_STORE",
+]  # fmt: skip
 
 DEFAULT_STORE = Path("results") / "bench.sqlite"
 _TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "recovery", "compressors", "timing", "layers", "weights", "data"}
@@ -102,6 +105,8 @@ class RunConfig:
 
     Attributes:
         compressors: every grid point, already validated by its compressor's config class.
+        targets: the names of the targets to measure on, in order.
+        target_specs: every target the config defines (the built-in ones and its ``[targets.NAME]`` tables).
         store: the SQLite file; reports land in `store.parent / "runs"`, trained models in `store.parent / "cache"`.
     """
 
@@ -115,6 +120,7 @@ class RunConfig:
     timing: TimingConfig
     layers: LayerSweep
     assets: Mapping[str, ModelAssets] = field(default_factory=dict)
+    target_specs: Mapping[str, targets.TargetSpec] = field(default_factory=lambda: dict(targets.BUILTIN_TARGETS))
     store: Path = DEFAULT_STORE
     force: bool = False
     reports_dir: Path = field(init=False)
@@ -129,7 +135,7 @@ class RunConfig:
         return {
             "models": list(self.models),
             "compressors": [{"name": c.name, **c.to_dict()} for c in self.compressors],
-            "targets": list(self.targets),
+            "targets": {name: self.target_specs[name].to_json() for name in self.targets},
             "threads": list(self.threads),
             "batch": list(self.batch),
             "finetune_steps": self.finetune_steps,
@@ -202,6 +208,29 @@ def _positive_ints(name: str, values: Sequence[Any]) -> tuple[int, ...]:
             f"{name} must be integers >= 1, got {value!r}",
         )
     return tuple(values)
+
+
+def load_target_specs(config_file: Path | None) -> dict[str, targets.TargetSpec]:
+    """Every target a run with `config_file` knows: the built-in ones and the file's `[targets.NAME]` tables.
+
+    Raises:
+        BenchError: an unreadable file or a bad target table, in one line.
+    """
+    user = _read_toml(config_file) if config_file is not None else {}
+    defined = _target_specs(user["targets"], config_file) if isinstance(user.get("targets"), Mapping) else {}
+    return {**targets.BUILTIN_TARGETS, **defined}
+
+
+def _target_specs(tables: Mapping[str, Any], source: Path | None) -> dict[str, targets.TargetSpec]:
+    """``[targets.NAME]`` tables -> specs, each checked now so that a missing host is an error before any cell."""
+    specs = {}
+    for name, table in tables.items():
+        _require(isinstance(table, Mapping), f"targets.{name} in {source} must be a table of settings, got {table!r}")
+        try:
+            specs[name] = targets.spec_from_table(name, table)
+        except targets.SettingsError as error:
+            raise BenchError(f"{error} (in {source})") from None
+    return specs
 
 
 def _names(name: str, values: Sequence[Any]) -> tuple[str, ...]:
@@ -302,11 +331,14 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         BenchError: anything invalid, named in one line.
     """
     table = _default_table()
+    specs = load_target_specs(config_file)
     if config_file is not None:
         user = _read_toml(config_file)
         for key in user:
             if key not in _TOP_LEVEL_KEYS:
                 raise BenchError(f"unknown key '{key}' in {config_file} (accepted: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
+        if isinstance(user.get("targets"), Mapping):
+            user = {**user, "targets": list(user["targets"])}  # a file that defines targets measures on them
         table = _merge(table, user)
     overrides = dict(overrides or {})
     store = Path(overrides.pop("store", DEFAULT_STORE))
@@ -318,8 +350,8 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         resolve_model(model)
     target_names = _names("targets", _as_list(table["targets"]))
     for target in target_names:
-        if target not in targets.target_names():
-            raise unknown_name("target", target, targets.target_names())
+        if target not in specs:
+            raise unknown_name("target", target, specs, also="or one defined as [targets.NAME] in a --config file")
     steps = table["finetune_steps"]
     _require(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0, f"finetune_steps must be an integer >= 0, got {steps!r}")
     layers = _section(LayerSweep, "layers", table.get("layers", {}))
@@ -338,6 +370,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         timing=_section(TimingConfig, "timing", table.get("timing", {})),
         layers=layers,
         assets=_assets(models, table.get("weights", {}), table.get("data", {})),
+        target_specs=specs,
         store=store,
         force=force,
     )

@@ -1,5 +1,6 @@
 """The layer-level sweep, as Wen et al. measured it: every conv (lowered to GEMM) and linear layer of a model,
-magnitude-pruned to one sparsity, timed as a dense GEMM against a CSR sparse GEMM.
+magnitude-pruned to one sparsity, timed as a dense GEMM against a CSR sparse GEMM. On a GPU the same shapes are
+also timed as dense fp16 against 2:4 semi-structured fp16, the one sparse format with hardware support there.
 
 A conv with kernel (O, C, kh, kw) producing Ho x Wo outputs on a batch of B is the GEMM
 (O x C*kh*kw) @ (C*kh*kw x B*Ho*Wo); a linear layer is (O x I) @ (I x B). Layers with the same GEMM shape are
@@ -19,7 +20,7 @@ import compressors
 from bench.artifacts import save_torchscript
 from compressors.sparse_modules import to_csr
 
-__all__ = ["Gemm", "model_gemms", "DenseGemm", "CsrGemm", "gemm_pairs"]
+__all__ = ["Gemm", "model_gemms", "DenseGemm", "CsrGemm", "gemm_pairs", "gemm_2_4_pairs"]
 
 
 @dataclass(frozen=True)
@@ -108,4 +109,19 @@ def gemm_pairs(
         save_torchscript(DenseGemm(gemm.weight), operand, dense_path)
         save_torchscript(CsrGemm(gemm.weight), operand, csr_path)
         pairs.append({"id": f"gemm{index}", "baseline": str(dense_path), "candidate": str(csr_path), "input_shape": [gemm.k, gemm.n]})
+    return gemms, pairs
+
+
+def gemm_2_4_pairs(model: nn.Module, example_input: torch.Tensor) -> tuple[list[Gemm], list[dict[str, Any]]]:
+    """A worker pair of kind ``gemm_2_4`` per GEMM shape of `model`: dense vs 2:4 semi-structured fp16 on a GPU.
+
+    The worker builds its own seeded 2:4 weight of each shape: the semi-structured tensor cannot travel as
+    TorchScript, and a 2:4 kernel's speed depends on the shape, not on which two of four weights survive.
+
+    Returns:
+        The GEMMs (with their unpruned weights) and, for each, a worker pair without timing settings:
+        `{"id", "kind", "gemm"}`.
+    """
+    gemms = model_gemms(model, example_input)
+    pairs = [{"id": f"gemm{index}", "kind": "gemm_2_4", "gemm": [gemm.m, gemm.k, gemm.n]} for index, gemm in enumerate(gemms)]
     return gemms, pairs

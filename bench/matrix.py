@@ -10,9 +10,12 @@ from typing import Any
 from bench.config import RunConfig
 from bench.models import resolve_model
 
-__all__ = ["Cell", "expand", "LAYER_COMPRESSOR"]
+__all__ = ["Cell", "expand", "LAYER_COMPRESSOR", "SEMI_STRUCTURED"]
 
 LAYER_COMPRESSOR = "prune.unstructured"
+SEMI_STRUCTURED = "2:4"
+"""The ``pattern`` of the extra layer cell on CUDA targets: 2:4 semi-structured sparsity, which GPUs since
+Ampere run on sparse tensor cores, so the sweep also shows a case where weight sparsity does pay."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,11 @@ class Cell:
 
 
 def expand(config: RunConfig) -> list[Cell]:
-    """Every cell of the matrix: model cells first (grouped by model), then the layer-level sweep."""
+    """Every cell of the matrix: model cells first (grouped by model), then the layer-level sweep.
+
+    A layer-sweep model gets, besides its CSR sparsities, one 2:4 cell per CUDA target (at 50%, the only
+    sparsity the pattern has).
+    """
     cells: list[Cell] = []
     for model in config.models:
         trains = resolve_model(model).dataset is not None
@@ -89,6 +96,13 @@ def expand(config: RunConfig) -> list[Cell]:
                 for threads in config.threads:
                     for batch in config.batch:
                         cells.append(Cell("layers", model, LAYER_COMPRESSOR, params, target, threads, batch, 0, _assets(config, model)))
+        semi_structured = (("pattern", SEMI_STRUCTURED), ("sparsity", 0.5))
+        for target in config.targets:
+            if config.target_specs[target].kind != "cuda":
+                continue
+            for threads in config.threads:
+                for batch in config.batch:
+                    cells.append(Cell("layers", model, LAYER_COMPRESSOR, semi_structured, target, threads, batch, 0, _assets(config, model)))
     return cells
 
 

@@ -76,5 +76,6 @@ def _detail(record: dict[str, Any]) -> str:
         return ""
     low, high = record.get("speedup_ci_low"), record.get("speedup_ci_high")
     interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
-    busy = " (busy machine)" if record.get("busy") else ""
+    flags = [flag for flag, on in (("busy machine", record.get("busy")), ("throttled", record.get("throttled"))) if on]
+    busy = f" ({', '.join(flags)})" if flags else ""
     return f" | speedup {speedup:.2f}x{interval}{busy} in {format_duration(record.get('elapsed_s', 0))}"

@@ -12,7 +12,7 @@ from bench.analysis import accuracy_points, break_even, finding, layer_series, p
 from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
 from bench.store import Store
 
-__all__ = ["write_report", "model_table", "layer_table"]
+__all__ = ["write_report", "machine_table", "model_table", "layer_table"]
 
 _MB = 1e6
 
@@ -23,8 +23,13 @@ def _speedup_text(record: dict[str, Any]) -> str:
     text = f"{record['speedup_median']:.2f}x"
     if record.get("speedup_ci_low") is not None:
         text += f" [{record['speedup_ci_low']:.2f}, {record['speedup_ci_high']:.2f}]"
-    flags = [flag for flag in ("busy", "noisy") if record.get(flag)]
-    return text + (f" ({', '.join(flags)})" if flags else "")
+    return text + _flags(record)
+
+
+def _flags(record: dict[str, Any]) -> str:
+    """" (busy, throttled)": why a timing may be off, as the notes explain."""
+    flags = [flag for flag in ("busy", "noisy", "throttled") if record.get(flag)]
+    return f" ({', '.join(flags)})" if flags else ""
 
 
 def _accuracy_text(record: dict[str, Any]) -> str:
@@ -43,6 +48,14 @@ def _mb(encoding: tuple[str, int]) -> tuple[str, float]:
 
 def _first_ok(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((r for r in records if r["status"] == "ok"), None)
+
+
+def _executed_as(group: list[dict[str, Any]]) -> str:
+    """What ran, once when every target ran the same, else per target (int8 packs for each device's engine)."""
+    ran = {where(r): r["executed_as"] for r in group if r["status"] == "ok"}
+    if len(set(ran.values())) <= 1:
+        return next(iter(ran.values()), "-")
+    return "; ".join(f"{place}: {executed}" for place, executed in ran.items())
 
 
 def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], list[list[Any]]]:
@@ -66,7 +79,7 @@ def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], l
             row = [name, "-", "-", "-", "-"] + (["-"] * 7 if full else []) + ["-"]
         else:
             row = [
-                name, first["executed_as"], f"{first['params_nonzero']:,} / {first['params_total']:,}",
+                name, _executed_as(group), f"{first['params_nonzero']:,} / {first['params_total']:,}",
                 f"{first['size_dense_bytes'] / _MB:.2f}", "{1:.3f} ({0})".format(*_mb(smallest_encoding(first))),
             ]  # fmt: skip
             if full:
@@ -87,18 +100,66 @@ def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], l
     return headers, rows
 
 
+def machine_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """One row per target of the run: the device that timed its cells, as its worker described it."""
+    headers = ["target", "arch", "CPU", "cores", "memory GiB", "GPU", "torch", "int8 engines", "OS"]
+    machines: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("machine"):
+            machines.setdefault(record["target"], record["machine"])
+    rows = []
+    for target, m in machines.items():
+        memory = f"{m['memory_bytes'] / 2**30:.1f}" if m.get("memory_bytes") else "?"
+        rows.append([
+            target, m.get("arch", "?"), m.get("cpu_model") or "?", m.get("cpu_count", "?"), memory, _gpu_text(m),
+            m.get("torch", "?"), ", ".join(m.get("quantized_engines") or []), m.get("os", "?"),
+        ])  # fmt: skip
+    return headers, rows
+
+
+def _gpu_text(machine: dict[str, Any]) -> str:
+    """The GPU with the driver and CUDA runtime its timings depend on; older records only have its name."""
+    cuda = machine.get("cuda")
+    if not cuda:
+        return machine.get("cuda_device") or "-"
+    return f"{cuda['name']} (driver {cuda.get('driver') or '?'}, CUDA {cuda.get('runtime') or '?'})"
+
+
 def layer_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Rows: sparsities of the layer sweep; the time-weighted CSR speedup and how many GEMMs CSR wins."""
-    headers = ["sparsity", "dense GEMMs ms", "CSR GEMMs ms", "CSR speedup (all layers)", "GEMM shapes where CSR wins (CI > 1)", "theor. speedup"]
+    """Rows: sparsities of the layer sweep (then 2:4, on a GPU); the time-weighted sparse speedup and how many
+    GEMMs the sparse kernel wins."""
+    headers = [
+        "sparsity", "sparse kernel", "dense GEMMs ms", "sparse GEMMs ms", "speedup (all layers)",
+        "GEMM shapes where sparse wins (CI > 1)", "theor. speedup",
+    ]  # fmt: skip
     rows = []
     for record in records:
         wins = sum(1 for layer in record["layers"] if layer["speedup_ci_low"] > 1.0)
+        pattern = record["params"].get("pattern")
         rows.append([
-            f"{record['params']['sparsity']:g}", f"{1e3 * record['latency_baseline_median_s']:.2f}",
-            f"{1e3 * record['latency_median_s']:.2f}", f"{record['speedup_median']:.2f}x" + (" (busy)" if record.get("busy") else ""),
+            pattern or f"{record['params']['sparsity']:g}", _kernel_text(record), f"{1e3 * record['latency_baseline_median_s']:.2f}",
+            f"{1e3 * record['latency_median_s']:.2f}", f"{record['speedup_median']:.2f}x" + _flags(record),
             f"{wins} / {len(record['layers'])}", f"{record['theoretical_speedup']:.1f}x",
         ])  # fmt: skip
     return headers, rows
+
+
+def _kernel_text(record: dict[str, Any]) -> str:
+    """CSR, or 2:4 fp16 with its backend and how many shapes had to be padded (the notes list them)."""
+    if "pattern" not in record["params"]:
+        return "CSR"
+    padded = record.get("gemms_padded") or 0
+    text = f"{record['params']['pattern']} fp16, {record.get('semi_structured_backend') or '?'}"
+    return text + (f", {padded} of {len(record['layers'])} shapes padded" if padded else "")
+
+
+def _pattern_layers(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(model, where) -> the ok layer records with a sparsity pattern (2:4), which the CSR series leaves out."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record["kind"] == "layers" and record["status"] == "ok" and "pattern" in record["params"]:
+            out[(record["model"], where(record))].append(record)
+    return out
 
 
 def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
@@ -113,14 +174,14 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
     directory = store.path.parent / "runs" / run_id
     directory.mkdir(parents=True, exist_ok=True)
     md: list[str] = [f"# compression-bench run {run_id}", ""]
-    machine = next((r["machine"] for r in records if r.get("machine")), {})
     commit = run["commit"].get("commit") or "unknown"
     md += [
         f"- started {run['started_at']}, finished {run['finished_at'] or '-'} ({run['status']})",
-        f"- machine: {machine.get('cpu_model', '?')} ({machine.get('arch', '?')}, {machine.get('cpu_count', '?')} CPUs), torch {machine.get('torch', '?')}",
         f"- code: commit {commit}{' (dirty)' if run['commit'].get('dirty') else ''}",
         "",
     ]
+    headers, rows = machine_table(records)
+    md += ["## Targets", "", tabulate(rows, headers, tablefmt="github"), ""]
     layers = layer_series(records)
     layer_break_even: dict[tuple[str, str], tuple[str, float | None]] = {}
     for key, group in layers.items():
@@ -146,13 +207,19 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
         headers, rows = model_table(group, full=True)
         md += [f"## {model}", "", tabulate(rows, headers, tablefmt="github"), ""]
         md += _model_figures(group, directory)
-    for (model, place), group in layers.items():
-        headers, rows = layer_table(group)
-        phrase, value = layer_break_even[(model, place)]
+    patterned = _pattern_layers(records)
+    for model, place in dict.fromkeys([*layers, *patterned]):
+        group = layers.get((model, place), [])
+        headers, rows = layer_table(group + patterned.get((model, place), []))
         table = tabulate(rows, headers, tablefmt="simple")
+        if not group:
+            stream.write(f"\n{model} layer level ({place})\n{table}\n")
+            md += [f"## {model}, layer level ({place})", "", tabulate(rows, headers, tablefmt="github"), ""]
+            continue
+        phrase, value = layer_break_even[(model, place)]
         stream.write(f"\n{model} layer level ({place}), break-even sparsity {phrase}\n{table}\n")
         figure = plot_layers(group, value, f"{model} layers, {place}: CSR vs dense GEMM", directory / f"layers-{slug(model)}-{slug(place)}.png")
-        md += [f"## {model}, layer level ({place})", "", f"Break-even sparsity (time-weighted over all layers): {phrase}.", "",
+        md += [f"## {model}, layer level ({place})", "", f"Break-even sparsity of CSR (time-weighted over all layers): {phrase}.", "",
                tabulate(rows, headers, tablefmt="github"), "", f"![{model} layer-level speedup]({figure.name})", ""]  # fmt: skip
     md += _notes(records)
     for text in findings:
@@ -225,7 +292,9 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
         " quantization rounds to zero count as skippable too; bit-widths do not enter it); efficiency ="
         " measured / theoretical.",
         "- *simulated* cells run decoded fp32 weights: their sizes are real encodings, their latency is what runs.",
-        "- *busy*: other processes used the CPU during the cell; *noisy*: IQR above 10% of the median.",
+        "- *busy*: other processes used the CPU during the cell; *noisy*: IQR above 10% of the median;"
+        " *throttled*: the device was at or above its throttle temperature, or its firmware reported throttling,"
+        " before, during or after the cell.",
         "- Accuracy is n/a for models without real weights: no number from random weights is shown.",
     ]
     for record in records:

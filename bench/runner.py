@@ -8,6 +8,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,27 +41,41 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+@dataclass(frozen=True)
+class _Unusable:
+    """Why a target cannot measure in this run: ``skipped`` (not present here) or ``failed`` (present, broken)."""
+
+    status: str
+    reason: str
+
+
 class _Targets:
-    """Targets opened on first use, with their availability and machine facts looked up once."""
+    """Targets opened on first use, with their availability and machine facts looked up once per run.
 
-    def __init__(self, stack: ExitStack) -> None:
+    A target that is absent here (no GPU, no ssh client) makes its cells ``skipped``; one that is configured
+    but cannot be reached or cannot run the worker makes them ``failed`` with the reason. Either way the
+    run goes on with the other targets.
+    """
+
+    def __init__(self, stack: ExitStack, specs: Mapping[str, targets.TargetSpec]) -> None:
         self._stack = stack
+        self._specs = specs
         self._open: dict[str, targets.Target] = {}
-        self._machine: dict[str, dict[str, Any] | str] = {}
+        self._machine: dict[str, dict[str, Any] | _Unusable] = {}
 
-    def get(self, name: str) -> tuple[targets.Target, dict[str, Any] | str]:
-        """The target and its machine facts, or a string saying why it cannot measure."""
+    def get(self, name: str) -> tuple[targets.Target, dict[str, Any] | _Unusable]:
+        """The target and its machine facts, or why it cannot measure."""
         if name not in self._open:
-            target = self._stack.enter_context(targets.create(name))
+            target = self._stack.enter_context(targets.create(self._specs[name]))
             self._open[name] = target
             available, reason = target.available()
             if not available:
-                self._machine[name] = reason
+                self._machine[name] = _Unusable("skipped", f"target '{name}' unavailable: {reason}")
             else:
                 try:
                     self._machine[name] = target.machine_info()
                 except targets.TargetError as error:
-                    self._machine[name] = str(error)
+                    self._machine[name] = _Unusable("failed", str(error))  # its message names the target
         return self._open[name], self._machine[name]
 
 
@@ -97,7 +112,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
                 outcome=outcome,
                 references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
                 recovered=RecoveredModels(),
-                targets=_Targets(stack),
+                targets=_Targets(stack, config.target_specs),
                 workdir=workdir,
                 progress=progress,
             )
@@ -139,8 +154,8 @@ class _Session:
         self.progress.start(cell)
         record = base_record(cell.to_json(), cell.id, machine if isinstance(machine, dict) else {})
         started = time.monotonic()
-        if isinstance(machine, str):
-            record.update(status="skipped", error=f"target '{cell.target}' unavailable: {machine}")
+        if isinstance(machine, _Unusable):
+            record.update(status=machine.status, error=machine.reason)
         else:
             record.update(self._measure(cell, target))
         record["elapsed_s"] = time.monotonic() - started

@@ -131,6 +131,14 @@ class CompressorConfig(abc.ABC):
         """
         return Executable(model, executed_as="dense", notes="")
 
+    def for_device(self, arch: str) -> Self:
+        """This config as it applies to a device of architecture `arch` (`platform.machine()` there).
+
+        Settings that mean "whatever suits the device" resolve here, since the host compresses for a device
+        that may be another machine; the default has none and returns the config itself.
+        """
+        return self
+
     def training_key(self) -> str:
         """Identifies what `apply` (and recovery after it) produces: the name and the non-execution fields."""
         shown = {key: value for key, value in self.to_dict().items() if key not in self.execution_fields}

@@ -9,11 +9,12 @@ timing worker must set before loading, so the engine is part of the result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import platform
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import torch
 from torch import nn
@@ -44,24 +45,41 @@ _FLOAT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NO_LINEAR = "no nn.Linear layer to quantize dynamically; quant.int8_dynamic needs at least one"
 
 
-def resolve_engine(engine: str) -> str:
-    """Returns the quantized engine that `engine` names on this machine.
+def resolve_engine(engine: str, arch: str | None = None) -> str:
+    """Returns the quantized engine that `engine` names for a device of architecture `arch`.
 
     "auto" is "qnnpack" on ARM (the only engine with ARM kernels) and "x86" elsewhere, or "fbgemm" where this
-    torch build predates the "x86" engine.
+    torch build predates the "x86" engine. The model is packed here, so this torch build must have the engine
+    too (x86 builds include qnnpack).
+
+    Args:
+        engine: "auto" or an engine name.
+        arch: `platform.machine()` of the device that runs the model; this machine's when None.
 
     Raises:
         ValueError: If this torch build lacks the engine, since its kernels could neither pack nor run.
     """
     supported = torch.backends.quantized.supported_engines
     if engine == "auto":
-        if platform.machine().lower() in _ARM_MACHINES:
+        if (arch or platform.machine()).lower() in _ARM_MACHINES:
             engine = "qnnpack"
         else:
             engine = "x86" if "x86" in supported else "fbgemm"
     if engine not in supported:
         raise ValueError(f"engine {engine!r} is not supported by this torch build; supported: {', '.join(supported)}")
     return engine
+
+
+class _PacksForAnEngine:
+    """The device-dependent choice of the int8 configs: "auto" means the engine of the device that runs them."""
+
+    engine: str
+
+    def for_device(self, arch: str) -> Self:
+        """This config with "auto" resolved for `arch`, so an ARM device gets a model packed for qnnpack."""
+        if self.engine != "auto":
+            return self
+        return dataclasses.replace(self, engine=resolve_engine("auto", arch))  # type: ignore[type-var]
 
 
 def int8_layers(model: nn.Module) -> int:
@@ -97,7 +115,7 @@ def _check_count(field: str, value: object) -> int:
 
 @register("quant.int8")
 @dataclass(frozen=True)
-class StaticInt8Quantization(CompressorConfig):
+class StaticInt8Quantization(_PacksForAnEngine, CompressorConfig):
     """Post-training static int8 quantization of the whole model (FX graph mode).
 
     Weights are quantized per output channel and activations per tensor, with the default qconfig of the
@@ -197,7 +215,7 @@ class StaticInt8Quantization(CompressorConfig):
 
 @register("quant.int8_dynamic")
 @dataclass(frozen=True)
-class DynamicInt8Quantization(CompressorConfig):
+class DynamicInt8Quantization(_PacksForAnEngine, CompressorConfig):
     """Dynamic int8 quantization of `nn.Linear` layers; every other layer runs in fp32.
 
     Linear weights are stored in int8 (per tensor); each call quantizes the activations with a range measured

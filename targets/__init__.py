@@ -1,19 +1,27 @@
-"""Where and how models are timed: targets (this CPU, later CUDA and SSH devices) and their worker."""
+"""Where and how models are timed: this machine's CPU and GPU and remote devices over SSH, all through one worker."""
 
 from targets.base import Target, TargetError
 from targets.cpu import CpuTarget
-from targets.registry import UnknownTargetError, create, target_names
+from targets.cuda import CudaTarget
+from targets.registry import BUILTIN_TARGETS, KINDS, TargetSpec, create, spec_from_table
+from targets.settings import SettingsError
+from targets.ssh import SshTarget
 from targets.worker import iqr, median, median_ci, summarize
 
 __all__ = [
+    "BUILTIN_TARGETS",
+    "KINDS",
     "CpuTarget",
+    "CudaTarget",
+    "SettingsError",
+    "SshTarget",
     "Target",
     "TargetError",
-    "UnknownTargetError",
+    "TargetSpec",
     "create",
     "iqr",
     "median",
     "median_ci",
+    "spec_from_table",
     "summarize",
-    "target_names",
 ]

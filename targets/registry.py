@@ -1,51 +1,72 @@
-"""Target names and how to build them."""
+"""Target kinds, the built-in targets, and how a ``[targets.NAME]`` table becomes a target."""
 
 from __future__ import annotations
 
-import difflib
-from typing import Callable
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from targets.base import Target
 from targets.cpu import CpuTarget
+from targets.cuda import CudaTarget
+from targets.settings import SettingsError
+from targets.ssh import SshTarget
 
-__all__ = ["TARGETS", "UnknownTargetError", "create", "target_names"]
-
-TARGETS: dict[str, Callable[..., Target]] = {
-    "cpu": CpuTarget,
-}
-"""Factories by the name used in the config file, the CLI, the stored record and the report."""
+__all__ = ["BUILTIN_TARGETS", "KINDS", "TargetSpec", "create", "spec_from_table"]
 
 
-class UnknownTargetError(KeyError):
-    """A target name that is not registered; the message lists the valid ones."""
-
-    def __str__(self) -> str:
-        # KeyError would print the message quoted, as if it were the missing key itself.
-        return str(self.args[0])
+class _Kind(Protocol):
+    def from_table(self, name: str, table: Mapping[str, Any]) -> Target: ...
 
 
-def target_names() -> list[str]:
-    """Registered target names, sorted."""
-    return sorted(TARGETS)
+KINDS: dict[str, _Kind] = {"cpu": CpuTarget, "cuda": CudaTarget, "ssh": SshTarget}
+"""Target classes by the ``kind`` a ``[targets.NAME]`` table gives."""
 
 
-def create(name: str) -> Target:
-    """Build the target registered as ``name``.
+class TargetSpec:
+    """A named target as the config describes it: its kind and its settings table, checked when made."""
 
-    Args:
-        name: A registered target name, e.g. ``"cpu"``.
+    def __init__(self, name: str, kind: str, settings: Mapping[str, Any] | None = None) -> None:
+        """Check the settings by building the target once (no process starts, nothing connects).
 
-    Returns:
-        A new target; its worker starts on the first request.
+        Raises:
+            SettingsError: An unknown kind, or a setting the kind does not accept.
+        """
+        if kind not in KINDS:
+            raise SettingsError(f"[targets.{name}]: unknown kind {kind!r} (valid: {', '.join(KINDS)})")
+        self.name = name
+        self.kind = kind
+        self.settings = dict(settings or {})
+        KINDS[kind].from_table(name, self.settings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.settings}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TargetSpec) and (self.name, self.to_json()) == (other.name, other.to_json())
+
+    def __repr__(self) -> str:
+        return f"TargetSpec({self.name!r}, {self.to_json()!r})"
+
+
+BUILTIN_TARGETS: dict[str, TargetSpec] = {"cpu": TargetSpec("cpu", "cpu"), "cuda": TargetSpec("cuda", "cuda")}
+"""Targets every run knows without a ``[targets.NAME]`` table: this machine's CPU and its first GPU."""
+
+
+def spec_from_table(name: str, table: Mapping[str, Any]) -> TargetSpec:
+    """The target a ``[targets.NAME]`` table describes; ``kind`` defaults to the built-in of that name.
 
     Raises:
-        UnknownTargetError: If ``name`` is not registered, with a close-match suggestion.
+        SettingsError: No kind for a non-built-in name, an unknown kind, or a bad setting.
     """
-    try:
-        factory = TARGETS[name]
-    except KeyError:
-        valid = target_names()
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ";"
-        raise UnknownTargetError(f"unknown target {name!r}{hint} valid: {', '.join(valid)}") from None
-    return factory()
+    settings = dict(table)
+    kind = settings.pop("kind", BUILTIN_TARGETS[name].kind if name in BUILTIN_TARGETS else None)
+    if kind is None:
+        raise SettingsError(f"[targets.{name}]: 'kind' is required (valid: {', '.join(KINDS)})")
+    if not isinstance(kind, str):
+        raise SettingsError(f"[targets.{name}]: 'kind' must be a string (valid: {', '.join(KINDS)})")
+    return TargetSpec(name, kind, settings)
+
+
+def create(spec: TargetSpec) -> Target:
+    """A new target for ``spec``; its worker starts on the first request."""
+    return KINDS[spec.kind].from_table(spec.name, spec.settings)

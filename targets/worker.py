@@ -6,9 +6,24 @@ rather than once per measurement.
 
 Requests:
     ``{"op": "info"}``: the machine fingerprint, ``{"ok": true, "machine": {...}}``.
-    ``{"op": "time", "threads": 1, "pairs": [PAIR, ...]}``: interleaved baseline/candidate timing of
-    TorchScript artifacts, ``{"ok": true, "results": [...]}``. See ``PAIR_DEFAULTS`` for the optional
-    fields of a PAIR; ``id``, ``baseline``, ``candidate`` and ``input_shape`` are required.
+    ``{"op": "time", "threads": 1, "device": "cpu", "pairs": [PAIR, ...]}``: interleaved baseline/candidate
+    timing, ``{"ok": true, "results": [...]}``, each result with the device's thermal state before and after.
+    ``device`` is ``"cpu"`` (the default) or ``"cuda"``. See ``PAIR_DEFAULTS`` for the optional fields of a
+    PAIR; its ``kind`` says what is timed and which fields are required besides ``id``:
+
+    - ``"artifacts"`` (the default): two TorchScript files, ``baseline`` and ``candidate``, on a random input
+      of ``input_shape``.
+    - ``"gemm_2_4"`` (``device: "cuda"``, compute capability >= 8.0): ``gemm: [m, k, n]``. The worker builds a
+      seeded random fp16 weight (m x k) pruned 2:4 along k (in every 4 consecutive weights the 2 largest
+      magnitudes are kept) and an fp16 input (k x n), and times ``torch.mm`` with the dense weight (baseline)
+      against ``torch.mm`` with the weight converted by ``torch.sparse.to_sparse_semi_structured``
+      (candidate). TorchScript cannot hold that tensor subclass, hence no artifacts. m, k and n are first
+      padded up to the multiples the semi-structured kernels accept; the result adds ``gemm`` (as asked),
+      ``gemm_padded`` (as timed) and ``backend`` (``cusparselt`` or ``cutlass``). A GPU below 8.0, a failed
+      conversion, or a sparse product that disagrees with the dense one fails the request; no number is made up.
+    ``{"op": "cooldown", "max_s": 60, "below_c": 55}``: wait until the hottest thermal zone is below
+    ``below_c`` (or, with ``below_c`` null or no sensor, for ``max_s`` flat), at most ``max_s``;
+    ``{"ok": true, "waited_s": ..., "thermal": {...}}``.
     ``{"op": "quit"}`` or end of input: exit 0.
 
 A request that fails is answered ``{"ok": false, "error": "Type: message", "traceback": "..."}`` and the
@@ -21,12 +36,15 @@ functions are plain stdlib so that the host imports them from here and both side
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 import platform
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -34,7 +52,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import torch
 
-__all__ = ["PAIR_DEFAULTS", "iqr", "main", "median", "median_ci", "summarize"]
+__all__ = ["DEVICES", "PAIR_DEFAULTS", "THROTTLE_BITS_NOW", "iqr", "main", "median", "median_ci", "summarize"]
 
 PAIR_DEFAULTS: Dict[str, Any] = {
     "warmup_s": 0.2,
@@ -45,10 +63,34 @@ PAIR_DEFAULTS: Dict[str, Any] = {
     "ci_rel": 0.02,
     "seed": 0,
     "quantized_engine": None,
+    "kind": "artifacts",
 }
 """Optional PAIR fields and their values when the host leaves them out."""
 
-_PAIR_REQUIRED = ("id", "baseline", "candidate", "input_shape")
+_PAIR_KINDS: Dict[str, Tuple[str, ...]] = {
+    "artifacts": ("baseline", "candidate", "input_shape"),
+    "gemm_2_4": ("gemm",),
+}
+"""What a PAIR of each kind must give besides ``id``."""
+
+_GEMM_2_4_MULTIPLES = (32, 64, 8)
+"""(m, k, n) multiples that both fp16 semi-structured backends accept: CUTLASS wants the sparse weight in
+multiples of (32, 64) and cuSPARSELt of (16, 16); both pad the dense operand to multiples of 8 inside every
+call, which would put a copy into the sparse side's time only, so n is padded up front as well."""
+
+_GEMM_2_4_MIN_CAPABILITY = (8, 0)
+"""Sparse tensor cores, which the semi-structured kernels need, arrived with Ampere (sm_80)."""
+
+_GEMM_2_4_MAX_REL_ERROR = 1e-2
+"""Largest relative (Frobenius) difference accepted between the sparse and the dense product, both fp16 with
+fp32 accumulation; a mis-packed weight gives differences of order 1."""
+
+DEVICES = ("cpu", "cuda")
+"""Where a ``time`` request runs its models."""
+
+THROTTLE_BITS_NOW = 0x0F
+"""Bits of a Raspberry Pi's ``vcgencmd get_throttled`` that describe now (under-voltage, frequency capped,
+throttled, soft temperature limit); the higher bits say the same happened at some time since boot."""
 
 
 def median(xs: Sequence[float]) -> float:
@@ -205,7 +247,83 @@ def _governor() -> Optional[str]:
     return text.strip() if text else None
 
 
+def _temperatures_c(root: str = "/sys/class/thermal") -> Dict[str, float]:
+    """Every readable thermal zone under ``root``, by its type (``cpu-thermal``, ``x86_pkg_temp``, ...), in C."""
+    zones: Dict[str, float] = {}
+    for zone in sorted(glob.glob(os.path.join(root, "thermal_zone*"))):
+        millidegrees = (_read_text(os.path.join(zone, "temp")) or "").strip()
+        if not millidegrees.lstrip("-").isdigit():
+            continue
+        kind = (_read_text(os.path.join(zone, "type")) or os.path.basename(zone)).strip()
+        name, suffix = kind, 1
+        while name in zones:
+            suffix += 1
+            name = f"{kind}#{suffix}"
+        zones[name] = int(millidegrees) / 1000.0
+    return zones
+
+
+def _throttled() -> Optional[int]:
+    """``vcgencmd get_throttled`` as an integer (Raspberry Pi firmware), None where there is no such tool."""
+    tool = shutil.which("vcgencmd")
+    if tool is None:
+        return None
+    try:
+        done = subprocess.run([tool, "get_throttled"], capture_output=True, text=True, timeout=5, check=True)
+        return int(done.stdout.strip().partition("=")[2], 16)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _thermal() -> Dict[str, Any]:
+    """The device's thermal state now: what a cell records before and after it, to flag throttled timings."""
+    zones = _temperatures_c()
+    return {
+        "temperature_c": max(zones.values()) if zones else None,
+        "zones_c": zones,
+        "throttled": _throttled(),
+        "cpu_freq_mhz": _cpu_freq_mhz(),
+    }
+
+
+def _onnxruntime_version() -> Optional[str]:
+    try:
+        import onnxruntime  # noqa: PLC0415 - optional on the device; only its version is reported
+    except ImportError:
+        return None
+    return str(onnxruntime.__version__)
+
+
+def _nvidia_driver() -> Optional[str]:
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    try:
+        done = subprocess.run(
+            [tool, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
+
+
+def _cuda_info() -> Optional[Dict[str, Any]]:
+    """The first GPU: name, compute capability, memory, CUDA runtime and driver; None without one."""
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_bytes": int(props.total_memory),
+        "device_count": torch.cuda.device_count(),
+        "runtime": torch.version.cuda,
+        "driver": _nvidia_driver(),
+    }
+
+
 def _machine_info() -> Dict[str, Any]:
+    cuda = _cuda_info()
     return {
         "arch": platform.machine(),
         "cpu_model": _cpu_model(),
@@ -217,9 +335,12 @@ def _machine_info() -> Dict[str, Any]:
         "torch": torch.__version__,
         "quantized_engines": list(torch.backends.quantized.supported_engines),
         "mkl": torch.backends.mkl.is_available(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "onnxruntime": _onnxruntime_version(),
+        "cuda_device": cuda["name"] if cuda else None,
+        "cuda": cuda,
         "cpu_freq_mhz": _cpu_freq_mhz(),
         "governor": _governor(),
+        "thermal": _thermal(),
     }
 
 
@@ -239,13 +360,17 @@ def _own_cpu_s() -> float:
     return t.user + t.system
 
 
-def _validate_pair(raw: Any) -> Dict[str, Any]:
+def _validate_pair(raw: Any, device: str) -> Dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError(f"a pair must be a JSON object, got {type(raw).__name__}")
-    missing = [key for key in _PAIR_REQUIRED if key not in raw]
+    kind = raw.get("kind", PAIR_DEFAULTS["kind"])
+    if kind not in _PAIR_KINDS:
+        raise ValueError(f"pair kind must be one of {', '.join(_PAIR_KINDS)}, got {kind!r}")
+    required = ("id",) + _PAIR_KINDS[kind]
+    missing = [key for key in required if key not in raw]
     if missing:
         raise ValueError(f"pair is missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - set(_PAIR_REQUIRED) - set(PAIR_DEFAULTS))
+    unknown = sorted(set(raw) - set(required) - set(PAIR_DEFAULTS))
     if unknown:
         raise ValueError(f"pair {raw['id']!r} has unknown field(s) {', '.join(unknown)}")
     pair = dict(PAIR_DEFAULTS)
@@ -257,6 +382,9 @@ def _validate_pair(raw: Any) -> Dict[str, Any]:
         raise ValueError(f"min_rounds must be an integer >= 1, got {pair['min_rounds']!r}")
     if not isinstance(pair["max_rounds"], int) or pair["max_rounds"] < pair["min_rounds"]:
         raise ValueError(f"max_rounds must be an integer >= min_rounds, got {pair['max_rounds']!r}")
+    if kind == "gemm_2_4":
+        _check_gemm_2_4(pair, device)
+        return pair
     engine = pair["quantized_engine"]
     if engine is not None and engine not in torch.backends.quantized.supported_engines:
         raise ValueError(f"quantized_engine {engine!r} is not supported here (supported: {', '.join(torch.backends.quantized.supported_engines)})")
@@ -269,12 +397,73 @@ def _validate_pair(raw: Any) -> Dict[str, Any]:
     return pair
 
 
-def _load(path: str) -> Any:
-    return torch.jit.load(path, map_location="cpu").eval()
+def _check_gemm_2_4(pair: Dict[str, Any], device: str) -> None:
+    """Raise unless this device can time the 2:4 pair: the checks that need no GPU work, before any timing."""
+    gemm = pair["gemm"]
+    if not isinstance(gemm, list) or len(gemm) != 3 or not all(isinstance(d, int) and d > 0 for d in gemm):
+        raise ValueError(f"gemm must be [m, k, n], three positive integers, got {gemm!r}")
+    if pair["quantized_engine"] is not None:
+        raise ValueError(f"quantized_engine applies to artifact pairs, not gemm_2_4, got {pair['quantized_engine']!r}")
+    if device != "cuda":
+        raise ValueError(f"gemm_2_4 pairs run on device 'cuda' only, got {device!r}")
+    capability = torch.cuda.get_device_capability()
+    if tuple(capability) < _GEMM_2_4_MIN_CAPABILITY:
+        raise RuntimeError(
+            f"2:4 semi-structured sparsity needs compute capability >= {_GEMM_2_4_MIN_CAPABILITY[0]}.{_GEMM_2_4_MIN_CAPABILITY[1]};"
+            f" {torch.cuda.get_device_name()} has {capability[0]}.{capability[1]}"
+        )
+
+
+def _padded_gemm(gemm: Sequence[int]) -> List[int]:
+    """``[m, k, n]`` rounded up to the multiples every fp16 semi-structured kernel accepts (``_GEMM_2_4_MULTIPLES``).
+
+    Padding is done once, on both sides alike, so dense and sparse time the very same GEMM, and the result
+    says which one that was.
+    """
+    return [-(-size // multiple) * multiple for size, multiple in zip(gemm, _GEMM_2_4_MULTIPLES)]
+
+
+def _mask_2_4(weight: Any) -> Any:
+    """Boolean mask keeping the 2 largest magnitudes in every group of 4 consecutive weights of a row.
+
+    Rows are the output dimension and columns the reduction dimension of ``weight @ x``, which is the
+    direction sparse tensor cores group by. Ties go to ``topk``'s choice; exactly 2 of every 4 are kept.
+
+    Args:
+        weight: A 2-D tensor whose column count is a multiple of 4.
+
+    Raises:
+        ValueError: If ``weight`` is not 2-D or its columns do not split into groups of 4.
+    """
+    if weight.dim() != 2 or weight.shape[1] % 4:
+        raise ValueError(f"2:4 masking needs a 2-D weight with a multiple of 4 columns, got shape {tuple(weight.shape)}")
+    rows, cols = weight.shape
+    groups = weight.abs().reshape(rows, cols // 4, 4)
+    kept = groups.topk(2, dim=-1).indices
+    mask = torch.zeros(groups.shape, dtype=torch.bool, device=weight.device).scatter_(-1, kept, True)
+    return mask.reshape(rows, cols)
+
+
+def _load(path: str, device: str) -> Any:
+    return torch.jit.load(path, map_location=device).eval()
 
 
 def _time_block(model: Callable[[Any], Any], x: Any, iters: int) -> float:
-    """Seconds for ``iters`` back-to-back calls."""
+    """Seconds for ``iters`` back-to-back calls.
+
+    On a GPU the calls only queue kernels, so the block is bracketed by CUDA events and ends with a
+    synchronization: the time is the GPU's, not the time the host took to launch.
+    """
+    if x.is_cuda:
+        torch.cuda.synchronize()
+        start_event = torch.cuda.Event(enable_timing=True)
+        end_event = torch.cuda.Event(enable_timing=True)
+        start_event.record()
+        for _ in range(iters):
+            model(x)
+        end_event.record()
+        end_event.synchronize()
+        return start_event.elapsed_time(end_event) / 1000.0
     start = time.perf_counter()
     for _ in range(iters):
         model(x)
@@ -343,19 +532,68 @@ def _rounds(
     return baseline_s, candidate_s, speedups, "max_rounds"
 
 
-def _time_pair(pair: Dict[str, Any]) -> Dict[str, Any]:
+_Operands = Tuple[Callable[[Any], Any], Callable[[Any], Any], Any, Dict[str, Any]]
+"""What a pair times: baseline, candidate, their input, and facts the result reports about them."""
+
+
+def _artifact_operands(pair: Dict[str, Any], device: str) -> _Operands:
+    if pair["quantized_engine"] is not None:
+        # int8 kernels dispatch on the engine set when the model runs (fbgemm/x86 on x86, qnnpack on ARM).
+        torch.backends.quantized.engine = pair["quantized_engine"]
+    baseline = _load(pair["baseline"], device)
+    candidate = _load(pair["candidate"], device)
+    torch.manual_seed(pair["seed"])
+    x = torch.randn(pair["input_shape"]).to(device)
+    return baseline, candidate, x, {}
+
+
+def _gemm_2_4_operands(pair: Dict[str, Any]) -> _Operands:
+    """Dense and 2:4 semi-structured fp16 ``torch.mm`` on the GPU, checked to agree before they are timed.
+
+    Raises:
+        RuntimeError: If the conversion or the sparse product fails, or its result is not the dense one's.
+    """
+    m, k, n = _padded_gemm(pair["gemm"])
+    torch.manual_seed(pair["seed"])
+    weight = torch.randn(m, k, device="cuda", dtype=torch.float16)
+    weight = weight * _mask_2_4(weight)
+    x = torch.randn(k, n, device="cuda", dtype=torch.float16)
+    shape = f"{m}x{k} @ {k}x{n} fp16 on {torch.cuda.get_device_name()}"
+    try:
+        sparse_weight = torch.sparse.to_sparse_semi_structured(weight)
+        sparse_out = torch.mm(sparse_weight, x)
+    except Exception as exc:  # noqa: BLE001 - any backend failure becomes one clear error, never a timing
+        raise RuntimeError(f"2:4 semi-structured GEMM {shape} failed: {type(exc).__name__}: {exc}") from exc
+    dense_out = torch.mm(weight, x).float()
+    rel_error = float((sparse_out.float() - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
+    if not rel_error <= _GEMM_2_4_MAX_REL_ERROR:
+        raise RuntimeError(f"2:4 semi-structured GEMM {shape} disagrees with the dense product (relative error {rel_error:.3g})")
+
+    def dense_mm(inp: Any) -> Any:
+        return torch.mm(weight, inp)
+
+    def sparse_mm(inp: Any) -> Any:
+        return torch.mm(sparse_weight, inp)
+
+    facts = {"gemm": list(pair["gemm"]), "gemm_padded": [m, k, n], "backend": type(sparse_weight).BACKEND}
+    return dense_mm, sparse_mm, x, facts
+
+
+def _time_pair(pair: Dict[str, Any], device: str) -> Dict[str, Any]:
+    thermal_before = _thermal()
     busy_start = _machine_busy_s()
     own_start = _own_cpu_s()
     wall_start = time.perf_counter()
 
-    if pair["quantized_engine"] is not None:
-        # int8 kernels dispatch on the engine set when the model runs (fbgemm/x86 on x86, qnnpack on ARM).
-        torch.backends.quantized.engine = pair["quantized_engine"]
-    baseline = _load(pair["baseline"])
-    candidate = _load(pair["candidate"])
-    torch.manual_seed(pair["seed"])
-    x = torch.randn(pair["input_shape"])
-    with torch.inference_mode():
+    if pair["kind"] == "gemm_2_4":
+        baseline, candidate, x, facts = _gemm_2_4_operands(pair)
+        # The operands require no grad, so no graph is recorded either way; plain no_grad spares the prototype
+        # tensor subclass the extra rules of inference mode.
+        mode: Any = torch.no_grad()
+    else:
+        baseline, candidate, x, facts = _artifact_operands(pair, device)
+        mode = torch.inference_mode()
+    with mode:
         _warm_up(baseline, x, pair["warmup_s"])
         _warm_up(candidate, x, pair["warmup_s"])
         iters = (_calibrate(baseline, x, pair["block_min_s"]), _calibrate(candidate, x, pair["block_min_s"]))
@@ -378,7 +616,10 @@ def _time_pair(pair: Dict[str, Any]) -> Dict[str, Any]:
         "stopped_by": stopped_by,
         "wall_s": wall_s,
         "other_cpu_cores": other_cpu_cores,
+        "thermal_before": thermal_before,
+        "thermal_after": _thermal(),
         "summary": summarize(baseline_s, candidate_s, speedups),
+        **facts,
     }
 
 
@@ -389,10 +630,34 @@ def _handle_time(request: Dict[str, Any]) -> Dict[str, Any]:
     pairs = request.get("pairs")
     if not isinstance(pairs, list) or not pairs:
         raise ValueError("pairs must be a non-empty list")
+    device = request.get("device", "cpu")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for, but torch.cuda.is_available() is False here")
     # Validate every pair before timing any, so a typo in the last pair does not waste the budget of the others.
-    validated = [_validate_pair(p) for p in pairs]
+    validated = [_validate_pair(p, device) for p in pairs]
     torch.set_num_threads(threads)
-    return {"ok": True, "results": [_time_pair(p) for p in validated]}
+    return {"ok": True, "results": [_time_pair(p, device) for p in validated]}
+
+
+def _handle_cooldown(request: Dict[str, Any]) -> Dict[str, Any]:
+    max_s = request.get("max_s")
+    below_c = request.get("below_c")
+    if not isinstance(max_s, (int, float)) or max_s < 0:
+        raise ValueError(f"max_s must be a number >= 0, got {max_s!r}")
+    if below_c is not None and not isinstance(below_c, (int, float)):
+        raise ValueError(f"below_c must be a number or null, got {below_c!r}")
+    start = time.monotonic()
+    thermal = _thermal()
+    if below_c is None or thermal["temperature_c"] is None:
+        time.sleep(max_s)
+        thermal = _thermal()
+    else:
+        while thermal["temperature_c"] >= below_c and time.monotonic() - start < max_s:
+            time.sleep(min(1.0, max(0.0, max_s - (time.monotonic() - start))))
+            thermal = _thermal()
+    return {"ok": True, "waited_s": time.monotonic() - start, "thermal": thermal}
 
 
 def _parse(line: str) -> Dict[str, Any]:
@@ -408,7 +673,9 @@ def _handle(request: Dict[str, Any]) -> Dict[str, Any]:
         return {"ok": True, "machine": _machine_info()}
     if op == "time":
         return _handle_time(request)
-    raise ValueError(f"unknown op {op!r}; valid: info, time, quit")
+    if op == "cooldown":
+        return _handle_cooldown(request)
+    raise ValueError(f"unknown op {op!r}; valid: info, time, cooldown, quit")
 
 
 def _error_response(exc: BaseException) -> Dict[str, Any]:

@@ -101,7 +101,8 @@ def test_list_verbs(tiny_run: TinyRun) -> None:
     comps = run_main(["list", "compressors"])
     assert comps.code == 0 and all(name in comps.out for name in ("none", "prune.unstructured", "prune.channel", "sparsity=0.9"))
     targs = run_main(["list", "targets"])
-    assert targs.code == 0 and re.search(r"^cpu\s+yes", targs.out, re.M)
+    assert targs.code == 0 and re.search(r"^cpu\s+cpu\s+-\s+yes", targs.out, re.M)
+    assert re.search(r"^cuda\s+cuda\s+-\s+(yes|no)", targs.out, re.M)
     runs = run_main(["list", "runs", "--store", str(tiny_run.store)])
     assert runs.code == 0 and re.search(rf"^{tiny_run.run_id}\s+\S+\s+finished\s+digits_cnn", runs.out, re.M)
 

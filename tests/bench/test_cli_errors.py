@@ -27,6 +27,12 @@ BAD = {
     "threads 0": (["run", "--models", "digits_cnn", "--threads", "0", *QUICK, "--store", "{store}"], ["threads", "0"]),
     "missing config": (["run", "--config", "{tmp}/missing.toml", "--store", "{store}"], ["no such file", "missing.toml"]),
     "report unknown run": (["report", "nosuchrun", "--store", "{store}"], ["unknown run 'nosuchrun'"]),
+    "ssh target without host": (["run", "--config", "{tmp}/nohost.toml", *QUICK, "--store", "{store}"],
+                                ["[targets.pi4]: 'host' is required", "nohost.toml"]),
+    "target of unknown kind": (["run", "--config", "{tmp}/tpu.toml", *QUICK, "--store", "{store}"],
+                               ["[targets.edge]: unknown kind 'tpu' (valid: cpu, cuda, ssh)"]),
+    "host like an option": (["target", "check", "pi4", "--config", "{tmp}/option.toml"], ["host '-oProxyCommand=sh' is not a host name"]),
+    "check unknown target": (["target", "check", "pi5", "--config", "{tmp}/pi4.toml"], ["unknown target 'pi5'", "did you mean 'pi4'", "[targets.NAME]"]),
 }  # fmt: skip
 
 
@@ -37,6 +43,10 @@ def bad_results(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
     store = tiny_run.copy_store(tmp)
     (tmp / "bad.toml").write_text("models = [")
     (tmp / "unknown.toml").write_text('modles = ["resnet18"]\n')
+    (tmp / "nohost.toml").write_text('[targets.pi4]\nkind = "ssh"\nuser = "pi"\n')
+    (tmp / "pi4.toml").write_text('[targets.pi4]\nkind = "ssh"\nhost = "pi4.local"\n')
+    (tmp / "tpu.toml").write_text('[targets.edge]\nkind = "tpu"\n')
+    (tmp / "option.toml").write_text('[targets.pi4]\nkind = "ssh"\nhost = "-oProxyCommand=sh"\n')
     regular = tmp / "regular"
     regular.write_text("a file, not a folder")
     before = count_records(store)

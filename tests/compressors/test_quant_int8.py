@@ -307,3 +307,16 @@ def test_imagenet_architectures_at_224(imagenet_case: tuple[nn.Module, torch.Ten
     assert expected.shape == (1, 1000)
     torch.testing.assert_close(_run_in_fresh_process(artifact, executable.quantized_engine, x, tmp_path), expected)
     assert _stored_bytes(model) / _stored_bytes(executable.model) > 3
+
+
+@pytest.mark.parametrize("config_class", [StaticInt8Quantization, DynamicInt8Quantization])
+@pytest.mark.parametrize(("arch", "expected"), [("aarch64", "qnnpack"), ("armv7l", "qnnpack"), ("x86_64", "x86")])
+def test_auto_engine_resolves_for_the_device_that_runs_the_model(config_class: type, arch: str, expected: str) -> None:
+    assert config_class().for_device(arch).engine == expected
+    # An engine the user named is kept whatever the device.
+    assert config_class(engine="onednn").for_device("aarch64").engine == "onednn"
+
+
+def test_other_compressors_do_not_depend_on_the_device() -> None:
+    config = get("prune.unstructured")(sparsity=0.5)
+    assert config.for_device("aarch64") is config

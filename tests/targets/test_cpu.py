@@ -11,16 +11,18 @@ from typing import Any
 import pytest
 
 from targets import CpuTarget, TargetError
+from targets.cpu import LocalSettings
 
 MakePair = Callable[..., dict[str, Any]]
 
 MACHINE_KEYS = {
     "arch", "cpu_model", "cpu_count", "memory_bytes", "os", "hostname", "python", "torch",
-    "quantized_engines", "mkl", "cuda_device", "cpu_freq_mhz", "governor",
+    "quantized_engines", "mkl", "onnxruntime", "cuda_device", "cuda", "cpu_freq_mhz", "governor", "thermal",
 }  # fmt: skip
+THERMAL_KEYS = {"temperature_c", "zones_c", "throttled", "cpu_freq_mhz"}
 RESULT_KEYS = {
     "id", "iters_per_block", "baseline_s", "candidate_s", "speedups", "rounds", "stopped_by", "wall_s",
-    "other_cpu_cores", "summary",
+    "other_cpu_cores", "thermal_before", "thermal_after", "cooldown_waited_s", "throttled", "throttle_reason", "summary",
 }  # fmt: skip
 SUMMARY_KEYS = {
     "baseline_median_s", "baseline_iqr_s", "candidate_median_s", "candidate_iqr_s", "speedup_median",
@@ -34,6 +36,8 @@ def test_machine_info_describes_this_host(cpu_target: CpuTarget) -> None:
     assert info["arch"] == platform.machine()
     assert info["cpu_count"] == os.cpu_count()
     assert info["python"] == platform.python_version()
+    assert set(info["thermal"]) == THERMAL_KEYS
+    assert info["cuda"] is None or info["cuda"]["name"] == info["cuda_device"]
     assert cpu_target.machine_info() is info
 
 
@@ -53,6 +57,9 @@ def test_time_pairs_returns_raw_samples_in_request_order(cpu_target: CpuTarget, 
         assert min(result["iters_per_block"].values()) >= 1
         assert result["stopped_by"] in {"ci", "budget", "max_rounds"}
         assert result["other_cpu_cores"] is None or result["other_cpu_cores"] >= 0
+        assert set(result["thermal_before"]) == set(result["thermal_after"]) == THERMAL_KEYS
+        assert result["cooldown_waited_s"] is None  # the default target does not cool down
+        assert result["throttled"] is (result["throttle_reason"] is not None)
         summary = result["summary"]
         assert summary["speedup_ci_low"] <= summary["speedup_median"] <= summary["speedup_ci_high"]
 
@@ -124,7 +131,7 @@ def test_killed_worker_raises_then_restarts(make_pair: MakePair) -> None:
 
 def test_hung_worker_times_out_and_is_killed() -> None:
     # Importing torch alone takes far longer than 50 ms, so the info answer cannot arrive in time.
-    target = CpuTarget(timeout_margin_s=0.05)
+    target = CpuTarget(settings=LocalSettings(timeout_margin_s=0.05))
     with pytest.raises(TargetError, match="timed out answering 'info'"):
         target.machine_info()
     assert target.pid is None

@@ -1,0 +1,80 @@
+"""One matrix on several targets: the host CPU and a device over SSH side by side, and a target that is down."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bench.conftest import CliResult, run_main, tiny_run_args, write_fast_toml
+from tests.sshd import LocalSshd
+
+COMPRESSORS = ["none", "prune.unstructured:sparsity=0.9:execution=csr"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_table(name: str, table: dict[str, object]) -> str:
+    lines = [f"[targets.{name}]"] + [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def two_runs(local_sshd: LocalSshd, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult, CliResult]:
+    """The same matrix run twice on cpu, a device over ssh, and a device that does not answer."""
+    directory = tmp_path_factory.mktemp("targets")
+    ssh = local_sshd.target_table(python=sys.executable, workdir=str(directory / "remote"))
+    down = {"kind": "ssh", "host": "127.0.0.1", "port": _closed_port(), "connect_timeout_s": 5}
+    config = write_fast_toml(directory, "\n" + _toml_table("ssh-local", ssh) + _toml_table("down", down))
+    store = directory / "results" / "bench.sqlite"
+    argv = tiny_run_args(store, config, "--targets", "cpu,ssh-local,down", compressors=COMPRESSORS)
+    return store, run_main(argv), run_main(argv)
+
+
+def _records(store: Path) -> list[dict]:  # type: ignore[type-arg]
+    result = run_main(["export", "--format", "json", "--store", str(store)])
+    return json.loads(result.out)["records"]
+
+
+def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(two_runs: tuple[Path, CliResult, CliResult]) -> None:
+    store, first, _ = two_runs
+    assert first.code == 1, first.err  # failed cells make the exit status 1, not a crash
+    assert "run " in first.out and "4 measured, 0 reused from the store, 2 failed, 0 skipped" in first.out
+    records = _records(store)
+    statuses = {(r["target"], r["compressor"]): r["status"] for r in records}
+    assert statuses == {
+        ("cpu", "none"): "ok", ("ssh-local", "none"): "ok", ("down", "none"): "failed",
+        ("cpu", "prune.unstructured"): "ok", ("ssh-local", "prune.unstructured"): "ok", ("down", "prune.unstructured"): "failed",
+    }  # fmt: skip
+    for record in records:
+        if record["target"] == "down":
+            assert record["error"].startswith("down: ssh could not connect or log in (127.0.0.1):")
+            assert "\n" not in record["error"]
+        else:
+            assert record["speedup_median"] > 0 and record["thermal_before"] is not None
+    # Both live targets are this machine, described by the worker each one ran.
+    machines = {r["target"]: r["machine"] for r in records if r["status"] == "ok"}
+    assert machines["cpu"]["hostname"] == machines["ssh-local"]["hostname"]
+
+
+def test_report_puts_the_targets_side_by_side(two_runs: tuple[Path, CliResult, CliResult]) -> None:
+    store, first, _ = two_runs
+    header = next(line for line in first.out.splitlines() if line.startswith("compressor"))
+    assert header.index("speedup cpu t=1 b=1") < header.index("speedup ssh-local t=1 b=1") < header.index("speedup down t=1 b=1")
+    report = next((store.parent / "runs").glob("*/report.md")).read_text()
+    assert "## Targets" in report and "| ssh-local " in report
+    assert "- failed: digits_cnn none on down t=1 b=1: down: ssh could not connect" in report
+
+
+def test_rerun_reuses_finished_cells_and_retries_the_failed_ones(two_runs: tuple[Path, CliResult, CliResult]) -> None:
+    _, _, second = two_runs
+    assert second.code == 1
+    assert "0 measured, 4 reused from the store, 2 failed, 0 skipped" in second.out
