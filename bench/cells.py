@@ -163,7 +163,7 @@ def measure_model_cell(
     fields.update(macs, macs_baseline=baseline_macs, theoretical_speedup=baseline_macs / macs["macs_effective"])
 
     executable = config.finalize(compressed.model)
-    if executable.quantized_engine is not None and _device(target) == "cuda":
+    if executable.quantized_engine is not None and target.device == "cuda":
         # torch.ao int8 modules only have CPU kernels: whatever ran on the GPU would not be int8.
         reason = f"int8 (torch.ao, {executable.quantized_engine} engine) has no CUDA kernels; measured on CPU targets"
         return {"status": "skipped", "error": reason}
@@ -269,7 +269,3 @@ def _semi_structured_execution(layers: list[dict[str, Any]], results: list[dict[
         "gemms_padded": len(padded),
     }
 
-
-def _device(target: Target) -> str:
-    """Where `target` runs models; the `Target` protocol leaves it out, and every worker target sets `device`."""
-    return str(getattr(target, "device", "cpu"))

@@ -29,6 +29,8 @@ class Target(Protocol):
     """
 
     name: str
+    device: str
+    """Where the device runs models, as torch names it: ``"cpu"`` (this machine or a remote board) or ``"cuda"``."""
 
     def available(self) -> tuple[bool, str]:
         """Whether this target can run here.

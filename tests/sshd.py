@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SSHD", "LocalSshd", "sshd_missing"]
+__all__ = ["SSHD", "LocalSshd", "free_port", "sshd_missing"]
 
 SSHD = Path("/usr/sbin/sshd")
 _START_TIMEOUT_S = 20.0
@@ -30,7 +30,8 @@ def sshd_missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A localhost TCP port that was free a moment ago: for a server to listen on, or to be refused at."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -60,7 +61,7 @@ class LocalSshd:
         _keygen(host_key)
         _keygen(client_key)
         (directory / "authorized_keys").write_text(client_key.with_suffix(".pub").read_text())
-        port, user = _free_port(), getpass.getuser()
+        port, user = free_port(), getpass.getuser()
         config = directory / "sshd_config"
         config.write_text(
             f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {directory}/authorized_keys\n"

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.sshd import free_port
 
 __all__ = ["EmulatedPi", "cannot_emulate", "DEVICE_PYTHON", "TARGET_NAME"]
 
@@ -40,12 +42,6 @@ def cannot_emulate() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class EmulatedPi:
     """A running emulated Pi and the config file that names it as the target ``pi-emulated``."""
@@ -63,7 +59,7 @@ class EmulatedPi:
         rootfs = cache / "rootfs"
         key = directory / "pi_key"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pi-emulated", "-f", str(key)], check=True)
-        port = _free_port()
+        port = free_port()
         started = subprocess.run(
             [str(HERE / "start_sshd.sh"), str(rootfs), f"{key}.pub", str(port), str(directory / "sshd.log")],
             check=True, capture_output=True, text=True,
@@ -102,3 +98,19 @@ class EmulatedPi:
             os.killpg(self.sshd_pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def main() -> int:
+    """``python -m tests.arm_target.emulated_pi DIR``: start the emulated Pi by hand and print how to use it."""
+    if len(sys.argv) != 2 or cannot_emulate():
+        print(f"usage: python -m tests.arm_target.emulated_pi DIR (as root); {cannot_emulate() or ''}", file=sys.stderr)
+        return 2
+    pi = EmulatedPi.start(Path(sys.argv[1]).resolve())
+    print(f"python -m bench target check {TARGET_NAME} --config {pi.config}")
+    print(f"python -m bench run --config {pi.config} --targets cpu,{TARGET_NAME} ...")
+    print(f"stop it with: kill -- -{pi.sshd_pid}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,17 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.bench.conftest import CliResult, run_main, tiny_run_args, write_fast_toml
-from tests.sshd import LocalSshd
+from tests.sshd import LocalSshd, free_port
 
 COMPRESSORS = ["none", "prune.unstructured:sparsity=0.9:execution=csr"]
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _toml_table(name: str, table: dict[str, object]) -> str:
@@ -32,7 +24,7 @@ def two_runs(local_sshd: LocalSshd, tmp_path_factory: pytest.TempPathFactory) ->
     """The same matrix run twice on cpu, a device over ssh, and a device that does not answer."""
     directory = tmp_path_factory.mktemp("targets")
     ssh = local_sshd.target_table(python=sys.executable, workdir=str(directory / "remote"))
-    down = {"kind": "ssh", "host": "127.0.0.1", "port": _closed_port(), "connect_timeout_s": 5}
+    down = {"kind": "ssh", "host": "127.0.0.1", "port": free_port(), "connect_timeout_s": 5}
     config = write_fast_toml(directory, "\n" + _toml_table("ssh-local", ssh) + _toml_table("down", down))
     store = directory / "results" / "bench.sqlite"
     argv = tiny_run_args(store, config, "--targets", "cpu,ssh-local,down", compressors=COMPRESSORS)

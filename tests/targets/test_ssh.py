@@ -16,7 +16,7 @@ import pytest
 
 from targets import SshTarget, TargetError, create, spec_from_table
 from targets.ssh import MIN_DEVICE_TORCH
-from tests.sshd import LocalSshd
+from tests.sshd import LocalSshd, free_port
 
 MakePair = Callable[..., dict[str, Any]]
 
@@ -72,14 +72,14 @@ def test_close_removes_the_session_folder(local_sshd: LocalSshd, tmp_path: Path,
 
 
 def test_unreachable_host_fails_fast_with_ssh_reason(local_sshd: LocalSshd, tmp_path: Path) -> None:
-    with socket_closed_port() as port:
-        target = create(spec_from_table("down", {"kind": "ssh", "host": "127.0.0.1", "port": port, "connect_timeout_s": 5, "workdir": str(tmp_path)}))
-        started = time.monotonic()
-        with pytest.raises(TargetError, match=r"^down: ssh could not connect or log in \(127\.0\.0\.1\): .*(refused|closed)") as info:
-            target.machine_info()
-        assert time.monotonic() - started < 10
-        assert "\n" not in str(info.value)
-        target.close()
+    table = {"kind": "ssh", "host": "127.0.0.1", "port": free_port(), "connect_timeout_s": 5, "workdir": str(tmp_path)}
+    target = create(spec_from_table("down", table))
+    started = time.monotonic()
+    with pytest.raises(TargetError, match=r"^down: ssh could not connect or log in \(127\.0\.0\.1\): .*(refused|closed)") as info:
+        target.machine_info()
+    assert time.monotonic() - started < 10
+    assert "\n" not in str(info.value)
+    target.close()
 
 
 def test_authentication_failure_is_named(local_sshd: LocalSshd, tmp_path: Path) -> None:
@@ -162,17 +162,3 @@ def test_paths_are_quoted_for_the_remote_shell(local_sshd: LocalSshd, tmp_path: 
         evil.machine_info()
     evil.close()
     assert not proof.exists() and not (Path.home() / "injected").exists()
-
-
-class socket_closed_port:  # noqa: N801 - used as a context manager, reads as a phrase
-    """A localhost port that was just free: connecting to it is refused."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        return None
