@@ -63,7 +63,9 @@ def check_target(spec: targets.TargetSpec) -> tuple[list[tuple[str, Any]], str |
     """
     started = time.monotonic()
     rows: list[tuple[str, Any]] = [("target", f"{spec.name} ({spec.kind})")]
-    with targets.create(spec) as target:
+    # A check is a few seconds of a tiny model: the cool-down a matrix may want between cells does not apply.
+    quick = targets.TargetSpec(spec.name, spec.kind, {**spec.settings, "cooldown_s": 0.0})
+    with targets.create(quick) as target:
         available, reason = target.available()
         if not available:
             return rows, f"unavailable: {reason}"
