@@ -93,11 +93,14 @@ def _wait_for_records(store: Path, process, at_least: int, timeout: float = 150)
 
 
 KILL_COMPRESSORS = ["none", "prune.unstructured:sparsity=0.5,0.9:execution=dense", "prune.channel:macs_removed=0.5,0.7"]
+# A second's cool-down before each cell: digits_cnn cells take well under a second each, and without it the rest of
+# the run can finish between the first record and the signal.
+SECOND_PER_CELL = "\n[targets.cpu]\ncooldown_s = 1.0\n"
 
 
 def test_killed_run_keeps_its_records_and_resumes(tmp_path: Path) -> None:
     store = tmp_path / "bench.sqlite"
-    config = write_fast_toml(tmp_path)
+    config = write_fast_toml(tmp_path, SECOND_PER_CELL)
     args = tiny_run_args(store, config, compressors=KILL_COMPRESSORS)
     args[args.index("--budget") + 1] = "0.5"
     process = start_subprocess(*args)
@@ -132,7 +135,7 @@ def test_killed_run_keeps_its_records_and_resumes(tmp_path: Path) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_exits_130_and_marks_the_run(tmp_path: Path, signum: int) -> None:
     store = tmp_path / "bench.sqlite"
-    args = tiny_run_args(store, write_fast_toml(tmp_path), compressors=KILL_COMPRESSORS)
+    args = tiny_run_args(store, write_fast_toml(tmp_path, SECOND_PER_CELL), compressors=KILL_COMPRESSORS)
     process = start_subprocess(*args)
     try:
         _wait_for_records(store, process, 1)
