@@ -84,9 +84,18 @@ def run_subprocess(*args: str, timeout: float = 180) -> subprocess.CompletedProc
     return subprocess.run(bench_command(*args), cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout)
 
 
+def _interruptible() -> None:
+    # A script's background job inherits SIGINT ignored, and Python keeps it so: give the child Ctrl-C as a
+    # terminal would, whatever started the tests.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_subprocess(*args: str) -> subprocess.Popen[str]:
-    """`python -m bench ARGS` in the background, stdout and stderr piped."""
-    return subprocess.Popen(bench_command(*args), cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """`python -m bench ARGS` in the background, stdout and stderr piped, interruptible by SIGINT."""
+    return subprocess.Popen(
+        bench_command(*args), cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_interruptible,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)
