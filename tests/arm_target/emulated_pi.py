@@ -57,6 +57,7 @@ class EmulatedPi:
         cache = cache or Path(os.environ.get("BENCH_ARM_CACHE", DEFAULT_CACHE))
         subprocess.run([str(HERE / "build_rootfs.sh"), str(cache)], check=True, timeout=_BUILD_TIMEOUT_S)
         rootfs = cache / "rootfs"
+        directory.mkdir(parents=True, exist_ok=True)
         key = directory / "pi_key"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pi-emulated", "-f", str(key)], check=True)
         port = free_port()
