@@ -216,14 +216,16 @@ def load_target_specs(config_file: Path | None) -> dict[str, targets.TargetSpec]
     Raises:
         BenchError: an unreadable file or a bad target table, in one line.
     """
-    user = _read_toml(config_file) if config_file is not None else {}
-    defined = _target_specs(user["targets"], config_file) if isinstance(user.get("targets"), Mapping) else {}
-    return {**targets.BUILTIN_TARGETS, **defined}
+    return _target_specs(_read_toml(config_file) if config_file is not None else {}, config_file)
 
 
-def _target_specs(tables: Mapping[str, Any], source: Path | None) -> dict[str, targets.TargetSpec]:
-    """``[targets.NAME]`` tables -> specs, each checked now so that a missing host is an error before any cell."""
-    specs = {}
+def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, targets.TargetSpec]:
+    """The built-in targets and the file's ``[targets.NAME]`` tables, each checked now so that a missing host is
+    an error before any cell."""
+    specs = dict(targets.BUILTIN_TARGETS)
+    tables = user.get("targets")
+    if not isinstance(tables, Mapping):
+        return specs  # a list of names, or nothing: it selects, it defines nothing
     for name, table in tables.items():
         _require(isinstance(table, Mapping), f"targets.{name} in {source} must be a table of settings, got {table!r}")
         try:
@@ -331,9 +333,10 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         BenchError: anything invalid, named in one line.
     """
     table = _default_table()
-    specs = load_target_specs(config_file)
+    specs = dict(targets.BUILTIN_TARGETS)
     if config_file is not None:
         user = _read_toml(config_file)
+        specs = _target_specs(user, config_file)
         for key in user:
             if key not in _TOP_LEVEL_KEYS:
                 raise BenchError(f"unknown key '{key}' in {config_file} (accepted: {', '.join(sorted(_TOP_LEVEL_KEYS))})")

@@ -68,8 +68,8 @@ class SshSettings(ThermalPolicy):
     command_timeout_s: float = 60.0
     timeout_margin_s: float = 300.0
 
-    def __post_init__(self) -> None:
-        where = "[targets] ssh"
+    def validate(self, where: str) -> None:
+        """Raise ``SettingsError``, naming ``where`` (``[targets.NAME]``), for values the types alone let through."""
         if not _HOST.match(self.host) or self.host.startswith("-"):
             raise SettingsError(f"{where}: host {self.host!r} is not a host name or address")
         if self.user is not None and (not self.user or self.user.startswith("-") or not _HOST.match(self.user)):
@@ -109,6 +109,7 @@ class SshTarget(WorkerTarget):
             name: The target's name, recorded with each measurement.
             settings: Where the device is and how to reach it.
         """
+        settings.validate(f"[targets.{name}]")
         self.settings = settings
         self.session_dir = f"{settings.workdir.rstrip('/') or '/'}/session-{secrets.token_hex(4)}"
         start = f"cd {shlex.quote(self.session_dir)} && exec {shlex.quote(settings.python)} -u worker.py"
@@ -121,10 +122,7 @@ class SshTarget(WorkerTarget):
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any]) -> Self:
         """The target ``[targets.NAME]`` describes; raises ``SettingsError`` for a bad key or value."""
-        try:
-            return cls(name, parse_settings(SshSettings, table, f"[targets.{name}]"))
-        except SettingsError as error:
-            raise SettingsError(str(error).replace("[targets] ssh", f"[targets.{name}]")) from None
+        return cls(name, parse_settings(SshSettings, table, f"[targets.{name}]"))
 
     def available(self) -> tuple[bool, str]:
         """Whether the OpenSSH client is installed; whether the device answers is the first request's business."""
