@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from bench.references import References
 from bench.training import Distillation, finetune
 from targets import Target
 
-__all__ = ["RecoveredModels", "measure_model_cell", "measure_layers_cell", "latency_fields", "BUSY_CORES", "NOISY_IQR"]
+__all__ = ["Candidates", "measure_model_cell", "measure_layers_cell", "latency_fields", "BUSY_CORES", "NOISY_IQR"]
 
 # Other processes using more than this many cores on average during a cell make it "busy": its timings are kept
 # but flagged, because on a shared 2-core machine they can be off by multiples.
@@ -135,51 +135,97 @@ def _distillation(cell: Cell, teacher: torch.nn.Module) -> Distillation | None:
     return Distillation(teacher, temperature=recovery["temperature"], alpha=recovery["alpha"])
 
 
-def measure_model_cell(
-    cell: Cell, references: References, recovered: RecoveredModels, target: Target, timing: TimingConfig, workdir: Path
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Candidate:
+    """A compressed model made ready to time: what was measured of it on the host, and its TorchScript file."""
+
+    fields: dict[str, Any]
+    artifact: Path
+    quantized_engine: str | None
+
+
+class Candidates:
+    """The last candidate prepared, reused by the next cell that differs from it only in target or threads.
+
+    A matrix on several targets runs each compressor on every target back to back; sizes, MACs, accuracy and
+    the artifact do not depend on which device times it, so they are made once. A config resolved differently
+    for another device (int8 "auto": qnnpack on ARM) is another candidate. One entry keeps memory and disk flat.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        """Start empty.
+
+        Args:
+            directory: Where the artifact lives between cells (the run's scratch folder).
+        """
+        self._directory = directory
+        self._recovered = RecoveredModels()
+        self._key: tuple[Any, ...] | None = None
+        self._value: _Candidate | None = None
+        self._made = 0
+
+    def get(self, cell: Cell, config: compressors.CompressorConfig, references: References) -> _Candidate:
+        """The candidate of `cell` compressed with `config` (already resolved for the cell's device)."""
+        key = (cell.model, cell.batch, cell.finetune_steps, cell.recovery, cell.assets, config.name, sorted(config.to_dict().items()))
+        if key != self._key or self._value is None:
+            if self._value is not None:
+                self._value.artifact.unlink(missing_ok=True)
+            self._key, self._value = None, None  # a failure below must not leave the old entry under a new key
+            self._value = self._prepare(cell, config, references)
+            self._key = key
+        return self._value
+
+    def _prepare(self, cell: Cell, config: compressors.CompressorConfig, references: References) -> _Candidate:
+        """Compress (and recover) the cell's model, finalize it, and measure size, MACs and accuracy."""
+        reference = references.get(cell.model)
+        example = reference.example_input(cell.batch)
+        compressed, accuracy_before = self._recovered.get(cell, config, references)
+        fields: dict[str, Any] = {"compressor_info": compressed.info}
+
+        fields.update(
+            accuracy_top1=None,
+            accuracy_baseline=reference.accuracy,
+            accuracy_before_recovery=accuracy_before,
+            accuracy_note=reference.accuracy_note,
+        )
+
+        fields.update(size_report(compressed.model))
+        fields.update(_coded_sizes(compressed))
+        if compressed.stages:
+            fields["stage_sizes"] = [{**size_report(stage.model), **_coded_sizes(stage)} for stage in compressed.stages]
+        fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
+        macs = macs_report(compressed.model, example)
+        baseline_macs = reference.macs_dense(cell.batch)
+        fields.update(macs, macs_baseline=baseline_macs, theoretical_speedup=baseline_macs / macs["macs_effective"])
+
+        executable = config.finalize(compressed.model)
+        fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
+        if reference.test is not None:
+            # Accuracy of what runs: the CSR or int8 form is evaluated itself, not assumed equal to the trainable one.
+            with _quantized_engine(executable.quantized_engine):
+                fields["accuracy_top1"] = top1(executable.model, reference.test)
+
+        self._made += 1
+        artifact = save_torchscript(executable.model, example, self._directory / f"candidate-{self._made}.pt")
+        fields["size_stored_bytes"] = len(dense_bytes(executable.model.state_dict()))
+        fields["artifact_bytes"] = artifact.stat().st_size
+        fields["quantized_engine"] = executable.quantized_engine
+        return _Candidate(fields, artifact, executable.quantized_engine)
+
+
+def measure_model_cell(cell: Cell, references: References, candidates: Candidates, target: Target, timing: TimingConfig) -> dict[str, Any]:
     """Compress the cell's model, recover accuracy if asked, and measure size, MACs, accuracy and latency."""
-    reference = references.get(cell.model)
-    example = reference.example_input(cell.batch)
     # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
     config = compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(target.machine_info()["arch"])
-    compressed, accuracy_before = recovered.get(cell, config, references)
-    fields: dict[str, Any] = {"compressor_info": compressed.info}
-
-    fields.update(
-        accuracy_top1=None,
-        accuracy_baseline=reference.accuracy,
-        accuracy_before_recovery=accuracy_before,
-        accuracy_note=reference.accuracy_note,
-    )
-
-    fields.update(size_report(compressed.model))
-    fields.update(_coded_sizes(compressed))
-    if compressed.stages:
-        fields["stage_sizes"] = [{**size_report(stage.model), **_coded_sizes(stage)} for stage in compressed.stages]
-    fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
-    macs = macs_report(compressed.model, example)
-    baseline_macs = reference.macs_dense(cell.batch)
-    fields.update(macs, macs_baseline=baseline_macs, theoretical_speedup=baseline_macs / macs["macs_effective"])
-
-    executable = config.finalize(compressed.model)
-    if executable.quantized_engine is not None and target.device == "cuda":
+    candidate = candidates.get(cell, config, references)
+    if candidate.quantized_engine is not None and target.device == "cuda":
         # torch.ao int8 modules only have CPU kernels: whatever ran on the GPU would not be int8.
-        reason = f"int8 (torch.ao, {executable.quantized_engine} engine) has no CUDA kernels; measured on CPU targets"
+        reason = f"int8 (torch.ao, {candidate.quantized_engine} engine) has no CUDA kernels; measured on CPU targets"
         return {"status": "skipped", "error": reason}
-    fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
-    if reference.test is not None:
-        # Accuracy of what runs: the CSR or int8 form is evaluated itself, not assumed equal to the trainable one.
-        with _quantized_engine(executable.quantized_engine):
-            fields["accuracy_top1"] = top1(executable.model, reference.test)
-
-    candidate = save_torchscript(executable.model, example, workdir / "candidate.pt")
-    fields["size_stored_bytes"] = len(dense_bytes(executable.model.state_dict()))
-    fields["artifact_bytes"] = candidate.stat().st_size
-    fields["quantized_engine"] = executable.quantized_engine
+    fields = dict(candidate.fields)
     pair = {
-        "id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate),
-        "input_shape": list(example.shape), "quantized_engine": executable.quantized_engine,
+        "id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate.artifact),
+        "input_shape": list(references.get(cell.model).example_input(cell.batch).shape), "quantized_engine": candidate.quantized_engine,
     }  # fmt: skip
     (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
     fields.update(latency_fields(result))

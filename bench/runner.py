@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import targets
-from bench.cells import BUSY_CORES, RecoveredModels, measure_layers_cell, measure_model_cell
+from bench.cells import BUSY_CORES, Candidates, measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
@@ -111,7 +111,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
                 store=store,
                 outcome=outcome,
                 references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
-                recovered=RecoveredModels(),
+                candidates=Candidates(workdir),
                 targets=_Targets(stack, config.target_specs),
                 workdir=workdir,
                 progress=progress,
@@ -136,7 +136,7 @@ class _Session:
     store: Store
     outcome: RunOutcome
     references: References
-    recovered: RecoveredModels
+    candidates: Candidates
     targets: _Targets
     workdir: Path
     progress: Progress
@@ -170,7 +170,7 @@ class _Session:
         try:
             if cell.kind == "layers":
                 return measure_layers_cell(cell, self.references, target, timing, self.config.layers.budget_s, cell_dir)
-            return measure_model_cell(cell, self.references, self.recovered, target, timing, cell_dir)
+            return measure_model_cell(cell, self.references, self.candidates, target, timing)
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
