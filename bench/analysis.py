@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from bench.records import CellRecord, LayersRecord, ModelRecord, Record
 
 __all__ = [
     "where", "variant", "Point", "speedup_series", "layer_series", "break_even", "finding", "SERIES",
@@ -21,20 +23,20 @@ SERIES = ("unstructured, dense kernels", "unstructured, CSR kernels", "channel p
 NO_SPEEDUP = 1.10
 
 
-def where(record: dict[str, Any]) -> str:
+def where(record: CellRecord) -> str:
     """Where a record was measured: target, threads and batch, as table columns and plot titles show it."""
-    return f"{record['target']} t={record['threads']} b={record['batch']}"
+    return record.place
 
 
-def variant(record: dict[str, Any]) -> str:
-    shown = " ".join(f"{key}={value}" for key, value in sorted(record["params"].items()) if value is not None)
-    return f"{record['compressor']} {shown}".strip()
+def variant(record: CellRecord) -> str:
+    shown = " ".join(f"{key}={value}" for key, value in sorted(record.params.items()) if value is not None)
+    return f"{record.compressor} {shown}".strip()
 
 
-def short_variant(record: dict[str, Any]) -> str:
+def short_variant(record: CellRecord) -> str:
     """`variant` with parameter values only, short enough for a plot's tick labels and annotations."""
-    values = "/".join(str(value) for _, value in sorted(record["params"].items()) if value is not None)
-    return f"{record['compressor']} {values}".strip()
+    values = "/".join(str(value) for _, value in sorted(record.params.items()) if value is not None)
+    return f"{record.compressor} {values}".strip()
 
 
 @dataclass(frozen=True)
@@ -48,42 +50,43 @@ class Point:
     label: str
 
 
-def _series_name(record: dict[str, Any]) -> str | None:
-    if record["compressor"] == "prune.unstructured":
-        return SERIES[1] if record["params"].get("execution") == "csr" else SERIES[0]
-    if record["compressor"] == "prune.channel":
+def _series_name(record: CellRecord) -> str | None:
+    if record.compressor == "prune.unstructured":
+        return SERIES[1] if record.params.get("execution") == "csr" else SERIES[0]
+    if record.compressor == "prune.channel":
         return SERIES[2]
     return None
 
 
-def speedup_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[Point]]]:
+def speedup_series(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Point]]]:
     """(model, where) -> series name -> points sorted by the fraction of MACs removed (theoretical)."""
     out: dict[tuple[str, str], dict[str, list[Point]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         name = _series_name(record)
-        if record["kind"] != "model" or record["status"] != "ok" or name is None:
+        if not isinstance(record, ModelRecord) or record.timing is None or record.macs is None or name is None:
             continue
-        removed = 1 - 1 / record["theoretical_speedup"]
-        point = Point(removed, record["speedup_median"], record["speedup_ci_low"], record["speedup_ci_high"], variant(record))
-        out[(record["model"], where(record))][name].append(point)
+        timing = record.timing
+        removed = 1 - 1 / record.macs.theoretical_speedup
+        point = Point(removed, timing.speedup_median, timing.speedup_ci_low, timing.speedup_ci_high, variant(record))
+        out[(record.model, where(record))][name].append(point)
     for series in out.values():
         for points in series.values():
             points.sort(key=lambda p: p.x)
     return out
 
 
-def layer_series(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def layer_series(records: Sequence[Record]) -> dict[tuple[str, str], list[LayersRecord]]:
     """(model, where) -> the CSR layer-level records sorted by sparsity.
 
     A record with a sparsity ``pattern`` (2:4 on a GPU) is left out: its sparsity is fixed by the pattern and
     its kernel is another one, so it is no point of the CSR break-even curve.
     """
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    out: dict[tuple[str, str], list[LayersRecord]] = defaultdict(list)
     for record in records:
-        if record["kind"] == "layers" and record["status"] == "ok" and "pattern" not in record["params"]:
-            out[(record["model"], where(record))].append(record)
+        if isinstance(record, LayersRecord) and record.ok and record.pattern is None:
+            out[(record.model, where(record))].append(record)
     for group in out.values():
-        group.sort(key=lambda r: r["params"]["sparsity"])
+        group.sort(key=lambda r: float(r.params["sparsity"]))
     return out
 
 
@@ -158,16 +161,14 @@ def finding(series: dict[str, list[Point]], layer_break_even: str | None, model:
     return verdict + breaks
 
 
-_SIZE_KEYS = ("size_dense_bytes", "size_csr_bytes", "size_gzip_bytes", "size_stored_bytes", "size_packed_bytes", "size_huffman_bytes")
-
-
-def smallest_encoding(record: dict[str, Any]) -> tuple[str, int]:
+def smallest_encoding(record: ModelRecord) -> tuple[str, int]:
     """The smallest of the real encodings measured for a record (each decodes back to the model it ran)."""
-    key = min((k for k in _SIZE_KEYS if record.get(k) is not None), key=lambda k: record[k])
-    return key.removeprefix("size_").removesuffix("_bytes"), record[key]
+    if record.sizes is None:
+        raise ValueError(f"record {record.cell_id} ({record.status}) has no sizes")
+    return record.sizes.smallest()
 
 
-def smallest_bytes(record: dict[str, Any]) -> int:
+def smallest_bytes(record: ModelRecord) -> int:
     return smallest_encoding(record)[1]
 
 
@@ -180,7 +181,7 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
     return front
 
 
-def accuracy_points(records: list[dict[str, Any]], cost: str) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
+def accuracy_points(records: Sequence[Record], cost: str) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
     """(model, where) -> (cost, top-1, variant) of every ok cell with a real accuracy.
 
     Args:
@@ -188,8 +189,10 @@ def accuracy_points(records: list[dict[str, Any]], cost: str) -> dict[tuple[str,
     """
     out: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
     for record in records:
-        if record["kind"] != "model" or record["status"] != "ok" or record.get("accuracy_top1") is None:
+        if not isinstance(record, ModelRecord) or record.timing is None or record.accuracy is None:
             continue
-        value = record["latency_median_s"] if cost == "latency" else smallest_bytes(record)
-        out[(record["model"], where(record))].append((value, record["accuracy_top1"], short_variant(record)))
+        if record.accuracy.top1 is None:
+            continue
+        value = record.timing.median_s if cost == "latency" else smallest_bytes(record)
+        out[(record.model, where(record))].append((value, record.accuracy.top1, short_variant(record)))
     return out

@@ -24,17 +24,13 @@ from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import dense_bytes, size_report
+from bench.records import Accuracy, LayerResult, Macs, Sizes, Timing
 from bench.references import References
 from bench.training import Distillation, finetune
 from targets import Target
 
-__all__ = ["Candidates", "measure_model_cell", "measure_layers_cell", "latency_fields", "BUSY_CORES", "NOISY_IQR"]
+__all__ = ["Candidates", "measure_model_cell", "measure_layers_cell"]
 
-# Other processes using more than this many cores on average during a cell make it "busy": its timings are kept
-# but flagged, because on a shared 2-core machine they can be off by multiples.
-BUSY_CORES = 0.25
-# torch.utils.benchmark warns when IQR/median exceeds 10%; the same threshold flags a noisy latency.
-NOISY_IQR = 0.10
 # The worker's names of the two libraries behind torch's semi-structured tensors, as a report spells them.
 _SEMI_STRUCTURED_BACKENDS = {"cusparselt": "cuSPARSELt", "cutlass": "CUTLASS"}
 
@@ -44,39 +40,6 @@ def _pair(pair: dict[str, Any], timing: TimingConfig, budget_s: float | None = N
     if budget_s is not None:
         settings["budget_s"] = budget_s
     return {**pair, **settings, "seed": 0}
-
-
-def latency_fields(result: dict[str, Any]) -> dict[str, Any]:
-    """Flatten one worker result into record fields (raw samples kept)."""
-    summary = result["summary"]
-    other = result.get("other_cpu_cores")
-    noisy = any(
-        summary[f"{side}_iqr_s"] > NOISY_IQR * summary[f"{side}_median_s"] for side in ("baseline", "candidate")
-    )
-    return {
-        "latency_baseline_median_s": summary["baseline_median_s"],
-        "latency_baseline_iqr_s": summary["baseline_iqr_s"],
-        "latency_median_s": summary["candidate_median_s"],
-        "latency_iqr_s": summary["candidate_iqr_s"],
-        "speedup_median": summary["speedup_median"],
-        "speedup_ci_low": summary["speedup_ci_low"],
-        "speedup_ci_high": summary["speedup_ci_high"],
-        "timing_rounds": result["rounds"],
-        "timing_stopped_by": result["stopped_by"],
-        "timing_wall_s": result["wall_s"],
-        "iters_per_block": result["iters_per_block"],
-        "other_cpu_cores": other,
-        "busy": other is not None and other > BUSY_CORES,
-        "noisy": noisy,
-        "samples_baseline_s": result["baseline_s"],
-        "samples_s": result["candidate_s"],
-        "samples_speedup": result["speedups"],
-        "thermal_before": result["thermal_before"],
-        "thermal_after": result["thermal_after"],
-        "throttled": result["throttled"],
-        "throttle_reason": result["throttle_reason"],
-        "cooldown_waited_s": result["cooldown_waited_s"],
-    }
 
 
 class RecoveredModels:
@@ -180,34 +143,30 @@ class Candidates:
         reference = references.get(cell.model)
         example = reference.example_input(cell.batch)
         compressed, accuracy_before = self._recovered.get(cell, config, references)
-        fields: dict[str, Any] = {"compressor_info": compressed.info}
-
-        fields.update(
-            accuracy_top1=None,
-            accuracy_baseline=reference.accuracy,
-            accuracy_before_recovery=accuracy_before,
-            accuracy_note=reference.accuracy_note,
-        )
-
-        fields.update(size_report(compressed.model))
-        fields.update(_coded_sizes(compressed))
-        if compressed.stages:
-            fields["stage_sizes"] = [{**size_report(stage.model), **_coded_sizes(stage)} for stage in compressed.stages]
-        fields["baseline_size_dense_bytes"] = reference.size()["size_dense_bytes"]
+        sizes = {**size_report(compressed.model), **_coded_sizes(compressed)}
         macs = macs_report(compressed.model, example)
-        baseline_macs = reference.macs_dense(cell.batch)
-        fields.update(macs, macs_baseline=baseline_macs, theoretical_speedup=baseline_macs / macs["macs_effective"])
+        fields: dict[str, Any] = {
+            "compressor_info": compressed.info,
+            "stage_sizes": tuple(Sizes.measured({**size_report(s.model), **_coded_sizes(s)}) for s in compressed.stages),
+            "baseline_dense_bytes": reference.size()["size_dense_bytes"],
+            "macs": Macs(dense=macs["macs_dense"], effective=macs["macs_effective"], baseline=reference.macs_dense(cell.batch)),
+        }
 
         executable = config.finalize(compressed.model)
         fields.update(executed_as=executable.executed_as, execution_notes=executable.notes)
+        top1_of_executable = None
         if reference.test is not None:
             # Accuracy of what runs: the CSR or int8 form is evaluated itself, not assumed equal to the trainable one.
             with _quantized_engine(executable.quantized_engine):
-                fields["accuracy_top1"] = top1(executable.model, reference.test)
+                top1_of_executable = top1(executable.model, reference.test)
+        fields["accuracy"] = Accuracy(
+            top1=top1_of_executable, baseline=reference.accuracy, before_recovery=accuracy_before, note=reference.accuracy_note
+        )
 
         self._made += 1
         artifact = save_torchscript(executable.model, example, self._directory / f"candidate-{self._made}.pt")
-        fields["size_stored_bytes"] = len(dense_bytes(executable.model.state_dict()))
+        sizes["size_stored_bytes"] = len(dense_bytes(executable.model.state_dict()))
+        fields["sizes"] = Sizes.measured(sizes)
         fields["artifact_bytes"] = artifact.stat().st_size
         fields["quantized_engine"] = executable.quantized_engine
         return _Candidate(fields, artifact, executable.quantized_engine)
@@ -228,8 +187,7 @@ def measure_model_cell(cell: Cell, references: References, candidates: Candidate
         "input_shape": list(references.get(cell.model).example_input(cell.batch).shape), "quantized_engine": candidate.quantized_engine,
     }  # fmt: skip
     (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
-    fields.update(latency_fields(result))
-    fields["efficiency"] = fields["speedup_median"] / fields["theoretical_speedup"]
+    fields["timing"] = Timing.from_worker(result)
     return fields
 
 
@@ -249,35 +207,19 @@ def measure_layers_cell(cell: Cell, references: References, target: Target, timi
     else:
         gemms, pairs = gemm_pairs(reference.model, example, sparsity, workdir)
     results = target.time_pairs([_pair(p, timing, budget_s) for p in pairs], cell.threads)
-    layers = []
-    for gemm, result in zip(gemms, results, strict=True):
-        latency = latency_fields(result)
-        layers.append({
-            "layers": list(gemm.layers), "m": gemm.m, "k": gemm.k, "n": gemm.n,
-            "dense_median_s": latency["latency_baseline_median_s"],
-            "speedup_median": latency["speedup_median"], "speedup_ci_low": latency["speedup_ci_low"],
-            "speedup_ci_high": latency["speedup_ci_high"], "rounds": latency["timing_rounds"],
-            "busy": latency["busy"], "other_cpu_cores": latency["other_cpu_cores"],
-            "throttled": latency["throttled"], "throttle_reason": latency["throttle_reason"],
-            **(_semi_structured_side(result, latency) if semi_structured else _csr_side(gemm, latency)),
-        })  # fmt: skip
-    dense_total = sum(len(gemm.layers) * r["summary"]["baseline_median_s"] for gemm, r in zip(gemms, results, strict=True))
-    sparse_total = sum(len(gemm.layers) * r["summary"]["candidate_median_s"] for gemm, r in zip(gemms, results, strict=True))
-    others = [layer["other_cpu_cores"] for layer in layers if layer["other_cpu_cores"] is not None]
-    fields = {
+    layers = tuple(
+        LayerResult.from_timing(
+            gemm.layers, (gemm.m, gemm.k, gemm.n), 0.5 if semi_structured else _csr_sparsity(gemm),
+            Timing.from_worker(result), tuple(result["gemm_padded"]) if semi_structured else None,
+        )
+        for gemm, result in zip(gemms, results, strict=True)
+    )  # fmt: skip
+    fields: dict[str, Any] = {
         "executed_as": "dense GEMM (torch.mm) vs sparse CSR GEMM (torch.sparse.mm)",
         "layers": layers,
-        "latency_baseline_median_s": dense_total,
-        "latency_median_s": sparse_total,
-        "speedup_median": dense_total / sparse_total,
-        # No interval for the aggregate: each layer has its own, and summing medians does not give one.
-        "speedup_ci_low": None,
-        "speedup_ci_high": None,
+        "dense_s": sum(len(layer.layers) * layer.dense_median_s for layer in layers),
+        "sparse_s": sum(len(layer.layers) * layer.sparse_median_s for layer in layers),
         "theoretical_speedup": 1 / (1 - sparsity) if sparsity < 1 else math.inf,
-        "other_cpu_cores": max(others) if others else None,
-        "busy": any(layer["busy"] for layer in layers),
-        "throttled": any(layer["throttled"] for layer in layers),
-        "throttle_reason": next((layer["throttle_reason"] for layer in layers if layer["throttle_reason"]), None),
         "thermal_before": results[0]["thermal_before"],
         "thermal_after": results[-1]["thermal_after"],
         "cooldown_waited_s": results[0]["cooldown_waited_s"],
@@ -287,23 +229,19 @@ def measure_layers_cell(cell: Cell, references: References, target: Target, timi
     return fields
 
 
-def _csr_side(gemm: Gemm, latency: dict[str, Any]) -> dict[str, Any]:
+def _csr_sparsity(gemm: Gemm) -> float:
+    """The sparsity the CSR side really has (pruning ties can leave it a little off the cell's)."""
     nonzero = int((gemm.weight != 0).sum())
-    return {"sparsity": 1 - nonzero / gemm.weight.numel(), "csr_median_s": latency["latency_median_s"]}
+    return 1 - nonzero / gemm.weight.numel()
 
 
-def _semi_structured_side(result: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
-    """A 2:4 GEMM's sparse time and the shape the worker really timed (padded, so the report can say so)."""
-    return {"sparsity": 0.5, "semi_structured_median_s": latency["latency_median_s"], "gemm_padded": result["gemm_padded"]}
-
-
-def _semi_structured_execution(layers: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+def _semi_structured_execution(layers: tuple[LayerResult, ...], results: list[dict[str, Any]]) -> dict[str, Any]:
     """What a 2:4 cell ran: the backend that did the sparse GEMMs, and which shapes were padded to run at all."""
     backends = sorted({_SEMI_STRUCTURED_BACKENDS.get(r["backend"], r["backend"]) for r in results})
     padded = [
-        f"{layer['m']}x{layer['k']}x{layer['n']} -> {'x'.join(str(d) for d in layer['gemm_padded'])}"
+        f"{layer.m}x{layer.k}x{layer.n} -> {'x'.join(str(d) for d in layer.gemm_padded or ())}"
         for layer in layers
-        if layer["gemm_padded"] != [layer["m"], layer["k"], layer["n"]]
+        if layer.padded
     ]
     notes = "GEMMs (m x k x n) with seeded random fp16 weights pruned 2:4 along k, not the model's weights"
     if padded:
@@ -312,6 +250,4 @@ def _semi_structured_execution(layers: list[dict[str, Any]], results: list[dict[
         "executed_as": f"dense fp16 GEMM (torch.mm) vs 2:4 semi-structured fp16 GEMM ({', '.join(backends)})",
         "execution_notes": notes,
         "semi_structured_backend": ", ".join(backends),
-        "gemms_padded": len(padded),
     }
-

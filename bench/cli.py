@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import warnings
@@ -23,9 +24,10 @@ import targets
 from bench.config import DEFAULT_STORE, load_config, load_target_specs, parse_compressor_spec
 from bench.errors import BenchError, unknown_name
 from bench.models import list_models
+from bench.export import FORMATS, export_run
 from bench.report import write_report
 from bench.runner import run_matrix
-from bench.store import open_store
+from bench.store import Store, read_store
 from bench.target_check import check_target
 
 __all__ = ["main", "build_parser"]
@@ -97,12 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = verbs.add_parser("report", help="print tables and write the Markdown report of a stored run")
     report.add_argument("run_id", nargs="?", help="run id (default: the newest)")
+    report.add_argument("--output", type=Path, help="folder for report.md and its figures (default: runs/RUN_ID beside the store)")
     _store_flag(report)
     report.set_defaults(handler=_report)
 
     export = verbs.add_parser("export", help="write a stored run's records as CSV or JSON")
     export.add_argument("run_id", nargs="?", help="run id (default: the newest)")
-    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
     _store_flag(export)
     export.set_defaults(handler=_export)
@@ -143,11 +146,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
     outcome = run_matrix(config, sys.stderr)
-    store = open_store(config.store)
-    try:
-        write_report(store, outcome.run_id, sys.stdout)
-    finally:
-        store.close()
+    with read_store(config.store) as store:
+        records = _readable(store, store.records(outcome.run_id))
+        if records:
+            write_report(store.run(outcome.run_id), records, config.reports_dir / outcome.run_id, sys.stdout)
     counts = outcome.counts
     sys.stdout.write(
         f"run {outcome.run_id}: {counts['ok']} measured, {counts['reused']} reused from the store,"
@@ -180,10 +182,11 @@ def _list(args: argparse.Namespace) -> int:
             rows.append([name, spec.kind, settings or "-", "yes" if available else "no", reason or "-"])
         print(tabulate(rows, ["target", "kind", "settings", "available here", "note"]))
         print("`python -m bench target check NAME` connects and runs a model there")
+    elif not args.store.exists():
+        print(f"no runs: there is no store at {args.store} yet; start one with: python -m bench run")
     else:
-        store = open_store(args.store)
-        rows = [[r["run_id"], r["started_at"], r["status"], ", ".join(r["config"]["models"])] for r in store.runs()]
-        store.close()
+        with read_store(args.store) as store:
+            rows = [[r.run_id, r.started_at, r.status, ", ".join(r.models)] for r in _readable(store, store.runs())]
         print(tabulate(rows, ["run", "started", "status", "models"]))
     return 0
 
@@ -200,21 +203,39 @@ def _target_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _readable(store: Store, items: list[Any]) -> list[Any]:
+    """`items` read from `store`, after a warning line for each stored row that could not be read."""
+    for note in store.unreadable:
+        print(f"warning: {store.path}: {note}", file=sys.stderr)
+    store.unreadable.clear()
+    return items
+
+
 def _report(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
-    try:
-        write_report(store, args.run_id, sys.stdout)
-    finally:
-        store.close()
+    with read_store(args.store) as store:
+        run = store.run(args.run_id)
+        records = _readable(store, store.records(run.run_id))
+    directory = args.output if args.output is not None else args.store.parent / "runs" / run.run_id
+    if not _writable_folder(directory):
+        if args.output is not None:
+            raise BenchError(f"--output: cannot write into {directory}: not a writable folder")
+        print(f"note: {directory} is not writable, so report.md is not written; give --output DIR", file=sys.stderr)
+        write_report(run, records, None, sys.stdout)
+        return 0
+    write_report(run, records, directory, sys.stdout)
     return 0
 
 
+def _writable_folder(directory: Path) -> bool:
+    """Whether `directory` exists as a writable folder or can be made in the nearest existing one."""
+    existing = next((p for p in [directory, *directory.parents] if p.exists()), None)
+    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK)
+
+
 def _export(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
-    try:
-        text = store.export(store.run(args.run_id)["run_id"], args.format)
-    finally:
-        store.close()
+    with read_store(args.store) as store:
+        run = store.run(args.run_id)
+        text = export_run(run, _readable(store, store.records(run.run_id)), args.format)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 
-from bench.analysis import SERIES, Point  # noqa: E402
+from bench.analysis import SERIES, Point, short_variant  # noqa: E402
+from bench.records import LayersRecord, ModelRecord  # noqa: E402
 
 __all__ = ["plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured", "slug"]
 
@@ -51,16 +50,17 @@ def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: P
     return _save(fig, path)
 
 
-def plot_layers(records: list[dict[str, Any]], break_even: float | None, title: str, path: Path) -> Path:
+def plot_layers(records: list[LayersRecord], break_even: float | None, title: str, path: Path) -> Path:
     """Per-GEMM CSR-vs-dense speedup against sparsity (thin), the count-weighted aggregate (thick), break-even."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sparsities = np.array([r["params"]["sparsity"] for r in records])
+    sparsities = np.array([float(r.params["sparsity"]) for r in records])
     _reference_lines(ax, np.linspace(0, sparsities.max(), 100), "theoretical 1/(1-s)")
-    shapes = [(layer["m"], layer["k"], layer["n"]) for layer in records[0]["layers"]]
+    shapes = [(layer.m, layer.k, layer.n) for layer in records[0].layers]
     for index, shape in enumerate(shapes):
-        speedups = [r["layers"][index]["speedup_median"] for r in records]
+        speedups = [r.layers[index].speedup_median for r in records]
         ax.plot(sparsities, speedups, linewidth=0.8, alpha=0.6, label=f"{shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}")
-    ax.plot(sparsities, [r["speedup_median"] for r in records], color="black", linewidth=2.5, marker="o", label="all layers (time-weighted)")
+    aggregate = [r.speedup_median for r in records]
+    ax.plot(sparsities, aggregate, color="black", linewidth=2.5, marker="o", label="all layers (time-weighted)")
     if break_even is not None:
         ax.axvline(break_even, color="red", linestyle=":", label=f"break-even {break_even:.3f}")
     ax.set_xlabel("weight sparsity (per layer)")
@@ -86,18 +86,19 @@ def plot_pareto(points: list[tuple[float, float, str]], front: list[tuple[float,
     return _save(fig, path)
 
 
-def plot_bits(records: list[dict[str, Any]], title: str, path: Path) -> Path:
-    """Bytes and top-1 against bits per weight, one line per quantizer."""
+def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
+    """Bytes and top-1 against bits per weight, one line per quantizer (records with packed sizes)."""
     fig, size_ax = plt.subplots(figsize=(7, 4.5))
     accuracy_ax = size_ax.twinx()
-    by_compressor: dict[str, list[dict[str, Any]]] = {}
+    by_compressor: dict[str, list[ModelRecord]] = {}
     for record in records:
-        by_compressor.setdefault(record["compressor"], []).append(record)
+        by_compressor.setdefault(record.compressor, []).append(record)
     for compressor, group in sorted(by_compressor.items()):
-        group.sort(key=lambda r: r["params"].get("bits", 1))
-        bits = [r["params"].get("bits", 1) for r in group]
-        size_ax.plot(bits, [r.get("size_huffman_bytes") or r["size_packed_bytes"] for r in group], marker="o", label=f"{compressor}: bytes")
-        accuracies = [100 * r["accuracy_top1"] for r in group if r.get("accuracy_top1") is not None]
+        group.sort(key=lambda r: int(r.params.get("bits", 1)))
+        bits = [int(r.params.get("bits", 1)) for r in group]
+        coded = [r.sizes.huffman_bytes or r.sizes.packed_bytes if r.sizes else None for r in group]
+        size_ax.plot(bits, coded, marker="o", label=f"{compressor}: bytes")
+        accuracies = [100 * r.accuracy.top1 for r in group if r.accuracy is not None and r.accuracy.top1 is not None]
         if len(accuracies) == len(group):
             accuracy_ax.plot(bits, accuracies, marker="s", linestyle="--", label=f"{compressor}: top-1")
     size_ax.set_yscale("log")
@@ -111,15 +112,18 @@ def plot_bits(records: list[dict[str, Any]], title: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_theory_vs_measured(records: list[dict[str, Any]], title: str, path: Path) -> Path:
-    """Theoretical (MACs) and measured speedup side by side for every variant: how much of the promise ran."""
+def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) -> Path:
+    """Theoretical (MACs) and measured speedup side by side for every variant (ok records): how much of the
+    promise ran."""
     fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(records) + 2), 4.8))
     positions = np.arange(len(records))
-    ax.bar(positions - 0.2, [r["theoretical_speedup"] for r in records], width=0.4, label="theoretical (MACs)", color="lightgrey")
-    ax.bar(positions + 0.2, [r["speedup_median"] for r in records], width=0.4, label="measured (median)", color="tab:blue")
+    theory = [r.macs.theoretical_speedup if r.macs else np.nan for r in records]
+    measured = [r.timing.speedup_median if r.timing else np.nan for r in records]
+    ax.bar(positions - 0.2, theory, width=0.4, label="theoretical (MACs)", color="lightgrey")
+    ax.bar(positions + 0.2, measured, width=0.4, label="measured (median)", color="tab:blue")
     ax.axhline(1.0, color="black", linewidth=1)
     ax.set_yscale("log")
-    ax.set_xticks(positions, [r["variant"] for r in records], rotation=60, ha="right", fontsize=6)
+    ax.set_xticks(positions, [short_variant(r) for r in records], rotation=60, ha="right", fontsize=6)
     ax.set_ylabel("speedup vs dense baseline (log)")
     ax.set_title(title)
     ax.legend(fontsize=8)

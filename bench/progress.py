@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from bench.matrix import Cell
+from bench.records import LayersRecord, ModelRecord, Record
 
 __all__ = ["Progress", "format_duration"]
 
@@ -53,12 +54,13 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def done(self, cell: Cell, record: dict[str, Any], reused: bool = False) -> None:
+    def done(self, cell: Cell, record: Record | None) -> None:
+        """One cell finished: measured now (`record`), or answered by a record already stored (None)."""
         self._finished += 1
-        if not reused:
-            self._measured_s.append(record.get("elapsed_s", 0.0))
-        status = "cached" if reused else record["status"]
-        detail = _detail(record)
+        if record is not None:
+            self._measured_s.append(record.elapsed_s or 0.0)
+        status = "cached" if record is None else record.status
+        detail = "" if record is None else _detail(record)
         line = f"{self._prefix()} {status:<7} {cell.label}{detail} | {self._eta_text()}"
         self.stream.write(("\r\033[K" if self._live else "") + line + "\n")
         self.stream.flush()
@@ -68,14 +70,17 @@ class Progress:
         self.stream.flush()
 
 
-def _detail(record: dict[str, Any]) -> str:
-    if record["status"] != "ok":
-        return f" | {record.get('error') or ''}"
-    speedup = record.get("speedup_median")
-    if speedup is None:
+def _detail(record: Record) -> str:
+    if not record.ok:
+        return f" | {record.error or ''}"
+    low = high = None
+    if isinstance(record, ModelRecord) and record.timing is not None:
+        speedup, low, high = record.timing.speedup_median, record.timing.speedup_ci_low, record.timing.speedup_ci_high
+    elif isinstance(record, LayersRecord) and record.speedup_median is not None:
+        speedup = record.speedup_median
+    else:
         return ""
-    low, high = record.get("speedup_ci_low"), record.get("speedup_ci_high")
     interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
-    flags = [flag for flag, on in (("busy machine", record.get("busy")), ("throttled", record.get("throttled"))) if on]
+    flags = ["busy machine" if flag == "busy" else flag for flag in record.flags if flag != "noisy"]
     busy = f" ({', '.join(flags)})" if flags else ""
-    return f" | speedup {speedup:.2f}x{interval}{busy} in {format_duration(record.get('elapsed_s', 0))}"
+    return f" | speedup {speedup:.2f}x{interval}{busy} in {format_duration(record.elapsed_s or 0)}"

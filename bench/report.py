@@ -3,42 +3,47 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from bench.analysis import accuracy_points, break_even, finding, layer_series, pareto_front, short_variant, smallest_encoding, speedup_series, variant, where
+from bench.analysis import accuracy_points, break_even, finding, layer_series, pareto_front, smallest_encoding, speedup_series, variant, where
 from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
-from bench.store import Store
+from bench.errors import BenchError
+from bench.records import ENCODINGS, LayersRecord, ModelRecord, Record
+from bench.store import Run
 
 __all__ = ["write_report", "machine_table", "model_table", "layer_table"]
 
 _MB = 1e6
 
 
-def _speedup_text(record: dict[str, Any]) -> str:
-    if record["status"] != "ok":
-        return f"{record['status']}: {record.get('error') or ''}"
-    text = f"{record['speedup_median']:.2f}x"
-    if record.get("speedup_ci_low") is not None:
-        text += f" [{record['speedup_ci_low']:.2f}, {record['speedup_ci_high']:.2f}]"
+def _speedup_text(record: ModelRecord) -> str:
+    if record.timing is None:
+        return f"{record.status}: {record.error or ''}"
+    timing = record.timing
+    text = f"{timing.speedup_median:.2f}x"
+    if timing.speedup_ci_low is not None and timing.speedup_ci_high is not None:
+        text += f" [{timing.speedup_ci_low:.2f}, {timing.speedup_ci_high:.2f}]"
     return text + _flags(record)
 
 
-def _flags(record: dict[str, Any]) -> str:
+def _flags(record: Record) -> str:
     """" (busy, throttled)": why a timing may be off, as the notes explain."""
-    flags = [flag for flag in ("busy", "noisy", "throttled") if record.get(flag)]
-    return f" ({', '.join(flags)})" if flags else ""
+    return f" ({', '.join(record.flags)})" if record.flags else ""
 
 
-def _accuracy_text(record: dict[str, Any]) -> str:
-    if record.get("accuracy_top1") is None:
-        return record.get("accuracy_note") or "n/a"
-    after = f"{100 * record['accuracy_top1']:.2f}%"
-    if record.get("finetune_steps") and record.get("accuracy_before_recovery") is not None:
-        method = (record.get("recovery") or {}).get("method", "finetune")
-        return f"{100 * record['accuracy_before_recovery']:.2f}% -> {after} ({method}, {record['finetune_steps']} steps)"
+def _accuracy_text(record: ModelRecord) -> str:
+    accuracy = record.accuracy
+    if accuracy is None or accuracy.top1 is None:
+        return (accuracy.note if accuracy else None) or "n/a"
+    after = f"{100 * accuracy.top1:.2f}%"
+    if record.finetune_steps and accuracy.before_recovery is not None:
+        method = record.recovery.get("method", "finetune")
+        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {record.finetune_steps} steps)"
     return after
 
 
@@ -46,22 +51,22 @@ def _mb(encoding: tuple[str, int]) -> tuple[str, float]:
     return encoding[0], encoding[1] / _MB
 
 
-def _first_ok(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((r for r in records if r["status"] == "ok"), None)
+def _first_ok(records: list[ModelRecord]) -> ModelRecord | None:
+    return next((r for r in records if r.ok), None)
 
 
-def _executed_as(group: list[dict[str, Any]]) -> str:
+def _executed_as(group: list[ModelRecord]) -> str:
     """What ran, once when every target ran the same, else per target (int8 packs for each device's engine)."""
-    ran = {where(r): r["executed_as"] for r in group if r["status"] == "ok"}
+    ran = {where(r): r.executed_as or "-" for r in group if r.ok}
     if len(set(ran.values())) <= 1:
         return next(iter(ran.values()), "-")
     return "; ".join(f"{place}: {executed}" for place, executed in ran.items())
 
 
-def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], list[list[Any]]]:
+def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list[list[Any]]]:
     """Rows: compressor variants; columns: size, MACs, accuracy, and the speedup on each target/threads/batch."""
     places = list(dict.fromkeys(where(r) for r in records))
-    by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_variant: dict[str, list[ModelRecord]] = defaultdict(list)
     for record in records:
         by_variant[variant(record)].append(record)
     headers = ["compressor", "executed as", "non-zero / params", "dense MB", "smallest MB (encoding)"]
@@ -74,39 +79,39 @@ def model_table(records: list[dict[str, Any]], full: bool) -> tuple[list[str], l
     rows = []
     for name, group in by_variant.items():
         first = _first_ok(group)
-        if first is None:
-            first = group[0]
+        if first is None or first.sizes is None or first.macs is None:
             row = [name, "-", "-", "-", "-"] + (["-"] * 7 if full else []) + ["-"]
         else:
+            sizes = first.sizes
             row = [
-                name, _executed_as(group), f"{first['params_nonzero']:,} / {first['params_total']:,}",
-                f"{first['size_dense_bytes'] / _MB:.2f}", "{1:.3f} ({0})".format(*_mb(smallest_encoding(first))),
+                name, _executed_as(group), f"{sizes.params_nonzero:,} / {sizes.params_total:,}",
+                f"{sizes.dense_bytes / _MB:.2f}", "{1:.3f} ({0})".format(*_mb(smallest_encoding(first))),
             ]  # fmt: skip
             if full:
-                sizes = ("size_gzip_bytes", "size_csr_bytes", "size_stored_bytes", "size_packed_bytes", "size_huffman_bytes")
-                row += [f"{first[key] / _MB:.3f}" if first.get(key) is not None else "-" for key in sizes]
-                row += [f"{first['macs_dense'] / 1e6:.3g}", f"{first['macs_effective'] / 1e6:.3g}"]
-            row.append(f"{first['theoretical_speedup']:.2f}x")
+                encodings = sizes.encodings()
+                row += [f"{encodings[key] / _MB:.3f}" if key in encodings else "-" for key in ENCODINGS if key != "dense"]
+                row += [f"{first.macs.dense / 1e6:.3g}", f"{first.macs.effective / 1e6:.3g}"]
+            row.append(f"{first.macs.theoretical_speedup:.2f}x")
         at = {where(r): r for r in group}
         row += [_speedup_text(at[p]) if p in at else "" for p in places]
         if full:
             for place in places:
-                r = at.get(place)
-                ok = r is not None and r["status"] == "ok"
-                row.append(f"{1e3 * r['latency_baseline_median_s']:.3f} -> {1e3 * r['latency_median_s']:.3f}" if ok else "")
-            row.append(f"{first['efficiency']:.2f}" if first.get("efficiency") is not None else "-")
-        row.append(_accuracy_text(first) if first["status"] == "ok" else "-")
+                timing = at[place].timing if place in at else None
+                row.append(f"{1e3 * timing.baseline_median_s:.3f} -> {1e3 * timing.median_s:.3f}" if timing else "")
+            efficiency = first.efficiency if first is not None else None
+            row.append(f"{efficiency:.2f}" if efficiency is not None else "-")
+        row.append(_accuracy_text(first) if first is not None else "-")
         rows.append(row)
     return headers, rows
 
 
-def machine_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+def machine_table(records: list[Record]) -> tuple[list[str], list[list[Any]]]:
     """One row per target of the run: the device that timed its cells, as its worker described it."""
     headers = ["target", "arch", "CPU", "cores", "memory GiB", "GPU", "torch", "int8 engines", "OS"]
-    machines: dict[str, dict[str, Any]] = {}
+    machines: dict[str, Mapping[str, Any]] = {}
     for record in records:
-        if record.get("machine"):
-            machines.setdefault(record["target"], record["machine"])
+        if record.machine:
+            machines.setdefault(record.target, record.machine)
     rows = []
     for target, m in machines.items():
         memory = f"{m['memory_bytes'] / 2**30:.1f}" if m.get("memory_bytes") else "?"
@@ -117,7 +122,7 @@ def machine_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[A
     return headers, rows
 
 
-def _gpu_text(machine: dict[str, Any]) -> str:
+def _gpu_text(machine: Mapping[str, Any]) -> str:
     """The GPU with the driver and CUDA runtime its timings depend on; older records only have its name."""
     cuda = machine.get("cuda")
     if not cuda:
@@ -125,7 +130,7 @@ def _gpu_text(machine: dict[str, Any]) -> str:
     return f"{cuda['name']} (driver {cuda.get('driver') or '?'}, CUDA {cuda.get('runtime') or '?'})"
 
 
-def layer_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+def layer_table(records: list[LayersRecord]) -> tuple[list[str], list[list[Any]]]:
     """Rows: sparsities of the layer sweep (then 2:4, on a GPU); the time-weighted sparse speedup and how many
     GEMMs the sparse kernel wins."""
     headers = [
@@ -134,50 +139,54 @@ def layer_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any
     ]  # fmt: skip
     rows = []
     for record in records:
-        wins = sum(1 for layer in record["layers"] if layer["speedup_ci_low"] > 1.0)
-        pattern = record["params"].get("pattern")
+        if record.dense_s is None or record.sparse_s is None or record.speedup_median is None:
+            continue
+        wins = sum(1 for layer in record.layers if layer.speedup_ci_low is not None and layer.speedup_ci_low > 1.0)
+        theory = f"{record.theoretical_speedup:.1f}x" if record.theoretical_speedup is not None else "-"
         rows.append([
-            pattern or f"{record['params']['sparsity']:g}", _kernel_text(record), f"{1e3 * record['latency_baseline_median_s']:.2f}",
-            f"{1e3 * record['latency_median_s']:.2f}", f"{record['speedup_median']:.2f}x" + _flags(record),
-            f"{wins} / {len(record['layers'])}", f"{record['theoretical_speedup']:.1f}x",
+            record.pattern or f"{float(record.params['sparsity']):g}", _kernel_text(record), f"{1e3 * record.dense_s:.2f}",
+            f"{1e3 * record.sparse_s:.2f}", f"{record.speedup_median:.2f}x" + _flags(record),
+            f"{wins} / {len(record.layers)}", theory,
         ])  # fmt: skip
     return headers, rows
 
 
-def _kernel_text(record: dict[str, Any]) -> str:
+def _kernel_text(record: LayersRecord) -> str:
     """CSR, or 2:4 fp16 with its backend and how many shapes had to be padded (the notes list them)."""
-    if "pattern" not in record["params"]:
+    if record.pattern is None:
         return "CSR"
-    padded = record.get("gemms_padded") or 0
-    text = f"{record['params']['pattern']} fp16, {record.get('semi_structured_backend') or '?'}"
-    return text + (f", {padded} of {len(record['layers'])} shapes padded" if padded else "")
+    padded = record.gemms_padded
+    text = f"{record.pattern} fp16, {record.semi_structured_backend or '?'}"
+    return text + (f", {padded} of {len(record.layers)} shapes padded" if padded else "")
 
 
-def _pattern_layers(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _pattern_layers(records: list[Record]) -> dict[tuple[str, str], list[LayersRecord]]:
     """(model, where) -> the ok layer records with a sparsity pattern (2:4), which the CSR series leaves out."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    out: dict[tuple[str, str], list[LayersRecord]] = defaultdict(list)
     for record in records:
-        if record["kind"] == "layers" and record["status"] == "ok" and "pattern" in record["params"]:
-            out[(record["model"], where(record))].append(record)
+        if isinstance(record, LayersRecord) and record.ok and record.pattern is not None:
+            out[(record.model, where(record))].append(record)
     return out
 
 
-def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
-    """Print the run's tables and finding to `stream`; write `report.md` and figures next to the store.
+def write_report(run: Run, records: list[Record], directory: Path | None, stream: TextIO) -> Path | None:
+    """Print the run's tables and finding to `stream`; write `report.md` and its figures into `directory`.
+
+    Args:
+        directory: where the report goes; None prints the tables only (a read-only place, nothing written).
 
     Returns:
-        The path of the Markdown report.
+        The path of the Markdown report, None when none was written.
     """
-    run = store.run(run_id)
-    run_id = run["run_id"]
-    records = store.records(run_id)
-    directory = store.path.parent / "runs" / run_id
-    directory.mkdir(parents=True, exist_ok=True)
-    md: list[str] = [f"# compression-bench run {run_id}", ""]
-    commit = run["commit"].get("commit") or "unknown"
+    if not records:
+        raise BenchError(f"run {run.run_id} has no records ({run.status} before its first cell finished): nothing to report")
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    md: list[str] = [f"# compression-bench run {run.run_id}", ""]
+    commit = run.commit.get("commit") or "unknown"
     md += [
-        f"- started {run['started_at']}, finished {run['finished_at'] or '-'} ({run['status']})",
-        f"- code: commit {commit}{' (dirty)' if run['commit'].get('dirty') else ''}",
+        f"- started {run.started_at}, finished {run.finished_at or '-'} ({run.status})",
+        f"- code: commit {commit}{' (dirty)' if run.commit.get('dirty') else ''}",
         "",
     ]
     headers, rows = machine_table(records)
@@ -185,22 +194,24 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
     layers = layer_series(records)
     layer_break_even: dict[tuple[str, str], tuple[str, float | None]] = {}
     for key, group in layers.items():
-        layer_break_even[key] = break_even([(r["params"]["sparsity"], r["speedup_median"]) for r in group])
+        layer_break_even[key] = break_even([(float(r.params["sparsity"]), r.speedup_median or 0.0) for r in group])
 
     findings, figures = [], []
     for key, series in speedup_series(records).items():
         model, place = key
         phrase = layer_break_even.get(key, (None, None))[0]
         findings.append(finding(series, phrase, model, place))
-        figure = plot_speedup_vs_sparsity(series, f"{model}, {place}: speedup vs MACs removed", directory / f"speedup-{slug(model)}-{slug(place)}.png")
-        figures += [f"![{model} speedup vs sparsity]({figure.name})", ""]
+        figures += _figure(
+            directory, f"speedup-{slug(model)}-{slug(place)}.png", f"{model} speedup vs sparsity",
+            partial(plot_speedup_vs_sparsity, series, f"{model}, {place}: speedup vs MACs removed"),
+        )  # fmt: skip
     if findings:
         md += ["## Finding", ""] + [line for text in findings for line in (text, "")] + figures
 
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_model: dict[str, list[ModelRecord]] = defaultdict(list)
     for record in records:
-        if record["kind"] == "model":
-            by_model[record["model"]].append(record)
+        if isinstance(record, ModelRecord):
+            by_model[record.model].append(record)
     for model, group in by_model.items():
         headers, rows = model_table(group, full=False)
         stream.write(f"\n{model}\n{tabulate(rows, headers, tablefmt='simple')}\n")
@@ -218,71 +229,89 @@ def write_report(store: Store, run_id: str | None, stream: TextIO) -> Path:
             continue
         phrase, value = layer_break_even[(model, place)]
         stream.write(f"\n{model} layer level ({place}), break-even sparsity {phrase}\n{table}\n")
-        figure = plot_layers(group, value, f"{model} layers, {place}: CSR vs dense GEMM", directory / f"layers-{slug(model)}-{slug(place)}.png")
         md += [f"## {model}, layer level ({place})", "", f"Break-even sparsity of CSR (time-weighted over all layers): {phrase}.", "",
-               tabulate(rows, headers, tablefmt="github"), "", f"![{model} layer-level speedup]({figure.name})", ""]  # fmt: skip
+               tabulate(rows, headers, tablefmt="github"), ""]  # fmt: skip
+        md += _figure(
+            directory, f"layers-{slug(model)}-{slug(place)}.png", f"{model} layer-level speedup",
+            partial(plot_layers, group, value, f"{model} layers, {place}: CSR vs dense GEMM"),
+        )  # fmt: skip
     md += _notes(records)
     for text in findings:
         stream.write(f"\n{text}\n")
+    if directory is None:
+        return None
     path = directory / "report.md"
     path.write_text("\n".join(md) + "\n")
     stream.write(f"\nreport: {path}\n")
     return path
 
 
+def _figure(directory: Path | None, name: str, alt: str, draw: Callable[[Path], Path]) -> list[str]:
+    """Draw one figure into `directory` and return its Markdown; nothing when no report is written."""
+    if directory is None:
+        return []
+    return [f"![{alt}]({draw(directory / name).name})", ""]
+
+
 _QUANTIZERS = ("quant.bits", "quant.binary", "quant.cluster")
 
 
-def _model_figures(records: list[dict[str, Any]], directory: Path) -> list[str]:
+def _model_figures(records: list[ModelRecord], directory: Path | None) -> list[str]:
     """Figures of one model's cells, per target/threads/batch: theory vs measurement, Pareto fronts, bit-widths."""
     md: list[str] = []
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r.ok]
     for place in dict.fromkeys(where(r) for r in ok):
         here = [r for r in ok if where(r) == place]
-        model, stem = here[0]["model"], f"{slug(here[0]['model'])}-{slug(place)}"
-        compressed = [{**r, "variant": short_variant(r)} for r in here if r["compressor"] != "none"]
+        model, stem = here[0].model, f"{slug(here[0].model)}-{slug(place)}"
+        compressed = [r for r in here if r.compressor != "none"]
+        title = f"{model}, {place}"
         if compressed:
-            figure = plot_theory_vs_measured(compressed, f"{model}, {place}: theoretical vs measured speedup", directory / f"theory-{stem}.png")
-            md += [f"![{model} theoretical vs measured]({figure.name})", ""]
+            md += _figure(
+                directory, f"theory-{stem}.png", f"{model} theoretical vs measured",
+                partial(plot_theory_vs_measured, compressed, f"{title}: theoretical vs measured speedup"),
+            )  # fmt: skip
         for cost, label in (("latency", "median latency (s)"), ("size", "smallest real encoding (bytes)")):
             points = accuracy_points(here, cost).get((model, place), [])
             if len(points) > 1:
-                figure = plot_pareto(points, pareto_front(points), label, f"{model}, {place}: top-1 vs {cost}", directory / f"pareto-{cost}-{stem}.png")
-                md += [f"![{model} top-1 vs {cost}]({figure.name})", ""]
-        quantized = [r for r in here if r["compressor"] in _QUANTIZERS and r.get("size_packed_bytes") is not None]
+                md += _figure(
+                    directory, f"pareto-{cost}-{stem}.png", f"{model} top-1 vs {cost}",
+                    partial(plot_pareto, points, pareto_front(points), label, f"{title}: top-1 vs {cost}"),
+                )  # fmt: skip
+        quantized = [r for r in here if r.compressor in _QUANTIZERS and r.sizes and r.sizes.packed_bytes is not None]
         if quantized:
-            figure = plot_bits(quantized, f"{model}: bytes and top-1 vs bits per weight", directory / f"bits-{stem}.png")
-            md += [f"![{model} bit-width]({figure.name})", ""]
+            md += _figure(
+                directory, f"bits-{stem}.png", f"{model} bit-width",
+                partial(plot_bits, quantized, f"{model}: bytes and top-1 vs bits per weight"),
+            )  # fmt: skip
     return md
 
 
-_ENCODINGS = ("size_dense_bytes", "size_gzip_bytes", "size_csr_bytes", "size_packed_bytes", "size_huffman_bytes")
-
-
-def _stage_sizes(record: dict[str, Any]) -> str:
+def _stage_sizes(record: ModelRecord) -> str:
     """The bytes of every encoding after each stage of a chain, in stage order."""
     steps = []
-    stages = zip(record["compressor_info"]["stages"], record["stage_sizes"], strict=True)
+    stages = zip(record.compressor_info["stages"], record.stage_sizes, strict=True)
     for index, (stage, sizes) in enumerate(stages, 1):
-        shown = [f"{key[5:-6]} {sizes[key] / _MB:.3f} MB" for key in _ENCODINGS if sizes.get(key) is not None]
+        shown = [f"{name} {size / _MB:.3f} MB" for name, size in sizes.encodings().items()]
         steps.append(f"after stage {index} ({stage['name']}): {', '.join(shown)}")
     return "; ".join(steps)
 
 
-def _separable_ratios(record: dict[str, Any]) -> str:
+def _separable_ratios(record: ModelRecord) -> str:
     """Depthwise-separable swap: measured parameter and MAC ratios of the replaced convs against 1/O + 1/K^2."""
-    info = record["compressor_info"]
+    assert record.timing is not None and record.macs is not None, "only ok records have ratios to show"
+    info = record.compressor_info
     layers = info["layers"].values()
     formula = sum(layer["theoretical_ratio"] * layer["params_before"] for layer in layers) / info["params_before"]
     return (
         f"replaced convs: {info['convs_replaced']}; their params x{info['params_after'] / info['params_before']:.3f} and"
         f" MACs x{info['macs_after'] / info['macs_before']:.3f} against 1/O + 1/K^2 = {formula:.3f} (weighted by"
-        f" params); whole-model speedup measured {record['speedup_median']:.2f}x of {record['theoretical_speedup']:.2f}x"
+        f" params); whole-model speedup measured {record.timing.speedup_median:.2f}x of"
+        f" {record.macs.theoretical_speedup:.2f}x"
         " theoretical"
     )
 
 
-def _notes(records: list[dict[str, Any]]) -> list[str]:
+def _notes(records: list[Record]) -> list[str]:
     notes = [
         "## Notes",
         "",
@@ -298,12 +327,13 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
         "- Accuracy is n/a for models without real weights: no number from random weights is shown.",
     ]
     for record in records:
-        if record["compressor"] == "arch.dsconv" and record["status"] == "ok":
-            notes.append(f"- {record['model']} {variant(record)}: {_separable_ratios(record)}")
-        if record.get("stage_sizes") and record["status"] == "ok":
-            notes.append(f"- {record['model']} {variant(record)}: {_stage_sizes(record)}")
-        if record.get("execution_notes"):
-            notes.append(f"- {record['model']} {variant(record)}: {record['execution_notes']}")
-        if record["status"] != "ok":
-            notes.append(f"- {record['status']}: {record['model']} {variant(record)} on {where(record)}: {record.get('error')}")
+        about = f"- {record.model} {variant(record)}"
+        if isinstance(record, ModelRecord) and record.ok and record.compressor == "arch.dsconv":
+            notes.append(f"{about}: {_separable_ratios(record)}")
+        if isinstance(record, ModelRecord) and record.ok and record.stage_sizes:
+            notes.append(f"{about}: {_stage_sizes(record)}")
+        if record.execution_notes:
+            notes.append(f"{about}: {record.execution_notes}")
+        if not record.ok:
+            notes.append(f"- {record.status}: {record.model} {variant(record)} on {where(record)}: {record.error}")
     return notes + [""]

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import targets
-from bench.cells import BUSY_CORES, Candidates, measure_layers_cell, measure_model_cell
+from bench.cells import Candidates, measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.matrix import Cell, expand
 from bench.progress import Progress
-from bench.record import base_record, machine_id
+from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
 from bench.references import References
 from bench.store import Store, open_store
 
@@ -96,7 +96,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     outcome = RunOutcome(new_run_id())
     store.start_run(outcome.run_id, config.to_json(), [{"id": c.id, **c.to_json()} for c in cells], host_fingerprint(), commit_fingerprint())
     others = other_cpu_cores_now()
-    if others > BUSY_CORES:
+    if others > Timing.BUSY_CORES:
         stream.write(
             f"warning: busy machine: other processes are using {others:.1f} cores; latency may be off by multiples"
             " (cells measured while busy are flagged)\n"
@@ -149,19 +149,30 @@ class _Session:
             if existing is not None:
                 self.store.reuse(self.outcome.run_id, cell.id, existing)
                 self.outcome.counts["reused"] += 1
-                self.progress.done(cell, {"status": "ok"}, reused=True)
+                self.progress.done(cell, None)
                 return
         self.progress.start(cell)
-        record = base_record(cell.to_json(), cell.id, machine if isinstance(machine, dict) else {})
         started = time.monotonic()
+        known = machine if isinstance(machine, dict) else {}
         if isinstance(machine, _Unusable):
-            record.update(status=machine.status, error=machine.reason)
+            fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
         else:
-            record.update(self._measure(cell, target))
-        record["elapsed_s"] = time.monotonic() - started
+            fields = self._measure(cell, target)
+        record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
         self.store.add_record(self.outcome.run_id, record)
-        self.outcome.counts[record["status"]] += 1
+        self.outcome.counts[record.status] += 1
         self.progress.done(cell, record)
+
+    def _record(self, cell: Cell, machine: dict[str, Any], fields: dict[str, Any]) -> Record:
+        """The typed record of a measured cell; a measurement that does not fit its type fails the cell instead."""
+        identity = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, **cell.to_json(), "machine_id": machine_id(machine), "machine": machine}
+        identity.pop("kind")
+        kind = KINDS[cell.kind]
+        try:
+            return kind(**identity, **{"status": "ok", **fields})
+        except (TypeError, ValueError) as error:
+            reason = f"the measurement does not fit a {cell.kind} record: {error}"
+            return kind(**identity, status="failed", error=reason, traceback=traceback.format_exc(), elapsed_s=fields.get("elapsed_s"))
 
     def _measure(self, cell: Cell, target: targets.Target) -> dict[str, Any]:
         cell_dir = self.workdir / cell.id

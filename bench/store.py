@@ -1,26 +1,27 @@
-"""The result store: one SQLite file (WAL), every finished cell committed before the next starts.
+"""The result store: one SQLite file, every finished cell committed before the next starts.
 
 Tables: `runs` (config, host and commit fingerprints, times, status), `records` (one row per measured cell, the
-whole record as JSON) and `run_records` (which record answers which cell of a run: a run that reuses a finished
-cell links the existing record instead of measuring again). Reports read only this file.
+whole typed record as JSON, with its schema version) and `run_records` (which record answers which cell of a
+run: a run that reuses a finished cell links the existing record instead of measuring again). Reports read only
+this file, through `read_store`, which changes nothing; only `run` opens it for writing.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._sqlite import connect_for_reading, connect_for_writing, leave_wal
 from bench.errors import BenchError
-from bench.record import SCHEMA_VERSION, check_record
+from bench.records import SCHEMA_VERSION, NewerSchemaError, Record, RecordError, load_record, record_json
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Run", "Store", "open_store", "read_store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -57,23 +58,67 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Store:
-    """Read and write runs and records; each write is its own committed transaction."""
+@dataclass(frozen=True)
+class Run:
+    """One stored run: when, how it ended, and the config, host and commit it ran with."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    config: dict[str, Any]
+    host: dict[str, Any]
+    commit: dict[str, Any]
+
+    @property
+    def models(self) -> list[str]:
+        models = self.config.get("models")
+        return [str(m) for m in models] if isinstance(models, list) else []
+
+
+class Store:
+    """Read and write runs and records; each write is its own committed transaction.
+
+    Rows that cannot be read (a disk fault, a hand edit) are left out of what is returned and described in
+    `unreadable`, so one bad row never hides a run's other results; a record of a newer schema is refused.
+    """
+
+    def __init__(self, connection: sqlite3.Connection | None, path: Path, writable: bool) -> None:
         self._db = connection
         self.path = path
+        self.writable = writable
+        self.unreadable: list[str] = []
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            if self.writable:
+                leave_wal(self._db)
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._db is None or not self.writable:
+            raise RuntimeError("the store was opened for reading")
         try:
             with self._db:
                 yield self._db
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             raise BenchError(f"cannot write the store {self.path}: {error}") from error
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self._db is None:
+            return []
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise BenchError(f"--store: cannot read {self.path}: {error}") from None
 
     def start_run(self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any]) -> None:
         with self._write() as db:
@@ -86,17 +131,16 @@ class Store:
         with self._write() as db:
             db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", (_now(), status, run_id))
 
-    def add_record(self, run_id: str, record: dict[str, Any]) -> int:
+    def add_record(self, run_id: str, record: Record) -> int:
         """Store a freshly measured record and link it to its cell in `run_id`; returns its id."""
-        check_record(record)
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO records (run_id, cell_id, machine_id, status, schema_version, created_at, record_json)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, record["cell_id"], record["machine_id"], record["status"], SCHEMA_VERSION, _now(), json.dumps(record)),
+                (run_id, record.cell_id, record.machine_id, record.status, SCHEMA_VERSION, _now(), json.dumps(record_json(record))),
             )
             record_id = int(cursor.lastrowid or 0)
-            db.execute("INSERT OR REPLACE INTO run_records VALUES (?, ?, ?)", (run_id, record["cell_id"], record_id))
+            db.execute("INSERT OR REPLACE INTO run_records VALUES (?, ?, ?)", (run_id, record.cell_id, record_id))
         return record_id
 
     def reuse(self, run_id: str, cell_id: str, record_id: int) -> None:
@@ -105,24 +149,44 @@ class Store:
             db.execute("INSERT OR REPLACE INTO run_records VALUES (?, ?, ?)", (run_id, cell_id, record_id))
 
     def finished(self, cell_id: str, machine_id: str) -> int | None:
-        """Id of the newest successful record of `cell_id` on `machine_id`, if any."""
-        row = self._db.execute(
-            "SELECT record_id FROM records WHERE cell_id = ? AND machine_id = ? AND status = 'ok'"
-            " AND schema_version = ? ORDER BY record_id DESC LIMIT 1",
+        """Id of the newest successful, readable record of `cell_id` on `machine_id`, if any.
+
+        Records of older schema versions count (they are migrated when read); an unreadable one does not, so
+        its cell is measured again.
+        """
+        rows = self._rows(
+            "SELECT record_id, record_json FROM records WHERE cell_id = ? AND machine_id = ? AND status = 'ok'"
+            " AND schema_version <= ? ORDER BY record_id DESC",
             (cell_id, machine_id, SCHEMA_VERSION),
-        ).fetchone()
-        return None if row is None else int(row[0])
+        )
+        for record_id, text in rows:
+            if self._load(record_id, text) is not None:
+                return int(record_id)
+        return None
 
-    def runs(self) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT run_id, started_at, finished_at, status, config_json, host_json, commit_json FROM runs ORDER BY started_at, rowid"
-        ).fetchall()
-        return [
-            {"run_id": r[0], "started_at": r[1], "finished_at": r[2], "status": r[3], "config": json.loads(r[4]), "host": json.loads(r[5]), "commit": json.loads(r[6])}
-            for r in rows
-        ]
+    def newest_schema(self) -> int | None:
+        """The newest schema version of the stored records (None for a store without records)."""
+        rows = self._rows("SELECT MAX(schema_version) FROM records")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def run(self, run_id: str | None = None) -> dict[str, Any]:
+    def runs(self) -> list[Run]:
+        """Every run, oldest first; a run whose stored JSON is unreadable is left out and noted."""
+        rows = self._rows(
+            "SELECT run_id, started_at, finished_at, status, config_json, host_json, commit_json FROM runs"
+            " ORDER BY started_at, rowid"
+        )
+        runs = []
+        for run_id, started, finished, status, *texts in rows:
+            try:
+                config, host, commit = (json.loads(text) for text in texts)
+                if not all(isinstance(part, dict) for part in (config, host, commit)):
+                    raise ValueError("not an object")
+                runs.append(Run(str(run_id), str(started), finished, str(status), config, host, commit))
+            except (TypeError, ValueError) as error:
+                self.unreadable.append(f"run {run_id}: its stored description is unreadable ({error}); left out")
+        return runs
+
+    def run(self, run_id: str | None = None) -> Run:
         """One run (the newest when `run_id` is None)."""
         runs = self.runs()
         if not runs:
@@ -130,60 +194,62 @@ class Store:
         if run_id is None:
             return runs[-1]
         for run in runs:
-            if run["run_id"] == run_id:
+            if run.run_id == run_id:
                 return run
-        raise BenchError(f"unknown run '{run_id}' in {self.path} (newest: {runs[-1]['run_id']})")
+        raise BenchError(f"unknown run '{run_id}' in {self.path} (newest: {runs[-1].run_id}; see: python -m bench list runs)")
 
-    def records(self, run_id: str) -> list[dict[str, Any]]:
-        """The records answering the cells of `run_id`, in the order the cells were run."""
-        rows = self._db.execute(
-            "SELECT r.record_json FROM run_records l JOIN records r ON r.record_id = l.record_id"
+    def records(self, run_id: str) -> list[Record]:
+        """The readable records answering the cells of `run_id`, in the order the cells were run."""
+        rows = self._rows(
+            "SELECT r.record_id, r.record_json FROM run_records l JOIN records r ON r.record_id = l.record_id"
             " WHERE l.run_id = ? ORDER BY l.rowid",
             (run_id,),
-        ).fetchall()
-        return [check_record(json.loads(row[0])) for row in rows]
+        )
+        loaded = (self._load(record_id, text) for record_id, text in rows)
+        return [record for record in loaded if record is not None]
 
-    def export(self, run_id: str, fmt: str) -> str:
-        """The run's records as JSON (complete) or CSV (scalars, nested ones as `table.key`; raw samples stay in JSON)."""
-        records = self.records(run_id)
-        if fmt == "json":
-            return json.dumps({"run": self.run(run_id), "records": records}, indent=2)
-        if fmt != "csv":
-            raise BenchError(f"--format must be one of csv, json; got '{fmt}'")
-        rows = [_flat_scalars(record) for record in records]
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue()
-
-
-def _flat_scalars(record: dict[str, Any]) -> dict[str, Any]:
-    """A record's scalars, with those of nested tables as `table.key` (params, machine); lists are left out."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items() if not isinstance(v, (dict, list))})
-        elif not isinstance(value, list):
-            flat[key] = value
-    return flat
+    def _load(self, record_id: Any, text: Any) -> Record | None:
+        try:
+            record = load_record(json.loads(text), f"record {record_id}")
+        except NewerSchemaError as error:
+            raise BenchError(f"{self.path}: {error}") from None
+        except RecordError as error:
+            note = f"{error}; left out"
+        except (TypeError, ValueError) as error:
+            note = f"record {record_id} is not JSON ({error}); left out"
+        else:
+            return record
+        if note not in self.unreadable:
+            self.unreadable.append(note)
+        return None
 
 
 def open_store(path: Path) -> Store:
-    """Open (creating if needed) the store at `path`.
+    """Open (creating if needed) the store at `path` for a run that writes to it.
 
     Raises:
-        BenchError: the folder cannot be created or the file is not a writable SQLite database.
+        BenchError: the folder cannot be created, the file is not a store of this suite (or of a newer one),
+            or it is not writable.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.executescript(_SCHEMA)
-    except (FileExistsError, NotADirectoryError):
-        raise BenchError(f"--store: cannot open {path} for writing: a parent of it is a file, not a folder") from None
-    except (OSError, sqlite3.Error) as error:
-        reason = error.strerror if isinstance(error, OSError) else str(error)
-        raise BenchError(f"--store: cannot open {path} for writing: {reason}") from None
-    return Store(connection, path)
+    return _checked(Store(connect_for_writing(path, _SCHEMA), path, writable=True))
+
+
+def read_store(path: Path) -> Store:
+    """Open the store at `path` for reading only: no file is created or changed, a read-only folder is fine.
+
+    Raises:
+        BenchError: there is no store at `path`, or the file is not a store of this suite (or of a newer one).
+    """
+    return _checked(Store(connect_for_reading(path), path, writable=False))
+
+
+def _checked(store: Store) -> Store:
+    """`store`, unless a newer suite wrote records into it: this one would misread them or write beside them."""
+    newest = store.newest_schema()
+    if newest is not None and newest > SCHEMA_VERSION:
+        store.close()
+        raise BenchError(
+            f"--store: {store.path} holds records of schema version {newest}, written by a newer compression-bench"
+            f" (this one reads versions 1 to {SCHEMA_VERSION}): upgrade compression-bench"
+        )
+    return store

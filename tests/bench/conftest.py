@@ -149,11 +149,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     store = directory / "results" / "bench.sqlite"
     result = run_main(tiny_run_args(store, config))
     assert result.code == 0, result.err
-    from bench.store import open_store
+    from bench.store import read_store
 
-    opened = open_store(store)
-    try:
-        run_id = opened.run()["run_id"]
-    finally:
-        opened.close()
+    with read_store(store) as opened:
+        run_id = opened.run().run_id
     return TinyRun(store, config, result, run_id)

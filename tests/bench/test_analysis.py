@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import pytest
 
 from bench.analysis import SERIES, Point, break_even, finding, speedup_series
+from bench.records import ModelRecord, Sizes
+from tests.bench.record_factory import model_record
 
 
 def test_break_even_interpolates_log_speedup() -> None:
@@ -70,12 +74,8 @@ def test_finding_needs_both_families() -> None:
 
 
 def test_speedup_series_groups_and_sorts() -> None:
-    def record(compressor, params, theoretical, speedup, status="ok", kind="model"):
-        return {
-            "kind": kind, "status": status, "model": "m", "target": "cpu", "threads": 1, "batch": 1,
-            "compressor": compressor, "params": params, "theoretical_speedup": theoretical,
-            "speedup_median": speedup, "speedup_ci_low": None, "speedup_ci_high": None,
-        }  # fmt: skip
+    def record(compressor: str, params: dict[str, Any], theoretical: float, speedup: float, status: str = "ok") -> ModelRecord:
+        return model_record(compressor, params, status=status, theoretical=theoretical, speedup=speedup)
 
     records = [
         record("prune.unstructured", {"sparsity": 0.9, "execution": "dense"}, 10.0, 1.0),
@@ -101,14 +101,14 @@ def test_pareto_front_keeps_only_points_no_other_beats() -> None:
 def test_smallest_bytes_takes_the_smallest_real_encoding_present() -> None:
     from bench.analysis import smallest_bytes
 
-    record = {"size_dense_bytes": 1000, "size_csr_bytes": 1500, "size_gzip_bytes": 700, "size_packed_bytes": None}
-    assert smallest_bytes(record) == 700
-    assert smallest_bytes({**record, "size_huffman_bytes": 90}) == 90
+    sizes = Sizes(params_total=10, params_nonzero=10, dense_bytes=1000, csr_bytes=1500, gzip_bytes=700, packed_bytes=None)
+    assert smallest_bytes(model_record(sizes=sizes)) == 700
+    assert smallest_bytes(model_record(sizes=dataclasses.replace(sizes, huffman_bytes=90))) == 90
 
 
 def test_short_variant_keeps_values_in_key_order() -> None:
     from bench.analysis import short_variant
 
-    record = {"compressor": "prune.unstructured", "params": {"sparsity": 0.9, "execution": "csr", "scope": "layer"}}
+    record = model_record("prune.unstructured", {"sparsity": 0.9, "execution": "csr", "scope": "layer"})
     assert short_variant(record) == "prune.unstructured csr/layer/0.9"
-    assert short_variant({"compressor": "none", "params": {}}) == "none"
+    assert short_variant(model_record("none", {})) == "none"

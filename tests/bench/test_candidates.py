@@ -35,7 +35,7 @@ def test_cells_differing_in_target_or_threads_share_one_candidate(tmp_path: Path
     assert len({(c.target, c.threads) for c in cells}) == 4
     candidates = Candidates(tmp_path / "scratch")
     first = candidates.get(cells[0], _config(cells[0], "x86_64"), references)
-    assert first.artifact.is_file() and first.fields["accuracy_top1"] is not None
+    assert first.artifact.is_file() and first.fields["accuracy"].top1 is not None
     for cell in cells[1:]:
         assert candidates.get(cell, _config(cell, "x86_64"), references) is first
 

@@ -15,7 +15,7 @@ from bench.matrix import SEMI_STRUCTURED, expand
 from bench.references import References
 from bench.report import write_report
 from bench.runner import run_matrix
-from bench.store import open_store
+from bench.store import read_store
 from targets import CudaTarget
 from tests.bench.conftest import write_fast_toml
 
@@ -72,7 +72,7 @@ def test_int8_cell_on_a_cuda_target_is_skipped_with_the_reason(
     fields = measure_model_cell(cell, references, Candidates(tmp_path), cuda_target, config.timing)
     assert fields["status"] == "skipped"
     assert fields["error"].startswith("int8 (torch.ao, ") and fields["error"].endswith("engine) has no CUDA kernels; measured on CPU targets")
-    assert "latency_median_s" not in fields
+    assert "timing" not in fields
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a run on a machine without a CUDA device")
@@ -82,14 +82,10 @@ def test_run_on_cuda_without_a_gpu_skips_every_cell_with_the_reason(tmp_path: Pa
     assert {(c.kind, c.params) for c in cells if c.kind == "layers"} == {("layers", (("sparsity", 0.9),)), ("layers", SEMI_STRUCTURED_PARAMS)}
     outcome = run_matrix(config, io.StringIO())
     assert outcome.counts == {"skipped": len(cells)}
-    store = open_store(config.store)
-    try:
+    with read_store(config.store) as store:
         records = store.records(outcome.run_id)
-        report = io.StringIO()
-        path = write_report(store, outcome.run_id, report)
-    finally:
-        store.close()
+        path = write_report(store.run(outcome.run_id), records, tmp_path / "report", io.StringIO())
     reason = "target 'cuda' unavailable: no CUDA device visible to torch"
-    assert len(records) == len(cells)
-    assert all(r["status"] == "skipped" and r["error"].startswith(reason) and "\n" not in r["error"] for r in records)
+    assert len(records) == len(cells) and path is not None
+    assert all(r.status == "skipped" and r.error and r.error.startswith(reason) and "\n" not in r.error for r in records)
     assert reason in path.read_text()

@@ -4,74 +4,54 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
-
 import pytest
 
 from bench.analysis import layer_series
-from bench.matrix import LAYER_COMPRESSOR, SEMI_STRUCTURED, Cell
-from bench.record import base_record, machine_id
+from bench.matrix import SEMI_STRUCTURED
+from bench.records import LayersRecord, machine_id
 from bench.report import layer_table, machine_table, write_report
-from bench.store import open_store
+from bench.store import Run
+from tests.bench.record_factory import layers_record
 
 CPU_MACHINE = {"arch": "x86_64", "cpu_model": "Some CPU", "cpu_count": 16, "memory_bytes": 2**37, "torch": "2.14.1", "cuda_device": None, "cuda": None}
 GPU = {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_bytes": 80 * 2**30, "device_count": 1, "runtime": "13.0", "driver": "580.65.06"}
 GPU_MACHINE = {**CPU_MACHINE, "cuda_device": GPU["name"], "cuda": GPU}
 
 
-def _layer_record(target: str, params: dict[str, Any], speedups: list[float], machine: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A finished layer-sweep record with one 16x9x64 and one 64x512x1 GEMM at the given per-GEMM speedups."""
-    cell = Cell("layers", "digits_cnn", LAYER_COMPRESSOR, tuple(sorted(params.items())), target, 1, 1, 0)
-    record = base_record(cell.to_json(), cell.id, machine)
-    shapes = [(16, 9, 64), (64, 512, 1)]
-    layers = [
-        {"layers": [f"layer{i}"], "m": m, "k": k, "n": n, "dense_median_s": 1e-4, "speedup_median": s, "speedup_ci_low": 0.95 * s, "speedup_ci_high": 1.05 * s}
-        for i, ((m, k, n), s) in enumerate(zip(shapes, speedups, strict=True))
-    ]
-    dense, sparse = 2e-4, sum(1e-4 / s for s in speedups)
-    record.update(
-        layers=layers, latency_baseline_median_s=dense, latency_median_s=sparse, speedup_median=dense / sparse,
-        speedup_ci_low=None, speedup_ci_high=None, theoretical_speedup=1 / (1 - params["sparsity"]), busy=False,
-        throttled=False, executed_as="dense GEMM (torch.mm) vs sparse CSR GEMM (torch.sparse.mm)",
-    )  # fmt: skip
-    record.update(extra)
-    return record
-
-
-def _semi_structured(target: str) -> dict[str, Any]:
-    return _layer_record(
-        target, {"pattern": SEMI_STRUCTURED, "sparsity": 0.5}, [1.6, 1.6], GPU_MACHINE,
+def _semi_structured(target: str) -> LayersRecord:
+    return layers_record(
+        target, {"pattern": SEMI_STRUCTURED, "sparsity": 0.5}, [1.6, 1.6], GPU_MACHINE, padded=(32, 64, 64),
         executed_as="dense fp16 GEMM (torch.mm) vs 2:4 semi-structured fp16 GEMM (cuSPARSELt)",
         execution_notes="padded for the semi-structured kernels, dense and sparse alike: 16x9x64 -> 32x64x64",
-        semi_structured_backend="cuSPARSELt", gemms_padded=1,
+        semi_structured_backend="cuSPARSELt",
     )  # fmt: skip
 
 
 @pytest.fixture
-def records() -> list[dict[str, Any]]:
+def records() -> list[LayersRecord]:
     """CSR at 0.5 and 0.9 on the CPU and on `cuda`, 2:4 on `cuda`, and `gpu2` with nothing but 2:4."""
     found = []
     for target, machine in (("cpu", CPU_MACHINE), ("cuda", GPU_MACHINE)):
-        found += [_layer_record(target, {"sparsity": s}, [v, v], machine) for s, v in ((0.5, 0.5), (0.9, 2.0))]
+        found += [layers_record(target, {"sparsity": s}, [v, v], machine) for s, v in ((0.5, 0.5), (0.9, 2.0))]
     return [*found, _semi_structured("cuda"), _semi_structured("gpu2")]
 
 
-def test_2_4_records_stay_out_of_the_csr_series(records: list[dict[str, Any]]) -> None:
+def test_2_4_records_stay_out_of_the_csr_series(records: list[LayersRecord]) -> None:
     series = layer_series(records)
     assert set(series) == {("digits_cnn", "cpu t=1 b=1"), ("digits_cnn", "cuda t=1 b=1")}
-    assert all("pattern" not in r["params"] for group in series.values() for r in group)
+    assert all(r.pattern is None for group in series.values() for r in group)
 
 
-def test_layer_table_shows_2_4_as_its_own_row(records: list[dict[str, Any]]) -> None:
-    headers, rows = layer_table([r for r in records if r["target"] == "cuda"])
+def test_layer_table_shows_2_4_as_its_own_row(records: list[LayersRecord]) -> None:
+    headers, rows = layer_table([r for r in records if r.target == "cuda"])
     assert headers[:2] == ["sparsity", "sparse kernel"]
     assert [row[:2] for row in rows] == [["0.5", "CSR"], ["0.9", "CSR"], ["2:4", "2:4 fp16, cuSPARSELt, 1 of 2 shapes padded"]]
     assert rows[2][4] == "1.60x" and rows[2][5] == "2 / 2"
 
 
-def test_machine_table_gpu_column_names_driver_and_runtime(records: list[dict[str, Any]]) -> None:
+def test_machine_table_gpu_column_names_driver_and_runtime(records: list[LayersRecord]) -> None:
     old = {**GPU_MACHINE, "cuda": None}  # a record from before the worker reported the `cuda` dict
-    extra = _layer_record("old", {"sparsity": 0.5}, [1.0, 1.0], old)
+    extra = layers_record("old", {"sparsity": 0.5}, [1.0, 1.0], old)
     _, rows = machine_table([*records, extra])
     gpu = {row[0]: row[5] for row in rows}
     assert gpu == {"cpu": "-", "cuda": "NVIDIA H100 80GB HBM3 (driver 580.65.06, CUDA 13.0)", "gpu2": gpu["cuda"], "old": GPU["name"]}
@@ -82,17 +62,11 @@ def test_machine_id_of_a_cpu_record_ignores_the_cuda_details() -> None:
     assert machine_id(CPU_MACHINE) != machine_id(GPU_MACHINE)
 
 
-def test_report_keeps_break_even_csr_only_and_lists_2_4_rows(records: list[dict[str, Any]], tmp_path: Path) -> None:
-    store = open_store(tmp_path / "bench.sqlite")
-    try:
-        store.start_run("r1", {}, [], {}, {})
-        for record in records:
-            store.add_record("r1", record)
-        store.finish_run("r1", "finished")
-        out = io.StringIO()
-        path = write_report(store, "r1", out)
-    finally:
-        store.close()
+def test_report_keeps_break_even_csr_only_and_lists_2_4_rows(records: list[LayersRecord], tmp_path: Path) -> None:
+    out = io.StringIO()
+    run = Run("r1", "2026-01-01T00:00:00+00:00", None, "finished", {}, {}, {})
+    path = write_report(run, list(records), tmp_path / "report", out)
+    assert path is not None
     text, report = out.getvalue(), path.read_text()
     # 2:4 at 1.6x would make the break-even "<= 0.5" if it were a point of the CSR curve.
     assert "digits_cnn layer level (cuda t=1 b=1), break-even sparsity 0.700" in text

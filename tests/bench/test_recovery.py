@@ -63,12 +63,11 @@ def test_distillation_recovers_accuracy_end_to_end(tmp_path: Path) -> None:
     result = run_main(args)
     assert result.code == 0, result.err
     assert "(distill, 60 steps)" in result.out
-    from bench.store import open_store
+    from bench.store import read_store
 
-    opened = open_store(store)
-    try:
-        (record,) = opened.records(opened.run()["run_id"])
-    finally:
-        opened.close()
-    assert record["recovery"]["method"] == "distill"
-    assert record["accuracy_top1"] > record["accuracy_before_recovery"]
+    with read_store(store) as opened:
+        (record,) = opened.records(opened.run().run_id)
+    assert record.recovery["method"] == "distill"
+    accuracy = getattr(record, "accuracy", None)
+    assert accuracy is not None and accuracy.top1 is not None and accuracy.before_recovery is not None
+    assert accuracy.top1 > accuracy.before_recovery

@@ -14,7 +14,8 @@ import pytest
 import bench.runner
 from bench.config import load_config
 from bench.runner import run_matrix
-from bench.store import open_store
+from bench.records import Record
+from bench.store import read_store
 from tests.bench.conftest import count_records, run_main, run_subprocess, start_subprocess, stop, tiny_run_args, write_fast_toml
 
 CSR = "prune.unstructured:sparsity=0.9:execution=csr"
@@ -27,12 +28,9 @@ def _config(tmp_path: Path, store: Path, compressors: dict):
     )
 
 
-def _records(store: Path, run_id: str) -> list[dict]:
-    opened = open_store(store)
-    try:
+def _records(store: Path, run_id: str) -> list[Record]:
+    with read_store(store) as opened:
         return opened.records(run_id)
-    finally:
-        opened.close()
 
 
 def test_failing_cell_is_stored_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,22 +49,21 @@ def test_failing_cell_is_stored_and_the_run_goes_on(tmp_path: Path, monkeypatch:
     assert outcome.counts == {"ok": 2, "failed": 1}
     records = _records(store, outcome.run_id)
     assert len(records) == 3
-    (failed,) = [r for r in records if r["status"] == "failed"]
-    assert failed["params"]["execution"] == "csr"
-    assert failed["error"] == "RuntimeError: simulated kernel failure"
-    assert "simulated kernel failure" in failed["traceback"]
-    assert all(r["status"] == "ok" and r["error"] is None for r in records if r is not failed)
+    (failed,) = [r for r in records if r.status == "failed"]
+    assert failed.params["execution"] == "csr"
+    assert failed.error == "RuntimeError: simulated kernel failure"
+    assert failed.traceback is not None and "simulated kernel failure" in failed.traceback
+    assert all(r.status == "ok" and r.error is None for r in records if r is not failed)
     assert "failed" in stream.getvalue()
-    opened = open_store(store)
-    assert opened.run(outcome.run_id)["status"] == "finished"
-    opened.close()
+    with read_store(store) as opened:
+        assert opened.run(outcome.run_id).status == "finished"
 
     monkeypatch.setattr(bench.runner, "measure_model_cell", real)
     again = run_matrix(config, io.StringIO())
     assert again.counts == {"ok": 1, "reused": 2}
     records = _records(store, again.run_id)
-    assert [r["status"] for r in records] == ["ok"] * 3
-    assert records[-1]["params"]["execution"] == "csr"
+    assert [r.status for r in records] == ["ok"] * 3
+    assert records[-1].params["execution"] == "csr"
 
 
 def test_failed_cell_makes_the_cli_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import open_store
+from bench.records import LayersRecord, ModelRecord
+from bench.store import read_store
 from tests.bench.conftest import run_main
 
 pytestmark = pytest.mark.slow
@@ -22,47 +23,48 @@ def test_default_like_matrix_on_real_models(tmp_path: Path) -> None:
         "--budget", "0.5", "--finetune-steps", "20", "--layer-sparsities", "0.9", "--store", str(store),
     ])  # fmt: skip
     assert result.code == 0, result.err
-    opened = open_store(store)
-    try:
+    with read_store(store) as opened:
         run = opened.run()
-        records = opened.records(run["run_id"])
-    finally:
-        opened.close()
-    assert run["status"] == "finished"
+        records = opened.records(run.run_id)
+    assert run.status == "finished"
     assert len(records) == 2 * 4 + 1
-    assert all(r["status"] == "ok" for r in records)
+    assert all(r.ok for r in records)
 
-    def one(model: str, compressor: str, execution: str | None = None, kind: str = "model") -> dict:
+    def one(model: str, compressor: str, execution: str | None = None) -> ModelRecord:
         (record,) = [
             r for r in records
-            if r["model"] == model and r["kind"] == kind and r["compressor"] == compressor
-            and (execution is None or r["params"].get("execution") == execution)
+            if isinstance(r, ModelRecord) and r.model == model and r.compressor == compressor
+            and (execution is None or r.params.get("execution") == execution)
         ]  # fmt: skip
+        assert record.accuracy and record.timing and record.macs and record.sizes
         return record
 
-    mnist = one("mnist_cnn", "none")
-    assert mnist["accuracy_baseline"] > 0.97 and mnist["accuracy_top1"] > 0.97
-    assert "mnist test (10000 images)" in mnist["accuracy_note"]
-    assert one("mnist_cnn", "prune.unstructured", "dense")["accuracy_top1"] > 0.9
+    mnist = one("mnist_cnn", "none").accuracy
+    assert mnist and mnist.baseline and mnist.top1 and mnist.note
+    assert mnist.baseline > 0.97 and mnist.top1 > 0.97
+    assert "mnist test (10000 images)" in mnist.note
+    pruned = one("mnist_cnn", "prune.unstructured", "dense").accuracy
+    assert pruned and pruned.top1 and pruned.top1 > 0.9
 
-    for record in (r for r in records if r["model"] == "resnet18" and r["kind"] == "model"):
-        assert record["accuracy_top1"] is None and record["accuracy_baseline"] is None
-        assert record["accuracy_note"] == "n/a (no weights)"
+    for record in (r for r in records if isinstance(r, ModelRecord) and r.model == "resnet18"):
+        assert record.accuracy and record.accuracy.top1 is None and record.accuracy.baseline is None
+        assert record.accuracy.note == "n/a (no weights)"
     channel = one("resnet18", "prune.channel")
-    assert channel["theoretical_speedup"] > 5
+    assert channel.macs and channel.macs.theoretical_speedup > 5
     # huge effects only, with generous margins: the machine is shared
-    assert channel["speedup_median"] > 1.5
+    assert channel.timing and channel.timing.speedup_median > 1.5
     dense = one("resnet18", "prune.unstructured", "dense")
-    assert dense["theoretical_speedup"] > 2  # global pruning removes fewer MACs than weights
-    assert dense["speedup_median"] < 1.3
-    assert dense["size_dense_bytes"] == one("resnet18", "none")["size_dense_bytes"]
-    assert dense["size_csr_bytes"] < 0.5 * dense["size_dense_bytes"]
+    assert dense.macs and dense.macs.theoretical_speedup > 2  # global pruning removes fewer MACs than weights
+    assert dense.timing and dense.timing.speedup_median < 1.3
+    baseline_sizes = one("resnet18", "none").sizes
+    assert dense.sizes and baseline_sizes and dense.sizes.dense_bytes == baseline_sizes.dense_bytes
+    assert dense.sizes.csr_bytes < 0.5 * dense.sizes.dense_bytes
 
-    layers = one("resnet18", "prune.unstructured", kind="layers")
-    assert len(layers["layers"]) == 12  # distinct GEMM shapes of resnet18's 20 convs and its fc layer
-    assert sum(len(g["layers"]) for g in layers["layers"]) == 21
-    assert not [r for r in records if r["model"] == "mnist_cnn" and r["kind"] == "layers"]  # [layers] models = resnet18
+    (layers,) = [r for r in records if isinstance(r, LayersRecord)]  # [layers] models = resnet18 only
+    assert layers.model == "resnet18"
+    assert len(layers.layers) == 12  # distinct GEMM shapes of resnet18's 20 convs and its fc layer
+    assert sum(len(g.layers) for g in layers.layers) == 21
 
-    report = (store.parent / "runs" / run["run_id"] / "report.md").read_text()
+    report = (store.parent / "runs" / run.run_id / "report.md").read_text()
     assert "## Finding" in report and "n/a (no weights)" in report
     assert "Finding" in result.out and "resnet18 layer level" in result.out
