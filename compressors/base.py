@@ -96,7 +96,9 @@ class CompressorConfig(abc.ABC):
     recoverable: ClassVar[bool] = True
 
     @abc.abstractmethod
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Compresses a copy of `model`.
 
         Args:
@@ -117,6 +119,7 @@ class CompressorConfig(abc.ABC):
         Called at config time for every model of a run, so a rank larger than a layer allows or a swap with no
         eligible layer is a user error before anything is measured. The default accepts every model.
         """
+        return None
 
     def finalize(self, model: nn.Module) -> Executable:
         """Turns a (possibly fine-tuned) compressed model into the form that is executed.

@@ -119,7 +119,9 @@ class DepthwiseSeparable(CompressorConfig):
                 f"{self.name} needs at least one"
             )
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Swaps every qualifying conv of a deep copy of `model` for its depthwise-separable pair.
 
         Args:

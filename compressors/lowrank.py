@@ -190,7 +190,9 @@ class LowRankSVD(CompressorConfig):
                 if self.rank > full_rank:
                     raise ValueError(f"rank {self.rank} exceeds layer {name or '(model)'}'s full rank {full_rank}")
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Factorizes every chosen layer of a deep copy of `model`.
 
         Args:

@@ -148,7 +148,9 @@ class StaticInt8Quantization(_PacksForAnEngine, CompressorConfig):
         """Raises ValueError if this torch build lacks the engine."""
         resolve_engine(self.engine)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Inserts observers into a copy of `model` and calibrates them.
 
         The copy is traced in eval mode, because post-training fusion folds BatchNorm into the preceding conv
@@ -243,7 +245,9 @@ class DynamicInt8Quantization(_PacksForAnEngine, CompressorConfig):
             raise ValueError(_NO_LINEAR)
         resolve_engine(self.engine)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Returns a float copy of `model`: dynamic quantization happens in `finalize`, so fine-tuning sees fp32.
 
         Args:

@@ -4,9 +4,8 @@ The CSR arrays are plain buffers and the sparse tensor is rebuilt in `forward` (
 TorchScript cannot hold a sparse tensor as a module attribute, and the timing worker only loads TorchScript files.
 """
 
-# No `from __future__ import annotations` and typing.List/Tuple: TorchScript compiles these signatures.
-from typing import List, Optional, Tuple
-
+# No `from __future__ import annotations`: TorchScript compiles these signatures (it reads the builtin generics
+# `list[int]`, `tuple[int, int]` and `Tensor | None` as it read typing.List, Tuple and Optional).
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -16,7 +15,7 @@ __all__ = ["CsrConv2d", "CsrLinear", "to_csr"]
 _INT32_MAX = 2**31 - 1
 
 
-def to_csr(weight_2d: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def to_csr(weight_2d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Encodes the non-zeros of a 2-D weight in CSR form.
 
     Indices are int32, half the bytes of int64; torch.sparse.mm accepts them on CPU (and was no slower with
@@ -46,7 +45,7 @@ def to_csr(weight_2d: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return crow, col, values
 
 
-def _bias_or_none(bias: Optional[Tensor]) -> Optional[Tensor]:
+def _bias_or_none(bias: Tensor | None) -> Tensor | None:
     return None if bias is None else bias.detach().clone()
 
 
@@ -60,7 +59,7 @@ class CsrLinear(nn.Module):
     in_features: int
     out_features: int
 
-    def __init__(self, weight: Tensor, bias: Optional[Tensor]) -> None:
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
         """Encodes a dense (out_features, in_features) weight; zeros are not stored.
 
         Args:
@@ -91,7 +90,7 @@ class CsrLinear(nn.Module):
         out = torch.sparse.mm(weight, flat.t()).t()
         if self.bias is not None:
             out = out + self.bias
-        out_shape: List[int] = list(x.shape[:-1]) + [self.out_features]
+        out_shape: list[int] = list(x.shape[:-1]) + [self.out_features]
         return out.reshape(out_shape)
 
     def extra_repr(self) -> str:
@@ -108,18 +107,18 @@ class CsrConv2d(nn.Module):
 
     in_channels: int
     out_channels: int
-    kernel_size: Tuple[int, int]
-    stride: Tuple[int, int]
-    padding: Tuple[int, int]
-    dilation: Tuple[int, int]
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
 
     def __init__(
         self,
         weight: Tensor,
-        bias: Optional[Tensor],
-        stride: Tuple[int, int],
-        padding: Tuple[int, int],
-        dilation: Tuple[int, int],
+        bias: Tensor | None,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
     ) -> None:
         """Encodes a dense (O, C, kh, kw) conv weight; zeros are not stored.
 
