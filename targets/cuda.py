@@ -31,6 +31,10 @@ class CudaTarget(CpuTarget):
         if not available:
             return available, reason
         if not torch.cuda.is_available():
-            build = f"torch {torch.__version__}, CUDA build {torch.version.cuda}" if torch.version.cuda else f"torch {torch.__version__}, a CPU-only build"
+            build = (
+                f"torch {torch.__version__}, CUDA build {torch.version.cuda}"
+                if torch.version.cuda
+                else f"torch {torch.__version__}, a CPU-only build"
+            )
             return False, f"no CUDA device visible to torch ({build})"
         return True, ""

@@ -59,7 +59,8 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(_type_name(option) for option in typing.get_args(annotation) if option is not type(None))
     if typing.get_origin(annotation) is tuple:
         return f"a list of {_type_name(typing.get_args(annotation)[0])}"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(annotation, str(annotation))
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(annotation, str(annotation))
 
 
 def parse_settings(cls: type[SettingsT], table: Mapping[str, Any], where: str) -> SettingsT:
