@@ -91,9 +91,15 @@ class CompressorConfig(abc.ABC):
     # Fields that only choose how `finalize` executes the result, not what `apply` and fine-tuning produce:
     # configs differing only in these share one compressed (and recovered) model.
     execution_fields: ClassVar[tuple[str, ...]] = ()
-    # Whether fine-tuning `Compressed.model` can recover accuracy. False where there is nothing to recover (the
-    # baseline) or training would invalidate what `apply` fixed (the calibrated ranges of post-training int8).
-    recoverable: ClassVar[bool] = True
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether fine-tuning `Compressed.model` can recover accuracy.
+
+        False where there is nothing to recover (the baseline) or training would invalidate what `apply` fixed
+        (the calibrated ranges of post-training int8). Subclasses set a class attribute, or compute it (a chain).
+        """
+        return True
 
     @abc.abstractmethod
     def apply(

@@ -78,7 +78,7 @@ class Chain(CompressorConfig):
         parse_stages(self.stages)
 
     @property
-    def recoverable(self) -> bool:  # type: ignore[override]
+    def recoverable(self) -> bool:
         return all(stage.recoverable for stage in parse_stages(self.stages))
 
     def check(self, model: nn.Module) -> None:

@@ -6,9 +6,13 @@ TorchScript cannot hold a sparse tensor as a module attribute, and the timing wo
 
 # No `from __future__ import annotations`: TorchScript compiles these signatures (it reads the builtin generics
 # `list[int]`, `tuple[int, int]` and `Tensor | None` as it read typing.List, Tuple and Optional).
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from compressors._modules import conv_pair
 
 __all__ = ["CsrConv2d", "CsrLinear", "to_csr"]
 
@@ -58,6 +62,13 @@ class CsrLinear(nn.Module):
 
     in_features: int
     out_features: int
+    crow_indices: Tensor
+    col_indices: Tensor
+    values: Tensor
+    if TYPE_CHECKING:
+        # For the type checker only: TorchScript types the buffer from its value, so a missing bias stays a
+        # None constant and `if self.bias is not None` is compiled away.
+        bias: Tensor | None
 
     def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
         """Encodes a dense (out_features, in_features) weight; zeros are not stored.
@@ -111,6 +122,13 @@ class CsrConv2d(nn.Module):
     stride: tuple[int, int]
     padding: tuple[int, int]
     dilation: tuple[int, int]
+    crow_indices: Tensor
+    col_indices: Tensor
+    values: Tensor
+    if TYPE_CHECKING:
+        # For the type checker only: TorchScript types the buffer from its value, so a missing bias stays a
+        # None constant and `if self.bias is not None` is compiled away.
+        bias: Tensor | None
 
     def __init__(
         self,
@@ -156,7 +174,7 @@ class CsrConv2d(nn.Module):
             raise ValueError(f"CsrConv2d needs padding_mode 'zeros', got {conv.padding_mode!r}")
         if isinstance(conv.padding, str):
             raise ValueError(f"CsrConv2d needs numeric padding, got {conv.padding!r}")
-        return cls(conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
+        return cls(conv.weight, conv.bias, conv_pair(conv.stride), conv_pair(conv.padding), conv_pair(conv.dilation))
 
     def forward(self, x: Tensor) -> Tensor:
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
