@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 
 from targets.cpu import CpuTarget, LocalSettings
@@ -20,7 +18,7 @@ class CudaTarget(CpuTarget):
     their operands on the GPU itself, since TorchScript cannot carry the semi-structured tensor.
     """
 
-    device: ClassVar[str] = "cuda"
+    device: str = "cuda"
 
     def __init__(self, name: str = "cuda", settings: LocalSettings | None = None) -> None:
         super().__init__(name, settings)

@@ -10,11 +10,18 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = ["SettingsError", "ThermalPolicy", "parse_settings"]
 
-SettingsT = TypeVar("SettingsT")
+
+class _Dataclass(Protocol):
+    """A dataclass, as ``dataclasses.fields`` takes it: every kind's settings are one."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+
+SettingsT = TypeVar("SettingsT", bound=_Dataclass)
 
 
 class SettingsError(ValueError):
@@ -74,7 +81,7 @@ def parse_settings(cls: type[SettingsT], table: Mapping[str, Any], where: str) -
     Raises:
         SettingsError: An unknown key, a missing required key, or a value of the wrong type.
     """
-    fields = {field.name: field for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {field.name: field for field in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(table) - set(fields))
     if unknown:
