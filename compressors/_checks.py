@@ -19,7 +19,8 @@ def check_fraction(field: str, value: object) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{field} must be a number in [0, 1), got {value!r}")
-    if not 0.0 <= value < 1.0:
+    # `value` on the left: numbers.Real promises only < and <=; `not value < 1.0` also turns NaN away.
+    if value < 0.0 or not value < 1.0:
         raise ValueError(f"{field} must be in [0, 1), got {value!r}")
     return float(value)
 

@@ -54,7 +54,9 @@ def record_activation_density(model: nn.Module, inputs: Sequence[torch.Tensor]) 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
         x = args[0]
         nonzero = (x != 0).float()
-        density = nonzero.mean(dim=(0, 2, 3)) if isinstance(module, nn.Conv2d) else nonzero.reshape(-1, x.shape[-1]).mean(0)
+        density = (
+            nonzero.mean(dim=(0, 2, 3)) if isinstance(module, nn.Conv2d) else nonzero.reshape(-1, x.shape[-1]).mean(0)
+        )
         totals[module] = totals.get(module, torch.zeros_like(density)) + density
 
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["count_params", "replace_module"]
+__all__ = ["conv_pair", "count_params", "replace_module"]
+
+
+def conv_pair(values: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's kernel size, stride, dilation or numeric padding: torch types them `tuple[int, ...]`, a Conv2d
+    holds two."""
+    first, second = values
+    return first, second
 
 
 def count_params(model: nn.Module) -> int:

@@ -91,12 +91,20 @@ class CompressorConfig(abc.ABC):
     # Fields that only choose how `finalize` executes the result, not what `apply` and fine-tuning produce:
     # configs differing only in these share one compressed (and recovered) model.
     execution_fields: ClassVar[tuple[str, ...]] = ()
-    # Whether fine-tuning `Compressed.model` can recover accuracy. False where there is nothing to recover (the
-    # baseline) or training would invalidate what `apply` fixed (the calibrated ranges of post-training int8).
-    recoverable: ClassVar[bool] = True
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether fine-tuning `Compressed.model` can recover accuracy.
+
+        False where there is nothing to recover (the baseline) or training would invalidate what `apply` fixed
+        (the calibrated ranges of post-training int8). Subclasses set a class attribute, or compute it (a chain).
+        """
+        return True
 
     @abc.abstractmethod
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Compresses a copy of `model`.
 
         Args:
@@ -117,6 +125,7 @@ class CompressorConfig(abc.ABC):
         Called at config time for every model of a run, so a rank larger than a layer allows or a swap with no
         eligible layer is a user error before anything is measured. The default accepts every model.
         """
+        return None
 
     def finalize(self, model: nn.Module) -> Executable:
         """Turns a (possibly fine-tuned) compressed model into the form that is executed.

@@ -78,14 +78,16 @@ class Chain(CompressorConfig):
         parse_stages(self.stages)
 
     @property
-    def recoverable(self) -> bool:  # type: ignore[override]
+    def recoverable(self) -> bool:
         return all(stage.recoverable for stage in parse_stages(self.stages))
 
     def check(self, model: nn.Module) -> None:
         """Checks the first stage against `model`; later stages see a model only `apply` can produce."""
         parse_stages(self.stages)[0].check(model)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Runs every stage's `apply` on the previous stage's model (the first on a copy of `model`)."""
         results: list[Compressed] = []
         current = model

@@ -15,7 +15,13 @@ import torch_pruning as tp
 from torch import nn
 
 from compressors._checks import check_choice, check_fraction
-from compressors._criteria import CRITERIA, check_criterion, forget_activation_density, importance, record_activation_density
+from compressors._criteria import (
+    CRITERIA,
+    check_criterion,
+    forget_activation_density,
+    importance,
+    record_activation_density,
+)
 from compressors._modes import eval_mode
 from compressors._modules import count_params
 from compressors._ratio_search import search_ratio
@@ -51,7 +57,9 @@ class ChannelPruning(CompressorConfig):
         """Rejects a criterion with nothing to rank in `model` (bn_gamma without BatchNorm)."""
         check_criterion(self.criterion, model)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Prunes channels of a copy of `model` until its MACs match the budget.
 
         A uniform per-layer channel ratio is searched (each trial on a fresh copy) until the pruned/dense MAC
@@ -99,7 +107,9 @@ class ChannelPruning(CompressorConfig):
             "params_pruned": count_params(pruned),
         }
         if self.criterion == "apoz":
-            info["calibration"] = f"{len(calibration)} batches of real inputs" if calibration else "the example input (no data)"
+            info["calibration"] = (
+                f"{len(calibration)} batches of real inputs" if calibration else "the example input (no data)"
+            )
         return Compressed(model=pruned, masks={}, info=info)
 
     def finalize(self, model: nn.Module) -> Executable:

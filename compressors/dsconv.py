@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from compressors._modes import eval_mode
-from compressors._modules import count_params, replace_module
+from compressors._modules import conv_pair, count_params, replace_module
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.lowrank import gram_svd
 from compressors.registry import register
@@ -70,24 +70,26 @@ def separable_pair(conv: nn.Conv2d) -> tuple[nn.Sequential, float]:
     pointwise_weight = (u[:, :, 0] * root).T
     depthwise_weight = vh[:, 0, :] * root
     error = (s[:, 1:].square().sum() / s.square().sum().clamp_min(torch.finfo(s.dtype).tiny)).sqrt()
-    factory = {"device": weight.device, "dtype": weight.dtype}
+    device, dtype = weight.device, weight.dtype
     depthwise = nn.Conv2d(
         in_channels,
         in_channels,
         (kh, kw),
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        stride=conv_pair(conv.stride),
+        padding=conv.padding if isinstance(conv.padding, str) else conv_pair(conv.padding),
+        dilation=conv_pair(conv.dilation),
         groups=in_channels,
         bias=False,
         padding_mode=conv.padding_mode,
-        **factory,
+        device=device,
+        dtype=dtype,
     )
-    pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=conv.bias is not None, **factory)
+    pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=conv.bias is not None, device=device, dtype=dtype)
     with torch.no_grad():
         depthwise.weight.copy_(depthwise_weight.reshape(in_channels, 1, kh, kw))
         pointwise.weight.copy_(pointwise_weight.reshape(out_channels, in_channels, 1, 1))
         if conv.bias is not None:
+            assert pointwise.bias is not None  # made with a bias just above
             pointwise.bias.copy_(conv.bias)
     return nn.Sequential(depthwise, pointwise), float(error)
 
@@ -119,7 +121,9 @@ class DepthwiseSeparable(CompressorConfig):
                 f"{self.name} needs at least one"
             )
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Swaps every qualifying conv of a deep copy of `model` for its depthwise-separable pair.
 
         Args:

@@ -22,6 +22,8 @@ class NoCompression(CompressorConfig):
 
     recoverable = False
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Returns a deep copy of `model` with no masks and no facts."""
         return Compressed(model=copy.deepcopy(model), masks={}, info={})

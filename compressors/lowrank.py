@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from compressors._checks import check_choice
-from compressors._modules import count_params, replace_module
+from compressors._modules import conv_pair, count_params, replace_module
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
 
@@ -41,7 +41,7 @@ def factorizable_layers(model: nn.Module, layers: str = "all") -> list[tuple[str
         layers: "all", "linear" or "conv". Grouped and depthwise convs never qualify: their weight is a stack
             of small per-group matrices, not one matrix to factorize.
     """
-    kinds: tuple[type[nn.Module], ...] = {
+    kinds: tuple[type[nn.Linear | nn.Conv2d], ...] = {
         "all": (nn.Linear, nn.Conv2d),
         "linear": (nn.Linear,),
         "conv": (nn.Conv2d,),
@@ -74,30 +74,33 @@ def factorize(
     root = s[:rank].sqrt()
     outer = u[:, :rank] * root
     inner = root[:, None] * vh[:rank]
-    weight = layer.weight
-    factory = {"device": weight.device, "dtype": weight.dtype}
-    has_bias = layer.bias is not None
+    device, dtype = layer.weight.device, layer.weight.dtype
+    bias = layer.bias
+    first: nn.Linear | nn.Conv2d
+    second: nn.Linear | nn.Conv2d
     if isinstance(layer, nn.Linear):
-        first: nn.Module = nn.Linear(layer.in_features, rank, bias=False, **factory)
-        second: nn.Module = nn.Linear(rank, layer.out_features, bias=has_bias, **factory)
+        first = nn.Linear(layer.in_features, rank, bias=False, device=device, dtype=dtype)
+        second = nn.Linear(rank, layer.out_features, bias=bias is not None, device=device, dtype=dtype)
     else:
         first = nn.Conv2d(
             layer.in_channels,
             rank,
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
+            conv_pair(layer.kernel_size),
+            stride=conv_pair(layer.stride),
+            padding=layer.padding if isinstance(layer.padding, str) else conv_pair(layer.padding),
+            dilation=conv_pair(layer.dilation),
             bias=False,
             padding_mode=layer.padding_mode,
-            **factory,
+            device=device,
+            dtype=dtype,
         )
-        second = nn.Conv2d(rank, layer.out_channels, 1, bias=has_bias, **factory)
+        second = nn.Conv2d(rank, layer.out_channels, 1, bias=bias is not None, device=device, dtype=dtype)
     with torch.no_grad():
         first.weight.copy_(inner.reshape(first.weight.shape))
         second.weight.copy_(outer.reshape(second.weight.shape))
-        if has_bias:
-            second.bias.copy_(layer.bias)
+        if bias is not None:
+            assert second.bias is not None  # made with a bias just above
+            second.bias.copy_(bias)
     return nn.Sequential(first, second)
 
 
@@ -190,7 +193,9 @@ class LowRankSVD(CompressorConfig):
                 if self.rank > full_rank:
                     raise ValueError(f"rank {self.rank} exceeds layer {name or '(model)'}'s full rank {full_rank}")
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Factorizes every chosen layer of a deep copy of `model`.
 
         Args:
@@ -265,6 +270,7 @@ def _check_share(field: str, value: object) -> float:
     """Checks that `value` is a number in (0, 1] and returns it as a float (so 1 and 1.0 are one config)."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{field} must be a number in (0, 1], got {value!r}")
-    if not 0.0 < value <= 1.0:
+    # `value` on the left: numbers.Real promises only < and <=; `not value <= 1.0` also turns NaN away.
+    if value <= 0.0 or not value <= 1.0:
         raise ValueError(f"{field} must be in (0, 1], got {value!r}")
     return float(value)

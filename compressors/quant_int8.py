@@ -21,6 +21,7 @@ from torch import nn
 from torch.ao.nn import quantized as nnq
 from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from torch.fx import GraphModule
 
 from compressors._checks import check_choice
 from compressors.base import Compressed, CompressorConfig, Executable
@@ -70,7 +71,8 @@ def resolve_engine(engine: str, arch: str | None = None) -> str:
     return engine
 
 
-class _PacksForAnEngine:
+@dataclass(frozen=True)
+class _PacksForAnEngine(CompressorConfig):
     """The device-dependent choice of the int8 configs: "auto" means the engine of the device that runs them."""
 
     engine: str
@@ -79,7 +81,7 @@ class _PacksForAnEngine:
         """This config with "auto" resolved for `arch`, so an ARM device gets a model packed for qnnpack."""
         if self.engine != "auto":
             return self
-        return dataclasses.replace(self, engine=resolve_engine("auto", arch))  # type: ignore[type-var]
+        return dataclasses.replace(self, engine=resolve_engine("auto", arch))
 
 
 def int8_layers(model: nn.Module) -> int:
@@ -115,7 +117,7 @@ def _check_count(field: str, value: object) -> int:
 
 @register("quant.int8")
 @dataclass(frozen=True)
-class StaticInt8Quantization(_PacksForAnEngine, CompressorConfig):
+class StaticInt8Quantization(_PacksForAnEngine):
     """Post-training static int8 quantization of the whole model (FX graph mode).
 
     Weights are quantized per output channel and activations per tensor, with the default qconfig of the
@@ -148,7 +150,9 @@ class StaticInt8Quantization(_PacksForAnEngine, CompressorConfig):
         """Raises ValueError if this torch build lacks the engine."""
         resolve_engine(self.engine)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Inserts observers into a copy of `model` and calibrates them.
 
         The copy is traced in eval mode, because post-training fusion folds BatchNorm into the preceding conv
@@ -188,6 +192,7 @@ class StaticInt8Quantization(_PacksForAnEngine, CompressorConfig):
 
         `notes` counts conv/linear layers that conversion left in fp32, since their time is not an int8 time.
         """
+        assert isinstance(model, GraphModule), "finalize takes the model that apply prepared (an FX GraphModule)"
         engine = resolve_engine(self.engine)
         with _quantized_engine(engine):
             converted = convert_fx(copy.deepcopy(model))
@@ -215,7 +220,7 @@ class StaticInt8Quantization(_PacksForAnEngine, CompressorConfig):
 
 @register("quant.int8_dynamic")
 @dataclass(frozen=True)
-class DynamicInt8Quantization(_PacksForAnEngine, CompressorConfig):
+class DynamicInt8Quantization(_PacksForAnEngine):
     """Dynamic int8 quantization of `nn.Linear` layers; every other layer runs in fp32.
 
     Linear weights are stored in int8 (per tensor); each call quantizes the activations with a range measured
@@ -243,7 +248,9 @@ class DynamicInt8Quantization(_PacksForAnEngine, CompressorConfig):
             raise ValueError(_NO_LINEAR)
         resolve_engine(self.engine)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Returns a float copy of `model`: dynamic quantization happens in `finalize`, so fine-tuning sees fp32.
 
         Args:

@@ -179,7 +179,9 @@ class _WeightQuantizer(CompressorConfig):
         if not prunable_layers(model):
             raise ValueError(f"{self.name} found no nn.Conv2d or nn.Linear layer to quantize")
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Quantizes the weight of every Conv2d and Linear of a deep copy of `model`.
 
         Args:

@@ -4,19 +4,22 @@ The CSR arrays are plain buffers and the sparse tensor is rebuilt in `forward` (
 TorchScript cannot hold a sparse tensor as a module attribute, and the timing worker only loads TorchScript files.
 """
 
-# No `from __future__ import annotations` and typing.List/Tuple: TorchScript compiles these signatures.
-from typing import List, Optional, Tuple
+# No `from __future__ import annotations`: TorchScript compiles these signatures (it reads the builtin generics
+# `list[int]`, `tuple[int, int]` and `Tensor | None` as it read typing.List, Tuple and Optional).
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from compressors._modules import conv_pair
 
 __all__ = ["CsrConv2d", "CsrLinear", "to_csr"]
 
 _INT32_MAX = 2**31 - 1
 
 
-def to_csr(weight_2d: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def to_csr(weight_2d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Encodes the non-zeros of a 2-D weight in CSR form.
 
     Indices are int32, half the bytes of int64; torch.sparse.mm accepts them on CPU (and was no slower with
@@ -46,7 +49,7 @@ def to_csr(weight_2d: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return crow, col, values
 
 
-def _bias_or_none(bias: Optional[Tensor]) -> Optional[Tensor]:
+def _bias_or_none(bias: Tensor | None) -> Tensor | None:
     return None if bias is None else bias.detach().clone()
 
 
@@ -59,8 +62,15 @@ class CsrLinear(nn.Module):
 
     in_features: int
     out_features: int
+    crow_indices: Tensor
+    col_indices: Tensor
+    values: Tensor
+    if TYPE_CHECKING:
+        # For the type checker only: TorchScript types the buffer from its value, so a missing bias stays a
+        # None constant and `if self.bias is not None` is compiled away.
+        bias: Tensor | None
 
-    def __init__(self, weight: Tensor, bias: Optional[Tensor]) -> None:
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
         """Encodes a dense (out_features, in_features) weight; zeros are not stored.
 
         Args:
@@ -91,7 +101,7 @@ class CsrLinear(nn.Module):
         out = torch.sparse.mm(weight, flat.t()).t()
         if self.bias is not None:
             out = out + self.bias
-        out_shape: List[int] = list(x.shape[:-1]) + [self.out_features]
+        out_shape: list[int] = list(x.shape[:-1]) + [self.out_features]
         return out.reshape(out_shape)
 
     def extra_repr(self) -> str:
@@ -108,18 +118,25 @@ class CsrConv2d(nn.Module):
 
     in_channels: int
     out_channels: int
-    kernel_size: Tuple[int, int]
-    stride: Tuple[int, int]
-    padding: Tuple[int, int]
-    dilation: Tuple[int, int]
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    crow_indices: Tensor
+    col_indices: Tensor
+    values: Tensor
+    if TYPE_CHECKING:
+        # For the type checker only: TorchScript types the buffer from its value, so a missing bias stays a
+        # None constant and `if self.bias is not None` is compiled away.
+        bias: Tensor | None
 
     def __init__(
         self,
         weight: Tensor,
-        bias: Optional[Tensor],
-        stride: Tuple[int, int],
-        padding: Tuple[int, int],
-        dilation: Tuple[int, int],
+        bias: Tensor | None,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
     ) -> None:
         """Encodes a dense (O, C, kh, kw) conv weight; zeros are not stored.
 
@@ -157,7 +174,7 @@ class CsrConv2d(nn.Module):
             raise ValueError(f"CsrConv2d needs padding_mode 'zeros', got {conv.padding_mode!r}")
         if isinstance(conv.padding, str):
             raise ValueError(f"CsrConv2d needs numeric padding, got {conv.padding!r}")
-        return cls(conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
+        return cls(conv.weight, conv.bias, conv_pair(conv.stride), conv_pair(conv.padding), conv_pair(conv.dilation))
 
     def forward(self, x: Tensor) -> Tensor:
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]

@@ -70,7 +70,9 @@ class UnstructuredPruning(CompressorConfig):
         check_choice("scope", self.scope, _SCOPES)
         check_choice("execution", self.execution, _EXECUTIONS)
 
-    def apply(self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()) -> Compressed:
+    def apply(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
+    ) -> Compressed:
         """Prunes a deep copy of `model` by weight magnitude.
 
         Args:

@@ -7,7 +7,7 @@ protocol, the timeouts, the cool-down between cells and the throttling verdict a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from targets._process import WorkerProcess
 from targets.base import Target, TargetError
@@ -52,7 +52,7 @@ class WorkerTarget(Target):
     (drop what the device was thought to hold after the connection was lost).
     """
 
-    device: ClassVar[str] = "cpu"
+    device: str = "cpu"
 
     def __init__(
         self,

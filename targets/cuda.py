@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 
 from targets.cpu import CpuTarget, LocalSettings
@@ -20,7 +18,7 @@ class CudaTarget(CpuTarget):
     their operands on the GPU itself, since TorchScript cannot carry the semi-structured tensor.
     """
 
-    device: ClassVar[str] = "cuda"
+    device: str = "cuda"
 
     def __init__(self, name: str = "cuda", settings: LocalSettings | None = None) -> None:
         super().__init__(name, settings)
@@ -31,6 +29,10 @@ class CudaTarget(CpuTarget):
         if not available:
             return available, reason
         if not torch.cuda.is_available():
-            build = f"torch {torch.__version__}, CUDA build {torch.version.cuda}" if torch.version.cuda else f"torch {torch.__version__}, a CPU-only build"
+            build = (
+                f"torch {torch.__version__}, CUDA build {torch.version.cuda}"
+                if torch.version.cuda
+                else f"torch {torch.__version__}, a CPU-only build"
+            )
             return False, f"no CUDA device visible to torch ({build})"
         return True, ""

@@ -10,11 +10,18 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = ["SettingsError", "ThermalPolicy", "parse_settings"]
 
-SettingsT = TypeVar("SettingsT")
+
+class _Dataclass(Protocol):
+    """A dataclass, as ``dataclasses.fields`` takes it: every kind's settings are one."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+
+SettingsT = TypeVar("SettingsT", bound=_Dataclass)
 
 
 class SettingsError(ValueError):
@@ -59,7 +66,8 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(_type_name(option) for option in typing.get_args(annotation) if option is not type(None))
     if typing.get_origin(annotation) is tuple:
         return f"a list of {_type_name(typing.get_args(annotation)[0])}"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(annotation, str(annotation))
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(annotation, str(annotation))
 
 
 def parse_settings(cls: type[SettingsT], table: Mapping[str, Any], where: str) -> SettingsT:
@@ -73,7 +81,7 @@ def parse_settings(cls: type[SettingsT], table: Mapping[str, Any], where: str) -
     Raises:
         SettingsError: An unknown key, a missing required key, or a value of the wrong type.
     """
-    fields = {field.name: field for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {field.name: field for field in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(table) - set(fields))
     if unknown:

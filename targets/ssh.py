@@ -149,7 +149,11 @@ class SshTarget(WorkerTarget):
         if self._created:
             self._created = False
             try:
-                self._run(f"rm -rf -- {shlex.quote(self.session_dir)}", "removing the session folder", timeout_s=self.settings.connect_timeout_s + 10)
+                self._run(
+                    f"rm -rf -- {shlex.quote(self.session_dir)}",
+                    "removing the session folder",
+                    timeout_s=self.settings.connect_timeout_s + 10,
+                )
             except TargetError:
                 pass  # the device is gone; its /tmp is its own to clean
         self._forget()
@@ -157,7 +161,8 @@ class SshTarget(WorkerTarget):
     def _ssh_argv(self, remote_command: str) -> list[str]:
         """``ssh`` with batch mode, timeouts and keep-alives, the settings' options, the host, and the command."""
         s = self.settings
-        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={max(1, round(s.connect_timeout_s))}",
+        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+                "-o", f"ConnectTimeout={max(1, round(s.connect_timeout_s))}",
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]  # fmt: skip
         if s.ssh_config is not None:
             argv += ["-F", s.ssh_config]
@@ -179,7 +184,9 @@ class SshTarget(WorkerTarget):
                 capture_output=True, timeout=timeout_s, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise TargetError(f"{self.name}: {what} on {self.settings.host} timed out after {timeout_s:.0f} s") from None
+            raise TargetError(
+                f"{self.name}: {what} on {self.settings.host} timed out after {timeout_s:.0f} s"
+            ) from None
         if done.returncode != 0:
             stderr = done.stderr.decode("utf-8", errors="replace").strip()
             last = stderr.splitlines()[-1] if stderr else f"exit code {done.returncode}"
@@ -198,7 +205,11 @@ class SshTarget(WorkerTarget):
     def _prepare(self) -> None:
         if self._prepared:
             return
-        self._run(f"mkdir -p -- {shlex.quote(self.session_dir)}", "creating the session folder", self.settings.command_timeout_s)
+        self._run(
+            f"mkdir -p -- {shlex.quote(self.session_dir)}",
+            "creating the session folder",
+            self.settings.command_timeout_s,
+        )
         self._created = True
         self._put(WORKER_PATH, "worker.py")
         self._prepared = True
@@ -226,14 +237,20 @@ class SshTarget(WorkerTarget):
 
     def _ship(self, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         self._prepare()  # the artifacts go into the session folder, which a lost connection may have left unmade
-        return [{**pair, **{key: self._remote_path(pair[key]) for key in _ARTIFACT_KEYS if key in pair}} for pair in pairs]
+        return [
+            {**pair, **{key: self._remote_path(pair[key]) for key in _ARTIFACT_KEYS if key in pair}} for pair in pairs
+        ]
 
     def _unship(self, shipped: Sequence[dict[str, Any]]) -> None:
         """Remove the candidates (each is timed once); baselines stay for the next cells of the same model."""
         keep = {pair["baseline"] for pair in shipped if "baseline" in pair}
         drop = sorted({pair["candidate"] for pair in shipped if "candidate" in pair} - keep)
         if drop:
-            self._run("rm -f -- " + " ".join(shlex.quote(path) for path in drop), "removing timed artifacts", self.settings.command_timeout_s)
+            self._run(
+                "rm -f -- " + " ".join(shlex.quote(path) for path in drop),
+                "removing timed artifacts",
+                self.settings.command_timeout_s,
+            )
             self._uploaded.difference_update(path.rsplit("/", 1)[1] for path in drop)
 
     def _forget(self) -> None:

@@ -48,13 +48,14 @@ import subprocess
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from collections.abc import Sequence
+from typing import Any, Callable, TextIO
 
 import torch
 
 __all__ = ["DEVICES", "PAIR_DEFAULTS", "THROTTLE_BITS_NOW", "iqr", "main", "median", "median_ci", "summarize"]
 
-PAIR_DEFAULTS: Dict[str, Any] = {
+PAIR_DEFAULTS: dict[str, Any] = {
     "warmup_s": 0.2,
     "block_min_s": 0.01,
     "budget_s": 5.0,
@@ -67,7 +68,7 @@ PAIR_DEFAULTS: Dict[str, Any] = {
 }
 """Optional PAIR fields and their values when the host leaves them out."""
 
-_PAIR_KINDS: Dict[str, Tuple[str, ...]] = {
+_PAIR_KINDS: dict[str, tuple[str, ...]] = {
     "artifacts": ("baseline", "candidate", "input_shape"),
     "gemm_2_4": ("gemm",),
 }
@@ -133,7 +134,7 @@ def iqr(xs: Sequence[float]) -> float:
     return float(q3 - q1)
 
 
-def median_ci(xs: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:
+def median_ci(xs: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Distribution-free confidence interval for the median.
 
     Timings are skewed and heavy-tailed (interference only ever adds time), so a normal-theory interval
@@ -182,7 +183,7 @@ def _ci_rel_halfwidth(speedups: Sequence[float]) -> float:
 
 def summarize(
     baseline_s: Sequence[float], candidate_s: Sequence[float], speedups: Sequence[float]
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Summary statistics of one timed pair.
 
     ``ci_rel_halfwidth`` is the larger distance from the median speedup to an end of its 95% interval,
@@ -211,7 +212,7 @@ def summarize(
     }
 
 
-def _read_text(path: str) -> Optional[str]:
+def _read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -219,7 +220,7 @@ def _read_text(path: str) -> Optional[str]:
         return None
 
 
-def _cpu_model() -> Optional[str]:
+def _cpu_model() -> str | None:
     cpuinfo = _read_text("/proc/cpuinfo") or ""
     # x86 says "model name"; a Raspberry Pi says "Model" (the board) and "Hardware" (the SoC).
     for key in ("model name", "Model", "Hardware"):
@@ -230,26 +231,26 @@ def _cpu_model() -> Optional[str]:
     return platform.processor() or None
 
 
-def _memory_bytes() -> Optional[int]:
+def _memory_bytes() -> int | None:
     for line in (_read_text("/proc/meminfo") or "").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     return None
 
 
-def _cpu_freq_mhz() -> Optional[float]:
+def _cpu_freq_mhz() -> float | None:
     khz = _read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
     return int(khz) / 1000.0 if khz and khz.strip().isdigit() else None
 
 
-def _governor() -> Optional[str]:
+def _governor() -> str | None:
     text = _read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
     return text.strip() if text else None
 
 
-def _temperatures_c(root: str = "/sys/class/thermal") -> Dict[str, float]:
+def _temperatures_c(root: str = "/sys/class/thermal") -> dict[str, float]:
     """Every readable thermal zone under ``root``, by its type (``cpu-thermal``, ``x86_pkg_temp``, ...), in C."""
-    zones: Dict[str, float] = {}
+    zones: dict[str, float] = {}
     for zone in sorted(glob.glob(os.path.join(root, "thermal_zone*"))):
         millidegrees = (_read_text(os.path.join(zone, "temp")) or "").strip()
         if not millidegrees.lstrip("-").isdigit():
@@ -263,7 +264,7 @@ def _temperatures_c(root: str = "/sys/class/thermal") -> Dict[str, float]:
     return zones
 
 
-def _throttled() -> Optional[int]:
+def _throttled() -> int | None:
     """``vcgencmd get_throttled`` as an integer (Raspberry Pi firmware), None where there is no such tool."""
     tool = shutil.which("vcgencmd")
     if tool is None:
@@ -275,7 +276,7 @@ def _throttled() -> Optional[int]:
         return None
 
 
-def _thermal() -> Dict[str, Any]:
+def _thermal() -> dict[str, Any]:
     """The device's thermal state now: what a cell records before and after it, to flag throttled timings."""
     zones = _temperatures_c()
     return {
@@ -286,7 +287,7 @@ def _thermal() -> Dict[str, Any]:
     }
 
 
-def _onnxruntime_version() -> Optional[str]:
+def _onnxruntime_version() -> str | None:
     try:
         import onnxruntime  # noqa: PLC0415 - optional on the device; only its version is reported
     except ImportError:
@@ -294,20 +295,24 @@ def _onnxruntime_version() -> Optional[str]:
     return str(onnxruntime.__version__)
 
 
-def _nvidia_driver() -> Optional[str]:
+def _nvidia_driver() -> str | None:
     tool = shutil.which("nvidia-smi")
     if tool is None:
         return None
     try:
         done = subprocess.run(
-            [tool, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10, check=True
+            [tool, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
 
 
-def _cuda_info() -> Optional[Dict[str, Any]]:
+def _cuda_info() -> dict[str, Any] | None:
     """The first GPU: name, compute capability, memory, CUDA runtime and driver; None without one."""
     if not torch.cuda.is_available():
         return None
@@ -322,7 +327,7 @@ def _cuda_info() -> Optional[Dict[str, Any]]:
     }
 
 
-def _machine_info() -> Dict[str, Any]:
+def _machine_info() -> dict[str, Any]:
     cuda = _cuda_info()
     return {
         "arch": platform.machine(),
@@ -344,7 +349,7 @@ def _machine_info() -> Dict[str, Any]:
     }
 
 
-def _machine_busy_s() -> Optional[float]:
+def _machine_busy_s() -> float | None:
     """Busy CPU seconds of the whole machine since boot, summed over cores (None off Linux)."""
     text = _read_text("/proc/stat")
     if not text or not text.startswith("cpu "):
@@ -360,7 +365,7 @@ def _own_cpu_s() -> float:
     return t.user + t.system
 
 
-def _validate_pair(raw: Any, device: str) -> Dict[str, Any]:
+def _validate_pair(raw: Any, device: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError(f"a pair must be a JSON object, got {type(raw).__name__}")
     kind = raw.get("kind", PAIR_DEFAULTS["kind"])
@@ -387,7 +392,8 @@ def _validate_pair(raw: Any, device: str) -> Dict[str, Any]:
         return pair
     engine = pair["quantized_engine"]
     if engine is not None and engine not in torch.backends.quantized.supported_engines:
-        raise ValueError(f"quantized_engine {engine!r} is not supported here (supported: {', '.join(torch.backends.quantized.supported_engines)})")
+        supported = ", ".join(torch.backends.quantized.supported_engines)
+        raise ValueError(f"quantized_engine {engine!r} is not supported here (supported: {supported})")
     shape = pair["input_shape"]
     if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ValueError(f"input_shape must be a list of positive integers, got {shape!r}")
@@ -397,7 +403,7 @@ def _validate_pair(raw: Any, device: str) -> Dict[str, Any]:
     return pair
 
 
-def _check_gemm_2_4(pair: Dict[str, Any], device: str) -> None:
+def _check_gemm_2_4(pair: dict[str, Any], device: str) -> None:
     """Raise unless this device can time the 2:4 pair: the checks that need no GPU work, before any timing."""
     gemm = pair["gemm"]
     if not isinstance(gemm, list) or len(gemm) != 3 or not all(isinstance(d, int) and d > 0 for d in gemm):
@@ -408,13 +414,14 @@ def _check_gemm_2_4(pair: Dict[str, Any], device: str) -> None:
         raise ValueError(f"gemm_2_4 pairs run on device 'cuda' only, got {device!r}")
     capability = torch.cuda.get_device_capability()
     if tuple(capability) < _GEMM_2_4_MIN_CAPABILITY:
+        major, minor = _GEMM_2_4_MIN_CAPABILITY
         raise RuntimeError(
-            f"2:4 semi-structured sparsity needs compute capability >= {_GEMM_2_4_MIN_CAPABILITY[0]}.{_GEMM_2_4_MIN_CAPABILITY[1]};"
+            f"2:4 semi-structured sparsity needs compute capability >= {major}.{minor};"
             f" {torch.cuda.get_device_name()} has {capability[0]}.{capability[1]}"
         )
 
 
-def _padded_gemm(gemm: Sequence[int]) -> List[int]:
+def _padded_gemm(gemm: Sequence[int]) -> list[int]:
     """``[m, k, n]`` rounded up to the multiples every fp16 semi-structured kernel accepts (``_GEMM_2_4_MULTIPLES``).
 
     Padding is done once, on both sides alike, so dense and sparse time the very same GEMM, and the result
@@ -436,7 +443,9 @@ def _mask_2_4(weight: Any) -> Any:
         ValueError: If ``weight`` is not 2-D or its columns do not split into groups of 4.
     """
     if weight.dim() != 2 or weight.shape[1] % 4:
-        raise ValueError(f"2:4 masking needs a 2-D weight with a multiple of 4 columns, got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"2:4 masking needs a 2-D weight with a multiple of 4 columns, got shape {tuple(weight.shape)}"
+        )
     rows, cols = weight.shape
     groups = weight.abs().reshape(rows, cols // 4, 4)
     kept = groups.topk(2, dim=-1).indices
@@ -497,9 +506,9 @@ def _rounds(
     baseline: Callable[[Any], Any],
     candidate: Callable[[Any], Any],
     x: Any,
-    iters: Tuple[int, int],
-    pair: Dict[str, Any],
-) -> Tuple[List[float], List[float], List[float], str]:
+    iters: tuple[int, int],
+    pair: dict[str, Any],
+) -> tuple[list[float], list[float], list[float], str]:
     """Interleaved timed rounds until the stopping rule fires.
 
     Returns:
@@ -507,9 +516,9 @@ def _rounds(
         that stopped: ``ci``, ``budget`` or ``max_rounds``. Every rule waits for ``min_rounds``.
     """
     n_base, n_cand = iters
-    baseline_s: List[float] = []
-    candidate_s: List[float] = []
-    speedups: List[float] = []
+    baseline_s: list[float] = []
+    candidate_s: list[float] = []
+    speedups: list[float] = []
     used_s = 0.0
     while len(speedups) < pair["max_rounds"]:
         # Alternate A B / B A so that slow drift (frequency, thermal) does not favour either side.
@@ -532,11 +541,11 @@ def _rounds(
     return baseline_s, candidate_s, speedups, "max_rounds"
 
 
-_Operands = Tuple[Callable[[Any], Any], Callable[[Any], Any], Any, Dict[str, Any]]
+_Operands = tuple[Callable[[Any], Any], Callable[[Any], Any], Any, dict[str, Any]]
 """What a pair times: baseline, candidate, their input, and facts the result reports about them."""
 
 
-def _artifact_operands(pair: Dict[str, Any], device: str) -> _Operands:
+def _artifact_operands(pair: dict[str, Any], device: str) -> _Operands:
     if pair["quantized_engine"] is not None:
         # int8 kernels dispatch on the engine set when the model runs (fbgemm/x86 on x86, qnnpack on ARM).
         torch.backends.quantized.engine = pair["quantized_engine"]
@@ -547,7 +556,7 @@ def _artifact_operands(pair: Dict[str, Any], device: str) -> _Operands:
     return baseline, candidate, x, {}
 
 
-def _gemm_2_4_operands(pair: Dict[str, Any]) -> _Operands:
+def _gemm_2_4_operands(pair: dict[str, Any]) -> _Operands:
     """Dense and 2:4 semi-structured fp16 ``torch.mm`` on the GPU, checked to agree before they are timed.
 
     Raises:
@@ -567,7 +576,9 @@ def _gemm_2_4_operands(pair: Dict[str, Any]) -> _Operands:
     dense_out = torch.mm(weight, x).float()
     rel_error = float((sparse_out.float() - dense_out).norm() / dense_out.norm().clamp_min(1e-12))
     if not rel_error <= _GEMM_2_4_MAX_REL_ERROR:
-        raise RuntimeError(f"2:4 semi-structured GEMM {shape} disagrees with the dense product (relative error {rel_error:.3g})")
+        raise RuntimeError(
+            f"2:4 semi-structured GEMM {shape} disagrees with the dense product (relative error {rel_error:.3g})"
+        )
 
     def dense_mm(inp: Any) -> Any:
         return torch.mm(weight, inp)
@@ -579,7 +590,7 @@ def _gemm_2_4_operands(pair: Dict[str, Any]) -> _Operands:
     return dense_mm, sparse_mm, x, facts
 
 
-def _time_pair(pair: Dict[str, Any], device: str) -> Dict[str, Any]:
+def _time_pair(pair: dict[str, Any], device: str) -> dict[str, Any]:
     thermal_before = _thermal()
     busy_start = _machine_busy_s()
     own_start = _own_cpu_s()
@@ -623,7 +634,7 @@ def _time_pair(pair: Dict[str, Any], device: str) -> Dict[str, Any]:
     }
 
 
-def _handle_time(request: Dict[str, Any]) -> Dict[str, Any]:
+def _handle_time(request: dict[str, Any]) -> dict[str, Any]:
     threads = request.get("threads", 1)
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
@@ -641,7 +652,7 @@ def _handle_time(request: Dict[str, Any]) -> Dict[str, Any]:
     return {"ok": True, "results": [_time_pair(p, device) for p in validated]}
 
 
-def _handle_cooldown(request: Dict[str, Any]) -> Dict[str, Any]:
+def _handle_cooldown(request: dict[str, Any]) -> dict[str, Any]:
     max_s = request.get("max_s")
     below_c = request.get("below_c")
     if not isinstance(max_s, (int, float)) or max_s < 0:
@@ -660,14 +671,14 @@ def _handle_cooldown(request: Dict[str, Any]) -> Dict[str, Any]:
     return {"ok": True, "waited_s": time.monotonic() - start, "thermal": thermal}
 
 
-def _parse(line: str) -> Dict[str, Any]:
+def _parse(line: str) -> dict[str, Any]:
     request = json.loads(line)
     if not isinstance(request, dict):
         raise ValueError(f"a request must be a JSON object, got {type(request).__name__}")
     return request
 
 
-def _handle(request: Dict[str, Any]) -> Dict[str, Any]:
+def _handle(request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op == "info":
         return {"ok": True, "machine": _machine_info()}
@@ -678,7 +689,7 @@ def _handle(request: Dict[str, Any]) -> Dict[str, Any]:
     raise ValueError(f"unknown op {op!r}; valid: info, time, cooldown, quit")
 
 
-def _error_response(exc: BaseException) -> Dict[str, Any]:
+def _error_response(exc: BaseException) -> dict[str, Any]:
     message = " ".join(f"{type(exc).__name__}: {exc}".split())
     return {"ok": False, "error": message, "traceback": traceback.format_exc()}
 

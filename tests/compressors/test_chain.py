@@ -25,8 +25,14 @@ def test_stages_parse_into_validated_configs() -> None:
     ("spec", "message"),
     [
         ("quant.bits(bits=4)", "at least two stages"),
-        ("prune.unstructured(sparsity=0.9)+quant.bitz(bits=4)", "unknown compressor 'quant.bitz'; did you mean 'quant.bits'"),
-        ("prune.unstructured(sparsity=1.5)+quant.bits", r"stage prune.unstructured: sparsity must be in \[0, 1\), got 1.5"),
+        (
+            "prune.unstructured(sparsity=0.9)+quant.bitz(bits=4)",
+            "unknown compressor 'quant.bitz'; did you mean 'quant.bits'",
+        ),
+        (
+            "prune.unstructured(sparsity=1.5)+quant.bits",
+            r"stage prune.unstructured: sparsity must be in \[0, 1\), got 1.5",
+        ),
         ("prune.unstructured(sparsity)+quant.bits", "expected KEY=VALUE in prune.unstructured"),
         ("chain+quant.bits", "a chain cannot contain a chain"),
         ("prune.unstructured[0.9]+quant.bits", "expected NAME\\(KEY=VALUE;...\\)"),

@@ -3,6 +3,7 @@ value counts per channel/layer, error vs bits, deterministic k-means, config val
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -119,7 +120,8 @@ def test_binary_weights_are_plus_minus_mean_abs_per_channel(mnist: tuple[nn.Modu
     result = BinaryWeights().apply(model, x)
     original = _weights(model)
     for name, weight in _weights(result.model).items():
-        for before, after in zip(original[name].reshape(weight.shape[0], -1), weight.reshape(weight.shape[0], -1)):
+        rows_before, rows_after = original[name].reshape(weight.shape[0], -1), weight.reshape(weight.shape[0], -1)
+        for before, after in zip(rows_before, rows_after, strict=True):
             values = after.unique()
             assert values.numel() == 2 and values[0] == -values[1]
             torch.testing.assert_close(values[1], before.abs().mean())
@@ -176,7 +178,7 @@ def test_kmeans_codes_are_the_nearest_centroid() -> None:
 def test_kmeans_error_never_grows_with_iterations() -> None:
     values = torch.randn(5_000, generator=torch.Generator().manual_seed(2)).exp()
     errors = [_within_cluster_error(values, c.codebook, c.codes) for c in (kmeans_1d(values, 8, i) for i in range(6))]
-    assert all(later <= earlier * (1 + 1e-6) for earlier, later in zip(errors, errors[1:]))
+    assert all(later <= earlier * (1 + 1e-6) for earlier, later in itertools.pairwise(errors))
 
 
 def test_kmeans_stops_early_when_assignments_settle() -> None:

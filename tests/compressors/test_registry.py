@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from compressors import Compressed, CompressorConfig, UnknownCompressorError, get, names, register
-from compressors import registry
+from compressors import Compressed, CompressorConfig, UnknownCompressorError, get, names, register, registry
 
 
 @dataclass(frozen=True)

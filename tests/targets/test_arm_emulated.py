@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,11 +42,11 @@ def test_run_measures_the_host_cpu_and_the_emulated_pi_side_by_side(emulated_pi:
     assert done.returncode == 0, done.stderr[-3000:]
     exported = run_subprocess("export", "--format", "json", "--store", str(store))
     records = json.loads(exported.stdout)["records"]
-    by_target: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    by_target: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_target.setdefault(record["target"], []).append(record)
     assert sorted(by_target) == ["cpu", TARGET_NAME]
-    for target, group in by_target.items():
+    for group in by_target.values():
         assert [r["status"] for r in group] == ["ok"] * 3, [r.get("error") for r in group]
         assert all(r["speedup_median"] > 0 and r["samples_s"] for r in group)
     pi = {r["compressor"]: r for r in by_target[TARGET_NAME]}

@@ -22,7 +22,8 @@ MACHINE_KEYS = {
 THERMAL_KEYS = {"temperature_c", "zones_c", "throttled", "cpu_freq_mhz"}
 RESULT_KEYS = {
     "id", "iters_per_block", "baseline_s", "candidate_s", "speedups", "rounds", "stopped_by", "wall_s",
-    "other_cpu_cores", "thermal_before", "thermal_after", "cooldown_waited_s", "throttled", "throttle_reason", "summary",
+    "other_cpu_cores", "thermal_before", "thermal_after", "cooldown_waited_s", "throttled", "throttle_reason",
+    "summary",
 }  # fmt: skip
 SUMMARY_KEYS = {
     "baseline_median_s", "baseline_iqr_s", "candidate_median_s", "candidate_iqr_s", "speedup_median",
@@ -52,7 +53,7 @@ def test_time_pairs_returns_raw_samples_in_request_order(cpu_target: CpuTarget, 
         assert 4 <= rounds <= 400
         assert len(result["baseline_s"]) == len(result["candidate_s"]) == len(result["speedups"]) == rounds
         assert all(t > 0 for t in result["baseline_s"] + result["candidate_s"])
-        ratios = [b / c for b, c in zip(result["baseline_s"], result["candidate_s"])]
+        ratios = [b / c for b, c in zip(result["baseline_s"], result["candidate_s"], strict=True)]
         assert result["speedups"] == pytest.approx(ratios)
         assert min(result["iters_per_block"].values()) >= 1
         assert result["stopped_by"] in {"ci", "budget", "max_rounds"}

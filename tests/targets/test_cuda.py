@@ -21,8 +21,12 @@ HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device visible to torch")
 needs_no_cuda = pytest.mark.skipif(HAS_CUDA, reason="checks the behaviour of a machine without a CUDA device")
 AMPERE = HAS_CUDA and torch.cuda.get_device_capability() >= (8, 0)
-needs_ampere = pytest.mark.skipif(not AMPERE, reason="needs a CUDA device of compute capability >= 8.0 (sparse tensor cores)")
-needs_pre_ampere = pytest.mark.skipif(not HAS_CUDA or AMPERE, reason="needs a CUDA device older than compute capability 8.0")
+needs_ampere = pytest.mark.skipif(
+    not AMPERE, reason="needs a CUDA device of compute capability >= 8.0 (sparse tensor cores)"
+)
+needs_pre_ampere = pytest.mark.skipif(
+    not HAS_CUDA or AMPERE, reason="needs a CUDA device older than compute capability 8.0"
+)
 
 
 def _converse(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,7 +43,15 @@ def _converse(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _gemm_pair(gemm: list[int], **options: Any) -> dict[str, Any]:
-    return {"id": "gemm", "kind": "gemm_2_4", "gemm": gemm, "warmup_s": 0.05, "budget_s": 0.5, "min_rounds": 4, **options}
+    return {
+        "id": "gemm",
+        "kind": "gemm_2_4",
+        "gemm": gemm,
+        "warmup_s": 0.05,
+        "budget_s": 0.5,
+        "min_rounds": 4,
+        **options,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +118,12 @@ def test_mask_2_4_on_a_known_row_and_bad_shapes() -> None:
 
 @pytest.mark.parametrize(
     ("gemm", "padded"),
-    [([4096, 4096, 4096], [4096, 4096, 4096]), ([16, 9, 64], [32, 64, 64]), ([1000, 512, 1], [1024, 512, 8]), ([33, 65, 9], [64, 128, 16])],
+    [
+        ([4096, 4096, 4096], [4096, 4096, 4096]),
+        ([16, 9, 64], [32, 64, 64]),
+        ([1000, 512, 1], [1024, 512, 8]),
+        ([33, 65, 9], [64, 128, 16]),
+    ],
 )
 def test_padded_gemm_rounds_up_to_the_semi_structured_multiples(gemm: list[int], padded: list[int]) -> None:
     assert _padded_gemm(gemm) == padded

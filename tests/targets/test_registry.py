@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from targets import BUILTIN_TARGETS, KINDS, CpuTarget, SettingsError, SshTarget, Target, TargetSpec, create, spec_from_table
+from targets import (
+    BUILTIN_TARGETS,
+    KINDS,
+    CpuTarget,
+    SettingsError,
+    SshTarget,
+    Target,
+    TargetSpec,
+    create,
+    spec_from_table,
+)
 from targets.cpu import LocalSettings
 
 
@@ -39,7 +49,9 @@ def test_table_of_a_builtin_name_keeps_its_kind_and_takes_settings() -> None:
 
 
 def test_ssh_table_builds_an_ssh_target() -> None:
-    spec = spec_from_table("pi4", {"kind": "ssh", "host": "pi4.local", "user": "pi", "python": "/home/pi/venv/bin/python"})
+    spec = spec_from_table(
+        "pi4", {"kind": "ssh", "host": "pi4.local", "user": "pi", "python": "/home/pi/venv/bin/python"}
+    )
     target = create(spec)
     assert isinstance(target, SshTarget)
     assert target.settings.host == "pi4.local"

@@ -22,7 +22,9 @@ MakePair = Callable[..., dict[str, Any]]
 
 
 def _target(server: LocalSshd, workdir: Path, **settings: Any) -> SshTarget:
-    table = server.target_table(**{"python": sys.executable, "workdir": str(workdir), "connect_timeout_s": 5, **settings})
+    table = server.target_table(
+        **{"python": sys.executable, "workdir": str(workdir), "connect_timeout_s": 5, **settings}
+    )
     target = create(spec_from_table("ssh-test", table))
     assert isinstance(target, SshTarget)
     return target
@@ -47,7 +49,9 @@ def test_machine_info_comes_from_the_device_through_ssh(ssh_target: SshTarget) -
     assert ssh_target.pid is not None  # the local ssh client that carries the worker's stdin/stdout
 
 
-def test_pairs_are_shipped_timed_and_candidates_removed(ssh_target: SshTarget, make_pair: MakePair, artifacts: dict[str, str]) -> None:
+def test_pairs_are_shipped_timed_and_candidates_removed(
+    ssh_target: SshTarget, make_pair: MakePair, artifacts: dict[str, str]
+) -> None:
     slower, faster = ssh_target.time_pairs([make_pair("fast", "slow"), make_pair("slow", "fast")], threads=1)
     assert slower["summary"]["speedup_median"] < 0.5
     assert faster["summary"]["speedup_median"] > 2.0
@@ -75,7 +79,9 @@ def test_unreachable_host_fails_fast_with_ssh_reason(local_sshd: LocalSshd, tmp_
     table = {"kind": "ssh", "host": "127.0.0.1", "port": free_port(), "connect_timeout_s": 5, "workdir": str(tmp_path)}
     target = create(spec_from_table("down", table))
     started = time.monotonic()
-    with pytest.raises(TargetError, match=r"^down: ssh could not connect or log in \(127\.0\.0\.1\): .*(refused|closed)") as info:
+    with pytest.raises(
+        TargetError, match=r"^down: ssh could not connect or log in \(127\.0\.0\.1\): .*(refused|closed)"
+    ) as info:
         target.machine_info()
     assert time.monotonic() - started < 10
     assert "\n" not in str(info.value)
@@ -87,7 +93,8 @@ def test_authentication_failure_is_named(local_sshd: LocalSshd, tmp_path: Path) 
     os.system(f"ssh-keygen -q -t ed25519 -N '' -f {stranger}")  # noqa: S605 - a fixed command on a tmp path
     known_hosts = local_sshd.directory / "known_hosts"
     table = {
-        "kind": "ssh", "host": "127.0.0.1", "port": local_sshd.port, "user": local_sshd.user, "identity_file": str(stranger),
+        "kind": "ssh", "host": "127.0.0.1", "port": local_sshd.port, "user": local_sshd.user,
+        "identity_file": str(stranger),
         "ssh_options": [f"UserKnownHostsFile={known_hosts}", "StrictHostKeyChecking=yes"], "workdir": str(tmp_path),
     }  # fmt: skip
     target = create(spec_from_table("ssh-test", table))
@@ -107,7 +114,9 @@ def test_device_python_without_torch_is_named(local_sshd: LocalSshd, tmp_path: P
 
 def test_device_torch_older_than_the_artifacts_is_refused(ssh_target: SshTarget) -> None:
     minimum = ".".join(map(str, MIN_DEVICE_TORCH))
-    with pytest.raises(TargetError, match=rf"torch 1\.13\.1 on bench-local is too old .* torch >= {minimum} is needed there"):
+    with pytest.raises(
+        TargetError, match=rf"torch 1\.13\.1 on bench-local is too old .* torch >= {minimum} is needed there"
+    ):
         ssh_target._check_machine({"torch": "1.13.1"})
     ssh_target._check_machine({"torch": f"{minimum}.1+cpu"})
 
@@ -124,7 +133,9 @@ def _remote_worker(target: SshTarget) -> psutil.Process:
 
 
 @pytest.mark.parametrize("victim", ["remote worker", "ssh connection"])
-def test_crash_in_the_middle_of_a_cell_fails_it_and_the_next_cell_runs(ssh_target: SshTarget, make_pair: MakePair, victim: str) -> None:
+def test_crash_in_the_middle_of_a_cell_fails_it_and_the_next_cell_runs(
+    ssh_target: SshTarget, make_pair: MakePair, victim: str
+) -> None:
     ssh_target.machine_info()
     remote = _remote_worker(ssh_target)
     local_ssh = ssh_target.pid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from targets import iqr, median, median_ci, summarize
@@ -20,7 +22,7 @@ def test_iqr_interpolates_quartiles() -> None:
 
 
 @pytest.mark.parametrize("function", [median, iqr, median_ci])
-def test_empty_sample_is_an_error(function) -> None:  # type: ignore[no-untyped-def]
+def test_empty_sample_is_an_error(function: Callable[[list[float]], object]) -> None:
     with pytest.raises(ValueError, match="empty"):
         function([])
 

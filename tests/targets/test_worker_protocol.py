@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 from targets.cpu import WORKER_PATH
 
 
-def _converse(lines: list[str]) -> tuple[list[dict], int]:  # type: ignore[type-arg]
+def _converse(lines: list[str]) -> tuple[list[dict[str, Any]], int]:
     """Send ``lines`` then end of input; return the parsed responses and the exit status."""
     done = subprocess.run(
         [sys.executable, str(WORKER_PATH)],
