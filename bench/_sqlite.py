@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 
-__all__ = ["APPLICATION_ID", "LAYOUT_VERSION", "TABLES", "connect_for_writing", "connect_for_reading", "leave_wal"]
+__all__ = ["APPLICATION_ID", "LAYOUT_VERSION", "TABLES", "DAMAGED", "connect_for_writing", "connect_for_reading", "leave_wal"]
 
 APPLICATION_ID = int.from_bytes(b"CBen", "big")
 # Version of the tables' layout (records carry their own schema version): 0 for stores made before the mark.
@@ -25,6 +25,8 @@ LAYOUT_VERSION = 2
 TABLES = ("runs", "records", "run_records")
 _HEADER = b"SQLite format 3\x00"
 _WAL = 2  # header bytes 18 and 19: 1 for a rollback journal, 2 for WAL
+# What a damaged file raises: SQLite's errors, and Python's when SQLite's message quotes bytes that are not UTF-8.
+DAMAGED = (sqlite3.DatabaseError, UnicodeDecodeError)
 
 
 def _check_header(path: Path) -> bytes:
@@ -43,8 +45,14 @@ def _check_header(path: Path) -> bytes:
     return header
 
 
+def _lenient_text(data: bytes) -> str:
+    """Text of a damaged row, with bytes that are not UTF-8 replaced: the row then fails its own checks."""
+    return data.decode("utf-8", errors="replace")
+
+
 def _recognise(db: sqlite3.Connection, path: Path, writing: bool) -> bool:
     """Whether `db` is a store of this suite (True) or a new, empty database (False); refuse anything else."""
+    db.text_factory = _lenient_text
     application_id = db.execute("PRAGMA application_id").fetchone()[0]
     layout = db.execute("PRAGMA user_version").fetchone()[0]
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -84,7 +92,7 @@ def connect_for_writing(path: Path, schema: str) -> sqlite3.Connection:
         _check_header(path)
     try:
         db = sqlite3.connect(path, timeout=30)
-    except sqlite3.DatabaseError as error:
+    except DAMAGED as error:
         raise BenchError(f"--store: cannot open {path} for writing: {error}") from None
     try:
         _recognise(db, path, writing=True)
@@ -93,7 +101,7 @@ def connect_for_writing(path: Path, schema: str) -> sqlite3.Connection:
             db.executescript(schema)
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
-    except sqlite3.DatabaseError as error:
+    except DAMAGED as error:
         db.close()
         raise BenchError(f"--store: cannot open {path} for writing: {error}") from None
     except BenchError:
@@ -125,7 +133,7 @@ def connect_for_reading(path: Path) -> sqlite3.Connection | None:
         except sqlite3.OperationalError as error:
             if index + 1 == len(modes):
                 raise BenchError(f"--store: cannot read {path}: {error}") from None
-        except sqlite3.DatabaseError as error:
+        except DAMAGED as error:
             raise BenchError(f"--store: cannot read {path}: {error}") from None
     if not has_tables:
         db.close()
@@ -150,5 +158,5 @@ def leave_wal(db: sqlite3.Connection) -> None:
     """
     try:
         db.execute("PRAGMA journal_mode=DELETE")
-    except sqlite3.OperationalError:
+    except DAMAGED:
         pass

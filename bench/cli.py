@@ -261,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # One line whatever the message holds: a database's own error text can carry newlines from the file.
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: every finished cell is in the store; run the same command again to resume", file=sys.stderr)

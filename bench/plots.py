@@ -59,7 +59,7 @@ def plot_layers(records: list[LayersRecord], break_even: float | None, title: st
     for index, shape in enumerate(shapes):
         speedups = [r.layers[index].speedup_median for r in records]
         ax.plot(sparsities, speedups, linewidth=0.8, alpha=0.6, label=f"{shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}")
-    aggregate = [r.speedup_median for r in records]
+    aggregate = [r.speedup_median or np.nan for r in records]
     ax.plot(sparsities, aggregate, color="black", linewidth=2.5, marker="o", label="all layers (time-weighted)")
     if break_even is not None:
         ax.axvline(break_even, color="red", linestyle=":", label=f"break-even {break_even:.3f}")
@@ -96,7 +96,7 @@ def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
     for compressor, group in sorted(by_compressor.items()):
         group.sort(key=lambda r: int(r.params.get("bits", 1)))
         bits = [int(r.params.get("bits", 1)) for r in group]
-        coded = [r.sizes.huffman_bytes or r.sizes.packed_bytes if r.sizes else None for r in group]
+        coded = [(r.sizes.huffman_bytes or r.sizes.packed_bytes or np.nan) if r.sizes else np.nan for r in group]
         size_ax.plot(bits, coded, marker="o", label=f"{compressor}: bytes")
         accuracies = [100 * r.accuracy.top1 for r in group if r.accuracy is not None and r.accuracy.top1 is not None]
         if len(accuracies) == len(group):
@@ -107,7 +107,7 @@ def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
     accuracy_ax.set_ylabel("top-1 (%)")
     size_ax.set_title(title)
     handles = size_ax.get_legend_handles_labels()[0] + accuracy_ax.get_legend_handles_labels()[0]
-    size_ax.legend(handles, [h.get_label() for h in handles], fontsize=7)
+    size_ax.legend(handles, [str(h.get_label()) for h in handles], fontsize=7)
     size_ax.grid(True, alpha=0.3)
     return _save(fig, path)
 

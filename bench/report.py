@@ -212,12 +212,12 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
     for record in records:
         if isinstance(record, ModelRecord):
             by_model[record.model].append(record)
-    for model, group in by_model.items():
-        headers, rows = model_table(group, full=False)
+    for model, model_records in by_model.items():
+        headers, rows = model_table(model_records, full=False)
         stream.write(f"\n{model}\n{tabulate(rows, headers, tablefmt='simple')}\n")
-        headers, rows = model_table(group, full=True)
+        headers, rows = model_table(model_records, full=True)
         md += [f"## {model}", "", tabulate(rows, headers, tablefmt="github"), ""]
-        md += _model_figures(group, directory)
+        md += _model_figures(model_records, directory)
     patterned = _pattern_layers(records)
     for model, place in dict.fromkeys([*layers, *patterned]):
         group = layers.get((model, place), [])

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._sqlite import connect_for_reading, connect_for_writing, leave_wal
+from bench._sqlite import DAMAGED, connect_for_reading, connect_for_writing, leave_wal
 from bench.errors import BenchError
 from bench.records import SCHEMA_VERSION, NewerSchemaError, Record, RecordError, load_record, record_json
 
@@ -109,7 +109,7 @@ class Store:
         try:
             with self._db:
                 yield self._db
-        except sqlite3.DatabaseError as error:
+        except DAMAGED as error:
             raise BenchError(f"cannot write the store {self.path}: {error}") from error
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -117,7 +117,7 @@ class Store:
             return []
         try:
             return self._db.execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as error:
+        except DAMAGED as error:
             raise BenchError(f"--store: cannot read {self.path}: {error}") from None
 
     def start_run(self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any]) -> None:

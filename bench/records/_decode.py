@@ -88,7 +88,7 @@ def _value(annotation: Any, value: Any, where: str) -> Any:
         if args and args[1] is not Any:
             return {key: _value(args[1], item, f"{where}.{key}") for key, item in value.items()}
         return dict(value)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return decode(annotation, value, where)
     return _scalar(annotation, value, where)
 

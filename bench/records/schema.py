@@ -82,6 +82,10 @@ _V1_MACS = {"macs_dense": "dense", "macs_effective": "effective", "macs_baseline
 _V1_DERIVED = ("theoretical_speedup", "efficiency", "gemms_padded")
 
 
+# Version-1 records written before the worker read thermal zones: unknown, not "not throttled".
+_V1_BEFORE_THERMAL: dict[str, Any] = {"throttled": None, "throttle_reason": None, "cooldown_waited_s": None, "thermal_before": {}, "thermal_after": {}}
+
+
 def _part(flat: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any] | None:
     """Pop the flat keys of one part into an object of its own; None when the record has none of them."""
     found = {new: flat.pop(old) for old, new in names.items() if old in flat}
@@ -98,6 +102,8 @@ def _v1_to_v2(data: Mapping[str, Any]) -> dict[str, Any]:
     parts = {"timing": _V1_TIMING, "sizes": _V1_SIZES, "accuracy": _V1_ACCURACY, "macs": _V1_MACS}
     for name, names in parts.items():
         flat[name] = _part(flat, names)
+    if flat["timing"] is not None:
+        flat["timing"] = {**_V1_BEFORE_THERMAL, **flat["timing"]}
     if isinstance(flat.get("stage_sizes"), list):
         flat["stage_sizes"] = [_part(dict(stage), _V1_SIZES) for stage in flat["stage_sizes"]]
     return flat
@@ -115,6 +121,8 @@ def _v1_layers_to_v2(flat: dict[str, Any]) -> dict[str, Any]:
         sparse = layer.pop("csr_median_s", None)
         semi = layer.pop("semi_structured_median_s", None)
         layer["sparse_median_s"] = sparse if sparse is not None else semi
+        layer.setdefault("throttled", None)
+        layer.setdefault("throttle_reason", None)
         layers.append(layer)
     flat["layers"] = layers
     return flat

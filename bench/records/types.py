@@ -22,9 +22,18 @@ FLAGS = ("busy", "noisy", "throttled")
 ENCODINGS = ("dense", "gzip", "csr", "stored", "packed", "huffman")
 
 
+def _positive(part: str, **values: float) -> None:
+    """Times, counts and ratios a measurement cannot make zero or negative: a record holding one is damaged."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{part}.{name} must be > 0, got {value}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Timing:
     """Baseline against candidate, interleaved in one worker process, as the worker answered.
+
+    `throttled` is None (and the thermal readings empty) for records from before the suite read them.
 
     `other_cpu_cores` is the CPU other processes used meanwhile; `busy`, `noisy` and `throttled` say why the
     numbers may be off and are decided when the answer arrives, so every reader sees the same flags.
@@ -44,7 +53,7 @@ class Timing:
     other_cpu_cores: float | None
     busy: bool
     noisy: bool
-    throttled: bool
+    throttled: bool | None
     throttle_reason: str | None
     cooldown_waited_s: float | None
     thermal_before: Mapping[str, Any]
@@ -58,6 +67,10 @@ class Timing:
     BUSY_CORES: ClassVar[float] = 0.25
     # torch.utils.benchmark warns when IQR/median exceeds 10%; the same threshold flags a noisy latency.
     NOISY_IQR: ClassVar[float] = 0.10
+
+    def __post_init__(self) -> None:
+        _positive("timing", baseline_median_s=self.baseline_median_s, median_s=self.median_s,
+                  speedup_median=self.speedup_median, rounds=self.rounds)  # fmt: skip
 
     @classmethod
     def from_worker(cls, result: Mapping[str, Any]) -> Timing:
@@ -143,6 +156,11 @@ class Macs:
     effective: int
     baseline: int
 
+    def __post_init__(self) -> None:
+        _positive("macs", dense=self.dense, baseline=self.baseline)
+        if self.effective < 0:
+            raise ValueError(f"macs.effective must be >= 0, got {self.effective}")
+
     @property
     def theoretical_speedup(self) -> float:
         return self.baseline / self.effective if self.effective else float("inf")
@@ -178,7 +196,7 @@ class LayerResult:
     rounds: int
     other_cpu_cores: float | None
     busy: bool
-    throttled: bool
+    throttled: bool | None
     throttle_reason: str | None
     noisy: bool | None = None
     gemm_padded: tuple[int, ...] | None = None
@@ -230,6 +248,7 @@ class CellRecord:
     kind: ClassVar[str]
 
     def __post_init__(self) -> None:
+        _positive("cell", threads=self.threads, batch=self.batch)
         if self.status not in STATUSES:
             raise ValueError(f"status '{self.status}' is not one of {', '.join(STATUSES)}")
         if self.status == "ok" and self.error is not None:
@@ -310,6 +329,8 @@ class LayersRecord(CellRecord):
         super().__post_init__()
         if self.status == "ok" and (not self.layers or self.dense_s is None or self.sparse_s is None):
             raise ValueError("an ok layers record has its GEMMs and their totals")
+        if self.dense_s is not None and self.sparse_s is not None:
+            _positive("layers", dense_s=self.dense_s, sparse_s=self.sparse_s)
 
     @property
     def speedup_median(self) -> float | None:
