@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,6 +22,7 @@ from tabulate import tabulate
 import compressors
 import targets
 from bench.config import DEFAULT_STORE, load_config, load_target_specs, parse_compressor_spec
+from bench.config_checks import is_integer, is_number
 from bench.errors import BenchError, unknown_name
 from bench.models import list_models
 from bench.report import write_report
@@ -36,13 +38,36 @@ class _Parser(argparse.ArgumentParser):
         raise BenchError(message)
 
 
-def _list_of(kind: type, flag: str):
+_ITEM_CHECKS: dict[type, tuple[str, Callable[[Any], bool]]] = {
+    int: ("integers", is_integer),
+    float: ("numbers", is_number),  # 0 is a number here: `--layer-sparsities 0,0.5`
+    str: ("names", lambda value: isinstance(value, str)),
+}
+
+
+def _list_of(kind: type, flag: str) -> Callable[[str], list[Any]]:
+    """A comma-separated list of `kind`; an empty item (`1,,2`) is a typo, and inf or nan measure nothing."""
+    noun, fits = _ITEM_CHECKS[kind]
+
     def parse(text: str) -> list[Any]:
-        values = [compressors.parse_value(item) for item in text.split(",") if item]
-        for value in values:
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise BenchError(f"{flag} expects a comma-separated list of {kind.__name__}, got '{text}'")
-        return values
+        items = text.split(",")
+        values = [compressors.parse_value(item) for item in items]
+        if not (all(items) and all(fits(value) for value in values)):
+            raise BenchError(f"{flag} expects a comma-separated list of {noun}, got '{text}'")
+        return [float(value) for value in values] if kind is float else values
+
+    return parse
+
+
+def _seconds(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise BenchError(f"{flag} expects a finite number of seconds, got '{text}'")
+        return value
 
     return parse
 
@@ -73,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
     run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
     run.add_argument("--recovery", choices=["finetune", "distill"], help="how the fine-tuning steps recover accuracy")
-    run.add_argument("--budget", type=float, help="timing budget per cell in seconds")
+    run.add_argument("--budget", type=_seconds("--budget"), help="timing budget per cell in seconds")
     run.add_argument("--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep")
     run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
     run.add_argument("--weights", action="append", type=_model_path("--weights"), metavar="MODEL=PATH", help="state_dict file for a model (repeatable)")
