@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import signal
 import sys
 import warnings
@@ -254,8 +255,31 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+_BROKEN_PIPE = 128 + signal.SIGPIPE
+"""Exit status when stdout's reader went away (`| head`): what a shell reports for a tool SIGPIPE stopped."""
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not raise on the closed pipe again.
+
+    The recipe of the Python docs (signal module, "Note on SIGPIPE"); a stdout without a file descriptor (a test's
+    StringIO) has nothing to redirect.
+    """
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m bench`; returns the exit status."""
+    """Entry point of `python -m bench`; returns the exit status.
+
+    Output piped into a reader that stops early (`python -m bench list runs | head -1`) ends quietly with status
+    141, as a shell tool stopped by SIGPIPE does: the stored runs are not touched by a closed stdout.
+    """
     warnings.filterwarnings("ignore", message=".*(beta state|invariant checks|deprecated).*")
     # In-process work (training, compression, accuracy) runs on one thread: on a shared machine, oversubscribed
     # OpenMP threads slow it down tenfold. Timed work runs in the worker, at the threads each cell asks for.
@@ -263,7 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return _BROKEN_PIPE
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
