@@ -19,7 +19,7 @@ import compressors
 import targets
 from bench.config_checks import (
     MAX_BATCH, MAX_FINETUNE_STEPS, MAX_ROUNDS, MAX_SECONDS, MAX_THREADS, as_list, check_matrix_tree, check_section_types,
-    check_threads_fit, is_integer, names, positive_ints, require,
+    check_threads_fit, is_integer, names, positive_ints, read_matrix_file, require,
 )  # fmt: skip
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
@@ -223,7 +223,11 @@ def load_target_specs(config_file: Path | None) -> dict[str, targets.TargetSpec]
     Raises:
         BenchError: an unreadable file or a bad target table, in one line.
     """
-    return _target_specs(_read_toml(config_file) if config_file is not None else {}, config_file)
+    if config_file is None:
+        return dict(targets.BUILTIN_TARGETS)
+    user = read_matrix_file(config_file)
+    check_matrix_tree(user, config_file, _SECTION_TYPES)
+    return _target_specs(user, config_file)
 
 
 def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, targets.TargetSpec]:
@@ -284,24 +288,6 @@ def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[s
     return assets
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise BenchError(f"--config: no such file: {path}") from None
-    except IsADirectoryError:
-        raise BenchError(f"--config: {path} is a folder, expected a TOML file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise BenchError(f"--config: {path} is not valid TOML: {error}") from None
-    except UnicodeDecodeError as error:
-        raise BenchError(f"--config: {path} is not UTF-8 text, as TOML must be (byte {error.object[error.start]:#04x} at offset {error.start})") from None
-    except RecursionError:
-        raise BenchError(f"--config: {path} nests arrays or tables too deeply to read") from None
-    except OSError as error:
-        raise BenchError(f"--config: cannot read {path}: {error.strerror}") from None
-
-
 def _default_table() -> dict[str, Any]:
     return tomllib.loads(files("bench").joinpath("default.toml").read_text())
 
@@ -332,7 +318,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     table = _default_table()
     specs = dict(targets.BUILTIN_TARGETS)
     if config_file is not None:
-        user = _read_toml(config_file)
+        user = read_matrix_file(config_file)
         check_matrix_tree(user, config_file, _SECTION_TYPES)
         specs = _target_specs(user, config_file)
         if isinstance(user.get("targets"), Mapping):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -20,7 +21,7 @@ from bench.errors import BenchError
 __all__ = [
     "MAX_BATCH", "MAX_FINETUNE_STEPS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_THREADS", "TOP_LEVEL_KEYS",
     "as_list", "check_matrix_tree", "check_section_types", "check_threads_fit", "is_number", "names",
-    "positive_ints", "require",
+    "positive_ints", "read_matrix_file", "require",
 ]  # fmt: skip
 
 # Upper bounds of what a benchmark can mean; beyond them a value is a typo (an extra zero), not a wish.
@@ -187,3 +188,36 @@ def _check_grids(field: str, grids: Any) -> None:
             items = as_list(values)
             ok = len(items) > 0 and all(_is_scalar(item) for item in items)
             _check_kind(ok, f"{field}.{key}", "a value or a non-empty list of values (numbers, strings, true/false)", values)
+
+
+_MAX_TOML_BYTES = 1 << 20
+"""A matrix file is a few kilobytes; reading more is reading /dev/zero, a log or a data file by mistake."""
+
+
+def read_matrix_file(path: Path) -> dict[str, Any]:
+    """The table of a TOML matrix file, or one `BenchError` line for any file that is not one.
+
+    Raises:
+        BenchError: missing, a folder, a device or pipe, larger than a matrix file can be, not UTF-8, not TOML,
+            nested beyond what the parser's recursion allows, or unreadable.
+    """
+    try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a device or a pipe never ends
+            raise BenchError(f"--config: {path} is not a regular file")
+        with path.open("rb") as handle:
+            content = handle.read(_MAX_TOML_BYTES + 1)
+        if len(content) > _MAX_TOML_BYTES:
+            raise BenchError(f"--config: {path} is larger than {_MAX_TOML_BYTES >> 20} MiB, not a matrix file")
+        return tomllib.loads(content.decode("utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"--config: no such file: {path}") from None
+    except IsADirectoryError:
+        raise BenchError(f"--config: {path} is a folder, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise BenchError(f"--config: {path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise BenchError(f"--config: {path} is not UTF-8 text, as TOML must be (byte {error.object[error.start]:#04x} at offset {error.start})") from None
+    except RecursionError:
+        raise BenchError(f"--config: {path} nests arrays or tables too deeply to read") from None
+    except OSError as error:
+        raise BenchError(f"--config: cannot read {path}: {error.strerror}") from None

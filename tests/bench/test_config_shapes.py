@@ -99,6 +99,22 @@ def test_a_folder_as_config_is_one_line(tmp_path: Path) -> None:
         load_config(tmp_path)
 
 
+def test_a_device_or_a_huge_file_as_config_is_refused_before_reading_it_all(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=r"^--config: /dev/zero is not a regular file$"):
+        load_config(Path("/dev/zero"))  # it never ends: reading it would fill the memory
+    huge = tmp_path / "log.toml"
+    huge.write_text("# a log\n" * 200_000)
+    with pytest.raises(BenchError, match=r"log.toml is larger than 1 MiB, not a matrix file$"):
+        load_config(huge)
+
+
+def test_list_targets_checks_the_file_as_run_does(tmp_path: Path) -> None:
+    path = tmp_path / "matrix.toml"
+    path.write_text("targets = 1\n")
+    result = run_main(["list", "targets", "--config", str(path)])
+    assert (result.code, result.err) == (2, f"error: targets must be a name or a list of names, got 1 (in {path})\n")
+
+
 SMALL_FLAGS = {"--models": "digits_cnn", "--compressors": "none"}
 
 # flags -> the one error line, exactly
