@@ -270,8 +270,8 @@ def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[s
         data_path = Path(data[model]) if model in data else None
         network = spec.build()
         if weights_path is not None:
-            require(not weights_path.is_dir(), f"--weights {model}: {weights_path} is a folder, expected a state_dict file")
-            require(weights_path.is_file(), f"--weights {model}: no such file: {weights_path}")
+            require(weights_path.exists(), f"--weights {model}: no such file: {weights_path}")
+            require(weights_path.is_file(), f"--weights {model}: {weights_path} is not a regular file, expected a state_dict file")
             network = load_weights(network, weights_path, model)
         if data_path is not None:
             require(
