@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +23,7 @@ from tabulate import tabulate
 import compressors
 import targets
 from bench.config import DEFAULT_STORE, load_config, load_target_specs, parse_compressor_spec
+from bench.config_checks import is_integer, is_number
 from bench.errors import BenchError, unknown_name
 from bench.models import list_models
 from bench.export import FORMATS, export_run
@@ -38,13 +40,36 @@ class _Parser(argparse.ArgumentParser):
         raise BenchError(message)
 
 
-def _list_of(kind: type, flag: str):
+_ITEM_CHECKS: dict[type, tuple[str, Callable[[Any], bool]]] = {
+    int: ("integers", is_integer),
+    float: ("numbers", is_number),  # 0 is a number here: `--layer-sparsities 0,0.5`
+    str: ("names", lambda value: isinstance(value, str)),
+}
+
+
+def _list_of(kind: type, flag: str) -> Callable[[str], list[Any]]:
+    """A comma-separated list of `kind`; an empty item (`1,,2`) is a typo, and inf or nan measure nothing."""
+    noun, fits = _ITEM_CHECKS[kind]
+
     def parse(text: str) -> list[Any]:
-        values = [compressors.parse_value(item) for item in text.split(",") if item]
-        for value in values:
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise BenchError(f"{flag} expects a comma-separated list of {kind.__name__}, got '{text}'")
-        return values
+        items = text.split(",")
+        values = [compressors.parse_value(item) for item in items]
+        if not (all(items) and all(fits(value) for value in values)):
+            raise BenchError(f"{flag} expects a comma-separated list of {noun}, got '{text}'")
+        return [float(value) for value in values] if kind is float else values
+
+    return parse
+
+
+def _seconds(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise BenchError(f"{flag} expects a finite number of seconds, got '{text}'")
+        return value
 
     return parse
 
@@ -75,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
     run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
     run.add_argument("--recovery", choices=["finetune", "distill"], help="how the fine-tuning steps recover accuracy")
-    run.add_argument("--budget", type=float, help="timing budget per cell in seconds")
+    run.add_argument("--budget", type=_seconds("--budget"), help="timing budget per cell in seconds")
     run.add_argument("--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep")
     run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
     run.add_argument("--weights", action="append", type=_model_path("--weights"), metavar="MODEL=PATH", help="state_dict file for a model (repeatable)")
@@ -250,8 +275,31 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+_BROKEN_PIPE = 128 + signal.SIGPIPE
+"""Exit status when stdout's reader went away (`| head`): what a shell reports for a tool SIGPIPE stopped."""
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not raise on the closed pipe again.
+
+    The recipe of the Python docs (signal module, "Note on SIGPIPE"); a stdout without a file descriptor (a test's
+    StringIO) has nothing to redirect.
+    """
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m bench`; returns the exit status."""
+    """Entry point of `python -m bench`; returns the exit status.
+
+    Output piped into a reader that stops early (`python -m bench list runs | head -1`) ends quietly with status
+    141, as a shell tool stopped by SIGPIPE does: the stored runs are not touched by a closed stdout.
+    """
     warnings.filterwarnings("ignore", message=".*(beta state|invariant checks|deprecated).*")
     # In-process work (training, compression, accuracy) runs on one thread: on a shared machine, oversubscribed
     # OpenMP threads slow it down tenfold. Timed work runs in the worker, at the threads each cell asks for.
@@ -259,10 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return _BROKEN_PIPE
     except BenchError as error:
-        # One line whatever the message holds: a database's own error text can carry newlines from the file.
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: every finished cell is in the store; run the same command again to resume", file=sys.stderr)

@@ -7,6 +7,7 @@ value and what is accepted. Nothing downstream reads argparse or the environment
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -16,9 +17,13 @@ from typing import Any
 
 import compressors
 import targets
+from bench.config_checks import (
+    MAX_BATCH, MAX_FINETUNE_STEPS, MAX_ROUNDS, MAX_SECONDS, MAX_THREADS, as_list, check_matrix_tree, check_section_types,
+    check_threads_fit, is_integer, names, positive_ints, read_matrix_file, require,
+)  # fmt: skip
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
-from bench.userdata import file_digest, folder_digest, open_folder
+from bench.userdata import check_folder, file_digest, folder_digest, load_weights
 
 __all__ = [
     "TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "load_target_specs",
@@ -26,7 +31,6 @@ __all__ = [
 ]  # fmt: skip
 
 DEFAULT_STORE = Path("results") / "bench.sqlite"
-_TOP_LEVEL_KEYS = {"models", "targets", "threads", "batch", "finetune_steps", "recovery", "compressors", "timing", "layers", "weights", "data"}
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,14 @@ class TimingConfig:
     ci_rel: float = 0.02
 
     def __post_init__(self) -> None:
-        for name in ("warmup_s", "block_min_s", "budget_s", "ci_rel"):
-            _require(getattr(self, name) > 0, f"timing.{name} must be > 0, got {getattr(self, name)}")
-        _require(self.min_rounds >= 2, f"timing.min_rounds must be >= 2, got {self.min_rounds}")
-        _require(
-            self.max_rounds >= self.min_rounds,
-            f"timing.max_rounds must be >= timing.min_rounds ({self.min_rounds}), got {self.max_rounds}",
+        for name in ("warmup_s", "block_min_s", "budget_s"):
+            value = getattr(self, name)
+            require(0 < value <= MAX_SECONDS, f"timing.{name} must be in (0, {MAX_SECONDS:g}] seconds, got {value}")
+        require(0 < self.ci_rel <= 1, f"timing.ci_rel must be in (0, 1], got {self.ci_rel}")
+        require(self.min_rounds >= 2, f"timing.min_rounds must be >= 2, got {self.min_rounds}")
+        require(
+            self.min_rounds <= self.max_rounds <= MAX_ROUNDS,
+            f"timing.max_rounds must be in timing.min_rounds ({self.min_rounds})..{MAX_ROUNDS}, got {self.max_rounds}",
         )
 
 
@@ -59,9 +65,13 @@ class LayerSweep:
     budget_s: float = 1.5
 
     def __post_init__(self) -> None:
+        require(
+            bool(self.sparsities) or not self.models,
+            "layers.sparsities must not be empty while layers.models is not (--no-layers skips the sweep)",
+        )
         for value in self.sparsities:
-            _require(0 <= value < 1, f"layers.sparsities must be in [0, 1), got {value}")
-        _require(self.budget_s > 0, f"layers.budget_s must be > 0, got {self.budget_s}")
+            require(0 <= value < 1, f"layers.sparsities must be in [0, 1), got {value}")
+        require(0 < self.budget_s <= MAX_SECONDS, f"layers.budget_s must be in (0, {MAX_SECONDS:g}] seconds, got {self.budget_s}")
 
 
 @dataclass(frozen=True)
@@ -74,9 +84,9 @@ class RecoveryConfig:
     alpha: float = 0.5
 
     def __post_init__(self) -> None:
-        _require(self.method in ("finetune", "distill"), f"recovery.method must be one of finetune, distill; got {self.method!r}")
-        _require(self.temperature > 0, f"recovery.temperature must be > 0, got {self.temperature}")
-        _require(0 <= self.alpha <= 1, f"recovery.alpha must be in [0, 1], got {self.alpha}")
+        require(self.method in ("finetune", "distill"), f"recovery.method must be one of finetune, distill; got {self.method!r}")
+        require(0 < self.temperature < math.inf, f"recovery.temperature must be a finite number > 0, got {self.temperature}")
+        require(0 <= self.alpha <= 1, f"recovery.alpha must be in [0, 1], got {self.alpha}")
 
     def to_json(self) -> dict[str, Any]:
         """What identifies the recovery in a cell: temperature and alpha only matter for distillation."""
@@ -147,45 +157,52 @@ class RunConfig:
         }
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise BenchError(message)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
 def parse_compressor_spec(spec: str) -> tuple[str, dict[str, list[Any]]]:
-    """Parse `NAME[:KEY=V1,V2[:KEY=V...]]`, e.g. `prune.unstructured:sparsity=0.9,0.95:execution=csr`."""
+    """Parse `NAME[:KEY=V1,V2[:KEY=V...]]`, e.g. `prune.unstructured:sparsity=0.9,0.95:execution=csr`.
+
+    Raises:
+        BenchError: no name, an assignment without a key or a value, an empty value, or a key given twice (the
+            second would silently replace the first).
+    """
     name, *assignments = spec.split(":")
+    require(name != "", f"--compressors: expected NAME[:KEY=V1,V2[:KEY=V...]], got '{spec}'")
     grid: dict[str, list[Any]] = {}
     for assignment in assignments:
         key, sep, values = assignment.partition("=")
-        _require(bool(sep and key and values), f"--compressors: expected KEY=V1,V2 after '{name}:', got '{assignment}'")
-        grid[key] = [compressors.parse_value(v) for v in values.split(",")]
+        require(bool(sep and key and values), f"--compressors: expected KEY=V1,V2 after '{name}:', got '{assignment}'")
+        require(key not in grid, f"--compressors: '{key}' is given twice in '{spec}' (list its values once: {key}=V1,V2)")
+        items = values.split(",")
+        require(all(items), f"--compressors: empty value in '{assignment}' (expected {key}=V1,V2)")
+        grid[key] = [compressors.parse_value(v) for v in items]
     return name, grid
+
+
+def _unknown_compressor(name: str, grids: Any) -> BenchError:
+    """The error for an unregistered name; `[compressors.prune] unstructured = ...` is an unquoted dotted name."""
+    dotted = [f"{name}.{key}" for key in (grids if isinstance(grids, Mapping) else ())]
+    quoted = next((full for full in dotted if full in compressors.names()), None)
+    also = f'or, for {quoted}, quote the dotted name: [compressors."{quoted}"]' if quoted else ""
+    return unknown_name("compressor", name, compressors.names(), also=also)
 
 
 def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.CompressorConfig, ...]:
     configs: list[compressors.CompressorConfig] = []
     for name, grids in table.items():
         if name not in compressors.names():
-            raise unknown_name("compressor", name, compressors.names())
+            raise _unknown_compressor(name, grids)
         cls = compressors.get(name)
         # A compressor named twice (repeated on the command line, or an array of tables) has several grids.
         for grid in grids if isinstance(grids, list) else [grids]:
-            _require(isinstance(grid, Mapping), f"compressors.{name} must be a table of parameters, got {grid!r}")
             # Execution-only fields vary fastest, so cells sharing one compressed model run back to back.
             keys = sorted(grid, key=lambda key: (key in cls.execution_fields, key))
-            for values in itertools.product(*(_as_list(grid[key]) for key in keys)):
+            for values in itertools.product(*(as_list(grid[key]) for key in keys)):
                 try:
                     config = cls.from_dict(dict(zip(keys, values)))
                 except (ValueError, TypeError) as error:
                     raise BenchError(f"{name}: {error}") from error
                 if config not in configs:
                     configs.append(config)
-    _require(bool(configs), "compressors: the matrix needs at least one compressor")
+    require(bool(configs), "compressors: the matrix needs at least one compressor")
     return tuple(configs)
 
 
@@ -200,23 +217,17 @@ def _check_applicable(models: Sequence[str], configs: Sequence[compressors.Compr
                 raise BenchError(f"{config.name} on {model_name}: {error}") from None
 
 
-def _positive_ints(name: str, values: Sequence[Any]) -> tuple[int, ...]:
-    _require(len(values) > 0, f"{name} must not be empty")
-    for value in values:
-        _require(
-            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-            f"{name} must be integers >= 1, got {value!r}",
-        )
-    return tuple(values)
-
-
 def load_target_specs(config_file: Path | None) -> dict[str, targets.TargetSpec]:
     """Every target a run with `config_file` knows: the built-in ones and the file's `[targets.NAME]` tables.
 
     Raises:
         BenchError: an unreadable file or a bad target table, in one line.
     """
-    return _target_specs(_read_toml(config_file) if config_file is not None else {}, config_file)
+    if config_file is None:
+        return dict(targets.BUILTIN_TARGETS)
+    user = read_matrix_file(config_file)
+    check_matrix_tree(user, config_file, _SECTION_TYPES)
+    return _target_specs(user, config_file)
 
 
 def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, targets.TargetSpec]:
@@ -227,7 +238,7 @@ def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, tar
     if not isinstance(tables, Mapping):
         return specs  # a list of names, or nothing: it selects, it defines nothing
     for name, table in tables.items():
-        _require(isinstance(table, Mapping), f"targets.{name} in {source} must be a table of settings, got {table!r}")
+        require(isinstance(table, Mapping), f"targets.{name} must be a table of settings, got {table!r} (in {source})")
         try:
             specs[name] = targets.spec_from_table(name, table)
         except targets.SettingsError as error:
@@ -235,58 +246,39 @@ def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, tar
     return specs
 
 
-def _names(name: str, values: Sequence[Any]) -> tuple[str, ...]:
-    _require(len(values) > 0, f"{name} must not be empty")
-    for value in values:
-        _require(isinstance(value, str), f"{name} must be names, got {value!r}")
-    return tuple(dict.fromkeys(values))
+_SECTION_TYPES: dict[str, type] = {"recovery": RecoveryConfig, "timing": TimingConfig, "layers": LayerSweep}
 
 
 def _section(cls: type, name: str, table: Mapping[str, Any]) -> Any:
-    accepted = {f.name for f in fields(cls)}
-    for key in table:
-        if key not in accepted:
-            raise BenchError(f"unknown key '{name}.{key}' (accepted: {', '.join(sorted(accepted))})")
-    values = {key: tuple(v) if isinstance(v, list) else v for key, v in table.items()}
-    for key, value in values.items():
-        default = next(f.default for f in fields(cls) if f.name == key)
-        expected = type(default)
-        ok = _is_number(value) if expected is float else isinstance(value, expected) and not isinstance(value, bool)
-        _require(ok, f"{name}.{key} must be {_KIND_NAMES[expected]}, got {value!r}")
-        if expected is tuple:
-            element = type(default[0])
-            for item in value:
-                _require(_is_number(item) if element is float else isinstance(item, element), f"{name}.{key} must be a list of {_PLURALS[element]}, got {item!r}")
-    return cls(**values)
-
-
-_KIND_NAMES = {float: "a number", int: "an integer", tuple: "a list", str: "a string"}
-_PLURALS = {float: "numbers", int: "integers", str: "names"}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return cls(**check_section_types(cls, name, table))
 
 
 def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, ModelAssets]:
-    """Validate the user's weights files and image folders (which must exist) and digest them."""
+    """Validate the user's weights files and image folders now, so a bad one stops the run before it starts.
+
+    Weights are loaded (weights-only) into the model and must fit its keys and shapes; a folder's image headers
+    are read and its class count must be the model's number of outputs. Both are then digested.
+    """
     for flag, table in (("weights", weights), ("data", data)):
         for model, path in table.items():
-            _require(model in models, f"--{flag}: model '{model}' is not in the run (models: {', '.join(models)})")
-            _require(isinstance(path, (str, Path)), f"--{flag} {model}: expected a path, got {path!r}")
+            require(model in models, f"--{flag}: model '{model}' is not in the run (models: {', '.join(models)})")
+            require(isinstance(path, (str, Path)), f"--{flag} {model}: expected a path, got {path!r}")
     assets = {}
     for model in sorted(set(weights) | set(data)):
+        spec = resolve_model(model)
         weights_path = Path(weights[model]) if model in weights else None
         data_path = Path(data[model]) if model in data else None
-        if weights_path is not None and not weights_path.is_file():
-            raise BenchError(f"--weights {model}: no such file: {weights_path}")
+        network = spec.build()
+        if weights_path is not None:
+            require(weights_path.exists(), f"--weights {model}: no such file: {weights_path}")
+            require(weights_path.is_file(), f"--weights {model}: {weights_path} is not a regular file, expected a state_dict file")
+            network = load_weights(network, weights_path, model)
         if data_path is not None:
-            spec = resolve_model(model)
-            _require(
+            require(
                 weights_path is not None or spec.dataset is not None,
                 f"--data {model}: needs --weights {model}=PATH too (no accuracy is reported for random weights)",
             )
-            open_folder(data_path, spec.input_shape, model)
+            check_folder(data_path, spec.input_shape, model, network)
         assets[model] = ModelAssets(
             weights=weights_path,
             data=data_path,
@@ -296,18 +288,6 @@ def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[s
     return assets
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise BenchError(f"--config: no such file: {path}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise BenchError(f"--config: {path} is not valid TOML: {error}") from None
-    except OSError as error:
-        raise BenchError(f"--config: cannot read {path}: {error.strerror}") from None
-
-
 def _default_table() -> dict[str, Any]:
     return tomllib.loads(files("bench").joinpath("default.toml").read_text())
 
@@ -315,7 +295,7 @@ def _default_table() -> dict[str, Any]:
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if key in ("timing", "layers", "recovery") and isinstance(value, Mapping):
+        if key in _SECTION_TYPES:
             merged[key] = {**merged.get(key, {}), **value}
         else:
             merged[key] = value
@@ -324,6 +304,9 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Build the run's configuration: defaults, then `config_file`, then command-line `overrides`.
+
+    The file and the overrides are each checked for shape and types first, so a wrong value in the file is an
+    error even where a flag replaces it; ranges, names and paths are checked once, on the merged table.
 
     Args:
         config_file: a TOML matrix file, or None for the default matrix alone.
@@ -335,42 +318,50 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     table = _default_table()
     specs = dict(targets.BUILTIN_TARGETS)
     if config_file is not None:
-        user = _read_toml(config_file)
+        user = read_matrix_file(config_file)
+        check_matrix_tree(user, config_file, _SECTION_TYPES)
         specs = _target_specs(user, config_file)
-        for key in user:
-            if key not in _TOP_LEVEL_KEYS:
-                raise BenchError(f"unknown key '{key}' in {config_file} (accepted: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
         if isinstance(user.get("targets"), Mapping):
             user = {**user, "targets": list(user["targets"])}  # a file that defines targets measures on them
         table = _merge(table, user)
     overrides = dict(overrides or {})
     store = Path(overrides.pop("store", DEFAULT_STORE))
     force = bool(overrides.pop("force", False))
+    check_matrix_tree(overrides, None, _SECTION_TYPES)
     table = _merge(table, overrides)
 
-    models = _names("models", _as_list(table["models"]))
+    models = names("models", as_list(table["models"]))
     for model in models:
         resolve_model(model)
-    target_names = _names("targets", _as_list(table["targets"]))
+    target_names = names("targets", as_list(table["targets"]))
     for target in target_names:
         if target not in specs:
             raise unknown_name("target", target, specs, also="or one defined as [targets.NAME] in a --config file")
+    threads = positive_ints("threads", as_list(table["threads"]), MAX_THREADS)
+    check_threads_fit(threads, target_names, specs)
     steps = table["finetune_steps"]
-    _require(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0, f"finetune_steps must be an integer >= 0, got {steps!r}")
+    require(
+        is_integer(steps) and 0 <= steps <= MAX_FINETUNE_STEPS,
+        f"finetune_steps must be an integer in 0..{MAX_FINETUNE_STEPS}, got {steps!r}",
+    )
+    batch = positive_ints("batch", as_list(table["batch"]), MAX_BATCH)
+    recovery = _section(RecoveryConfig, "recovery", table.get("recovery", {}))
+    timing = _section(TimingConfig, "timing", table.get("timing", {}))
     layers = _section(LayerSweep, "layers", table.get("layers", {}))
     for model in layers.models:
         resolve_model(model)
+    # Last, as they build models: compressors asked whether they apply, then the user's weights and images.
     configs = _expand_compressors(table["compressors"])
     _check_applicable(models, configs)
     return RunConfig(
         models=models,
         compressors=configs,
         targets=target_names,
-        threads=_positive_ints("threads", _as_list(table["threads"])),
-        batch=_positive_ints("batch", _as_list(table["batch"])),
+        threads=threads,
+        batch=batch,
         finetune_steps=steps,
-        recovery=_section(RecoveryConfig, "recovery", table.get("recovery", {})),
-        timing=_section(TimingConfig, "timing", table.get("timing", {})),
+        recovery=recovery,
+        timing=timing,
         layers=layers,
         assets=_assets(models, table.get("weights", {}), table.get("data", {})),
         target_specs=specs,

@@ -13,7 +13,14 @@ __all__ = ["BenchError", "unknown_name"]
 
 
 class BenchError(Exception):
-    """A problem with the user's input or environment, reported as one line without a traceback."""
+    """A problem with the user's input or environment, reported as one line without a traceback.
+
+    The message is one line by construction: a user's value echoed in it (a flag holding a newline, a file name
+    with a control character) is escaped as Python escapes it in a repr, so it cannot break the line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 def unknown_name(kind: str, name: str, valid: Iterable[str], also: str = "") -> BenchError:

@@ -104,14 +104,19 @@ def _quantized_engine(engine: str) -> Iterator[None]:
         torch.backends.quantized.engine = previous
 
 
+_MAX_CALIBRATION_BATCHES = 256
+"""Activation ranges settle within tens of batches; without data each batch is a random input held in memory,
+so a count with extra zeros would fill it."""
+
+
 def _check_count(field: str, value: object) -> int:
-    """Checks that `value` is an integer >= 1 (bools refused) and returns it.
+    """Checks that `value` is an integer in 1.._MAX_CALIBRATION_BATCHES (bools refused) and returns it.
 
     Raises:
         ValueError: If it is not.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{field} must be an integer >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_CALIBRATION_BATCHES:
+        raise ValueError(f"{field} must be an integer in 1..{_MAX_CALIBRATION_BATCHES}, got {value!r}")
     return value
 
 

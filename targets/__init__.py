@@ -3,7 +3,7 @@
 from targets.base import Target, TargetError
 from targets.cpu import CpuTarget
 from targets.cuda import CudaTarget
-from targets.registry import BUILTIN_TARGETS, KINDS, TargetSpec, create, spec_from_table
+from targets.registry import BUILTIN_TARGETS, KINDS, LOCAL_KINDS, TargetSpec, create, spec_from_table
 from targets.settings import SettingsError
 from targets.ssh import SshTarget
 from targets.worker import iqr, median, median_ci, summarize
@@ -11,6 +11,7 @@ from targets.worker import iqr, median, median_ci, summarize
 __all__ = [
     "BUILTIN_TARGETS",
     "KINDS",
+    "LOCAL_KINDS",
     "CpuTarget",
     "CudaTarget",
     "SettingsError",

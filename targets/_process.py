@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
+import signal
 import subprocess
 import tempfile
 import time
@@ -13,10 +15,50 @@ from typing import Any, NoReturn
 
 from targets.base import TargetError
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "describe_exit", "meaningful_line"]
 
 _STDERR_TAIL_BYTES = 4096
 _STDERR_TAIL_LINES = 20
+_EXIT_GRACE_S = 2.0
+# `path.py:12: UserWarning: text`, as the warnings module prints it; the next, indented line is its source.
+_WARNING = re.compile(r":\d+: \w*Warning: ")
+# The last line of a Python traceback: `RuntimeError: text`, `torch.OutOfMemoryError: text`, `MemoryError`.
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b(:|$)")
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a process ended, in words: a negative code is the signal that killed it (the OOM killer's SIGKILL)."""
+    if returncode is None:
+        return "closed its input"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "an unknown signal"
+        return f"was killed by {name} (signal {-returncode})"
+    return f"exited with code {returncode}"
+
+
+def meaningful_line(stderr: str) -> str:
+    """The line of a worker's stderr that says why it stopped: its exception, else its last non-warning line.
+
+    Warnings (a deprecation printed at import) often come last or right before a crash; the message should name
+    the `RuntimeError` or `MemoryError`, not the warning that happened to precede the kill.
+    """
+    kept: list[str] = []
+    after_warning = False
+    for line in stderr.splitlines():
+        if not line.strip():
+            continue
+        if _WARNING.search(line):
+            after_warning = True
+            continue
+        if after_warning and line[:1].isspace():  # the source line the warnings module prints under a warning
+            continue
+        after_warning = False
+        kept.append(line.strip())
+    exceptions = [line for line in kept if _EXCEPTION.match(line)]
+    return (exceptions or kept or [""])[-1]
 
 
 class WorkerProcess:
@@ -69,7 +111,11 @@ class WorkerProcess:
             proc.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
             proc.stdin.flush()
         except OSError:
-            self._fail(f"{self._label} exited (code {proc.poll()}) before reading the {op!r} request")
+            try:
+                proc.wait(timeout=_EXIT_GRACE_S)  # the pipe broke because it is exiting: give it a moment to say how
+            except subprocess.TimeoutExpired:
+                pass
+            self._fail(f"{self._label} {describe_exit(proc.returncode)} before reading the {op!r} request")
         line = self._read_line(proc, deadline, op)
         try:
             response = json.loads(line)
@@ -128,7 +174,7 @@ class WorkerProcess:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     proc.wait()
-                    self._fail(f"{self._label} exited (code {proc.returncode}) while answering {op!r}")
+                    self._fail(f"{self._label} {describe_exit(proc.returncode)} while answering {op!r}")
                 self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode("utf-8", errors="replace")
@@ -137,7 +183,7 @@ class WorkerProcess:
         """Kill the worker and raise ``message`` with the tail of its stderr as evidence."""
         self._kill()
         tail = self._stderr_tail()
-        last = tail.splitlines()[-1] if tail else ""
+        last = meaningful_line(tail)
         raise TargetError(f"{message}; stderr: {last}" if last else message, detail=tail)
 
     def _kill(self) -> None:

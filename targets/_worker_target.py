@@ -98,7 +98,14 @@ class WorkerTarget(Target):
         (``cooldown_waited_s``) and the throttling verdict (``throttled``, ``throttle_reason``). The answer
         may take each pair's budget twice over (``min_rounds`` can outlast the budget, and warm-up and
         calibration come on top), so the timeout is that plus the margin.
+
+        Raises:
+            TargetError: the device has fewer logical cores than ``threads`` (oversubscribed threads would time
+                contention, not the model), or it could not measure.
         """
+        cores = self.machine_info().get("cpu_count")
+        if isinstance(cores, int) and threads > cores:
+            raise TargetError(f"{self.name}: {threads} threads asked for, but the device has {cores} logical cores (accepted: 1..{cores})")
         waited_s = self._cool_down()
         timeout_s = self._timeout_margin_s
         for pair in pairs:

@@ -11,7 +11,7 @@ from targets.cuda import CudaTarget
 from targets.settings import SettingsError
 from targets.ssh import SshTarget
 
-__all__ = ["BUILTIN_TARGETS", "KINDS", "TargetSpec", "create", "spec_from_table"]
+__all__ = ["BUILTIN_TARGETS", "KINDS", "LOCAL_KINDS", "TargetSpec", "create", "spec_from_table"]
 
 
 class _Kind(Protocol):
@@ -20,6 +20,9 @@ class _Kind(Protocol):
 
 KINDS: dict[str, _Kind] = {"cpu": CpuTarget, "cuda": CudaTarget, "ssh": SshTarget}
 """Target classes by the ``kind`` a ``[targets.NAME]`` table gives."""
+
+LOCAL_KINDS: frozenset[str] = frozenset({"cpu", "cuda"})
+"""Kinds whose worker runs on this machine, so its cores are known before anything starts."""
 
 
 class TargetSpec:

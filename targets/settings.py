@@ -7,6 +7,7 @@ so a typo, a missing host or a string where a number belongs is caught when the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -54,8 +55,8 @@ def _accepts(annotation: Any, value: Any) -> bool:
     if typing.get_origin(annotation) is tuple:
         (item, _) = typing.get_args(annotation)
         return isinstance(value, (list, tuple)) and all(_accepts(item, v) for v in value)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is float:  # inf and nan parse as TOML floats, but no timeout or temperature is infinite
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, annotation)
@@ -66,7 +67,7 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(_type_name(option) for option in typing.get_args(annotation) if option is not type(None))
     if typing.get_origin(annotation) is tuple:
         return f"a list of {_type_name(typing.get_args(annotation)[0])}"
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false"}
     return names.get(annotation, str(annotation))
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
+
+from bench.models import resolve_model
 
 from tests.bench.conftest import REPO, SUBPROCESS_ENV, TinyRun, bench_command, count_records, run_main
 
 QUICK = ["--budget", "0.2", "--finetune-steps", "5", "--no-layers"]
+CORES = os.cpu_count() or 1
 
 # name -> (argv with {store}, {tmp}, {regular} placeholders, fragments the error line must contain)
 BAD = {
@@ -33,12 +40,21 @@ BAD = {
                                ["[targets.edge]: unknown kind 'tpu' (valid: cpu, cuda, ssh)"]),
     "host like an option": (["target", "check", "pi4", "--config", "{tmp}/option.toml"], ["host '-oProxyCommand=sh' is not a host name"]),
     "check unknown target": (["target", "check", "pi5", "--config", "{tmp}/pi4.toml"], ["unknown target 'pi5'", "did you mean 'pi4'", "[targets.NAME]"]),
+    "config not utf-8": (["run", "--config", "{tmp}/latin1.toml", *QUICK, "--store", "{store}"], ["latin1.toml is not UTF-8 text"]),
+    "threads beyond cores": (["run", "--models", "digits_cnn", "--threads", str(CORES + 1), *QUICK, "--store", "{store}"],
+                             [f"threads: {CORES + 1} is more than the {CORES} logical cores of this machine"]),
+    "empty weights": (["run", "--models", "digits_cnn", "--weights", "digits_cnn={tmp}/empty.pt", *QUICK, "--store", "{store}"],
+                      ["--weights digits_cnn: {tmp}/empty.pt is empty"]),
+    "truncated weights": (["run", "--models", "digits_cnn", "--weights", "digits_cnn={tmp}/truncated.pt", *QUICK, "--store", "{store}"],
+                          ["--weights digits_cnn: cannot read {tmp}/truncated.pt as a state_dict"]),
+    "class count": (["run", "--models", "digits_cnn", "--data", "digits_cnn={tmp}/two", *QUICK, "--store", "{store}"],
+                    ["--data digits_cnn: {tmp}/two has 2 class folders but digits_cnn has 10 outputs"]),
 }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def bad_results(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
-    """Every bad command against a copy of the tiny run's store, started at once (each pays torch's import)."""
+    """Every bad command against a copy of the tiny run's store, run a few at a time."""
     tmp = tmp_path_factory.mktemp("bad")
     store = tiny_run.copy_store(tmp)
     (tmp / "bad.toml").write_text("models = [")
@@ -47,24 +63,25 @@ def bad_results(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
     (tmp / "pi4.toml").write_text('[targets.pi4]\nkind = "ssh"\nhost = "pi4.local"\n')
     (tmp / "tpu.toml").write_text('[targets.edge]\nkind = "tpu"\n')
     (tmp / "option.toml").write_text('[targets.pi4]\nkind = "ssh"\nhost = "-oProxyCommand=sh"\n')
+    (tmp / "latin1.toml").write_bytes('models = ["caf\xe9"]\n'.encode("latin-1"))
+    (tmp / "empty.pt").write_bytes(b"")
+    torch.save(resolve_model("digits_cnn").build().state_dict(), tmp / "good.pt")
+    (tmp / "truncated.pt").write_bytes((tmp / "good.pt").read_bytes()[:1000])
+    for label in range(2):
+        (tmp / "two" / f"c{label}").mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp / "two" / f"c{label}" / "0.png")
     regular = tmp / "regular"
     regular.write_text("a file, not a folder")
     before = count_records(store)
     values = {"store": str(store), "tmp": str(tmp), "regular": str(regular)}
-    processes = {}
-    for name, (argv, _) in BAD.items():
+    def run(argv: list[str]) -> tuple[int, str, str]:
         command = bench_command(*(arg.format(**values) for arg in argv))
-        processes[name] = subprocess.Popen(command, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    results = {}
-    try:
-        for name, process in processes.items():
-            out, err = process.communicate(timeout=180)
-            results[name] = (process.returncode, out, err)
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        done = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=180)
+        return done.returncode, done.stdout, done.stderr
+
+    # A few at a time: each pays torch's import, and dozens at once exhaust a small shared machine's memory.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(BAD, pool.map(run, (argv for argv, _ in BAD.values())), strict=True))
     return results, values, store, before
 
 
@@ -102,7 +119,7 @@ def test_unwritable_store_creates_nothing(bad_results) -> None:
 
 
 IN_PROCESS = {
-    "threads not a number": (["run", "--threads", "two"], "--threads expects a comma-separated list of int, got 'two'"),
+    "threads not a number": (["run", "--threads", "two"], "--threads expects a comma-separated list of integers, got 'two'"),
     "unknown verb": (["frobnicate"], "invalid choice: 'frobnicate'"),
     "bad export format": (["export", "--format", "xml"], "invalid choice: 'xml'"),
     "no verb": ([], "the following arguments are required: verb"),

@@ -51,7 +51,7 @@ def test_a_defined_target_is_unknown_without_its_file() -> None:
     [
         ('[targets.pi4]\nkind = "ssh"\n', r"^\[targets.pi4\]: 'host' is required \(in .*matrix.toml\)$"),
         ('[targets.pi4]\nkind = "ssh"\nhost = "pi4.local"\nprot = 22\n', r"unknown key 'prot'"),
-        ('[targets]\npi4 = "pi4.local"\n', r"targets.pi4 in .*matrix.toml must be a table of settings"),
+        ('[targets]\npi4 = "pi4.local"\n', r"targets.pi4 must be a table of settings, got 'pi4.local' \(in .*matrix.toml\)"),
         ('[targets.cpu]\nthreads = 2\n', r"^\[targets.cpu\]: unknown key 'threads' \(accepted: cooldown_below_c, cooldown_s, python, throttle_temp_c, timeout_margin_s\)"),
     ],
 )

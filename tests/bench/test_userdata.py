@@ -9,13 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
+from bench import models
 from bench.config import load_config
 from bench.errors import BenchError
 from bench.matrix import expand
 from bench.measure.accuracy import top1
 from bench.models import resolve_model
 from bench.references import NO_DATA, NO_WEIGHTS, References
+from bench.store import open_store
 from bench.userdata import load_weights, open_folder
+from tests.bench.conftest import run_main, tiny_run_args, write_fast_toml
 
 MODEL = "digits_cnn"  # 1x8x8 input: a user folder of tiny grey images is enough
 
@@ -103,7 +106,7 @@ def test_config_validates_paths_and_refuses_data_without_real_weights(tmp_path: 
 
 def test_weights_and_data_become_part_of_the_cell_ids(tmp_path: Path) -> None:
     weights = _write_weights(tmp_path / "w.pt")
-    folder = _write_folder(tmp_path / "images")
+    folder = _write_folder(tmp_path / "images", classes=10, per_class=1)  # one class folder per output
     plain = load_config(None, {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}})
     given = load_config(None, {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []},
                                "weights": {MODEL: str(weights)}, "data": {MODEL: str(folder)}})  # fmt: skip
@@ -112,17 +115,118 @@ def test_weights_and_data_become_part_of_the_cell_ids(tmp_path: Path) -> None:
     assert plain_cell.id != given_cell.id
 
 
-def test_reference_accuracy_comes_from_the_user_folder_or_is_labelled_na(tmp_path: Path) -> None:
-    weights = _write_weights(tmp_path / "w.pt", "shufflenet_v2_x0_5")
+def _tiny_rgb() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+
+
+def test_reference_accuracy_comes_from_the_user_folder_or_is_labelled_na(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A two-class RGB model without a bundled data set, as a torchvision classifier is but with two outputs, so
+    # the folder needs two class folders rather than ImageNet's thousand.
+    name = "tiny_rgb"
+    monkeypatch.setitem(models._REGISTRY, name, models.ModelSpec(name, _tiny_rgb, (3, 16, 16)))
+    weights = _write_weights(tmp_path / "w.pt", name)
     rgb = tmp_path / "rgb"
     for label in ("a", "b"):
         (rgb / label).mkdir(parents=True)
         Image.fromarray(np.zeros((30, 30, 3), dtype="uint8")).save(rgb / label / "0.png")
-    name = "shufflenet_v2_x0_5"
-    with_data = load_config(None, {"models": [name], "weights": {name: str(weights)}, "data": {name: str(rgb)}})
-    weights_only = load_config(None, {"models": [name], "weights": {name: str(weights)}})
+    with_data = load_config(None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}, "data": {name: str(rgb)}})
+    weights_only = load_config(None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}})
     measured = References(tmp_path / "cache", tmp_path / "art", with_data.assets).get(name)
     assert measured.accuracy is not None and 0.0 <= measured.accuracy <= 1.0
     assert str(rgb) in measured.accuracy_note
     assert References(tmp_path / "cache", tmp_path / "art", weights_only.assets).get(name).accuracy_note == NO_DATA
     assert References(tmp_path / "cache", tmp_path / "art").get("resnet18").accuracy_note == NO_WEIGHTS
+
+
+def _weights_variants(root: Path) -> dict[str, Path]:
+    """Weights files a user may hand over by mistake, each a real file."""
+    good = _write_weights(root / "good.pt")
+    data = good.read_bytes()
+    state = resolve_model(MODEL).build().state_dict()
+    files = {
+        "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+    }
+    paths = {name: root / f"{name.replace(' ', '-')}.pt" for name in (*files, "nan", "sparse", "not tensors")}
+    for name, content in files.items():
+        paths[name].write_bytes(content)
+    torch.save({key: torch.full_like(value, float("nan")) for key, value in state.items()}, paths["nan"])
+    torch.save({key: value.to_sparse() for key, value in state.items()}, paths["sparse"])
+    torch.save({"weights": "not a tensor"}, paths["not tensors"])
+    return paths
+
+
+WEIGHT_ERRORS = {
+    "empty": r"is empty \(expected a state_dict saved by torch.save\)",
+    "truncated": r"cannot read .*truncated.pt as a state_dict: PytorchStreamReader failed reading zip archive",
+    "random bytes": r"cannot read .*random-bytes.pt as a state_dict: ",
+    "nan": r"holds nan or inf values \(e.g. in 0.weight\)",
+    "sparse": r"does not fit digits_cnn: keys 8 quantized or sparse \(e.g. 0.weight\)",
+    "not tensors": r"holds no state_dict of tensors",
+}
+
+
+@pytest.mark.parametrize("name", WEIGHT_ERRORS)
+def test_bad_weights_files_are_refused_when_the_config_loads(tmp_path: Path, name: str) -> None:
+    path = _weights_variants(tmp_path)[name]
+    with pytest.raises(BenchError, match=rf"^--weights digits_cnn: .*{WEIGHT_ERRORS[name]}") as info:
+        load_config(None, {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}, "weights": {MODEL: str(path)}})
+    assert "\n" not in str(info.value)
+
+
+def _png(path: Path, truncate: bool = False) -> Path:
+    Image.fromarray((np.random.default_rng(1).random((12, 12)) * 255).astype("uint8")).save(path)
+    if truncate:  # the header still parses: only decoding finds the file short
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda root: (root / "class3" / "empty.png").write_bytes(b""), r"class3/empty.png is empty \(expected an image\)"),
+        (lambda root: (root / "class3" / "notes.jpg").write_text("not an image"), r"class3/notes.jpg is not a readable image: cannot identify image file"),
+        (lambda root: [p.unlink() for p in (root / "class7").iterdir()], r"Found no valid file for the classes class7"),
+    ],
+    ids=["empty image", "text named .jpg", "class without images"],
+)
+def test_bad_images_are_refused_when_the_config_loads(tmp_path: Path, spoil, message: str) -> None:
+    root = _write_folder(tmp_path / "images", classes=10, per_class=1)
+    spoil(root)
+    overrides = {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}, "data": {MODEL: str(root)}}
+    with pytest.raises(BenchError, match=rf"^--data digits_cnn: .*{message}") as info:
+        load_config(None, overrides)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "classes", "outputs"), [(MODEL, 2, 10), ("shufflenet_v2_x0_5", 3, 1000)])
+def test_a_class_count_other_than_the_model_outputs_is_refused_naming_both(tmp_path: Path, name: str, classes: int, outputs: int) -> None:
+    root = _write_folder(tmp_path / "images", classes=classes, per_class=1)
+    overrides = {"models": [name], "compressors": {"none": {}}, "layers": {"models": []}, "data": {name: str(root)}}
+    if name != MODEL:
+        overrides["weights"] = {name: str(_write_weights(tmp_path / "w.pt", name))}
+    with pytest.raises(BenchError) as info:
+        load_config(None, overrides)
+    assert str(info.value) == (
+        f"--data {name}: {root} has {classes} class folders but {name} has {outputs} outputs (one class folder per output, in sorted order)"
+    )
+
+
+def test_an_image_that_fails_to_decode_fails_its_cell_naming_the_file(tmp_path: Path) -> None:
+    root = _write_folder(tmp_path / "images", classes=10, per_class=1)
+    broken = _png(root / "class4" / "broken.png", truncate=True)
+    weights = _write_weights(tmp_path / "w.pt")
+    store = tmp_path / "results" / "bench.sqlite"
+    argv = tiny_run_args(store, write_fast_toml(tmp_path), "--weights", f"{MODEL}={weights}", "--data", f"{MODEL}={root}", compressors=["none"])
+    result = run_main(argv)
+    assert result.code == 1, result.err
+    assert "Traceback" not in result.err
+    opened = open_store(store)
+    try:
+        (record,) = opened.records(opened.run()["run_id"])
+    finally:
+        opened.close()
+    assert record["status"] == "failed"
+    assert record["error"] == f"ImageDecodeError: cannot decode image {broken}: image file is truncated"

@@ -121,7 +121,7 @@ def test_killed_worker_raises_then_restarts(make_pair: MakePair) -> None:
         first_pid = target.pid
         assert first_pid is not None
         os.kill(first_pid, signal.SIGKILL)
-        with pytest.raises(TargetError, match="exited"):
+        with pytest.raises(TargetError, match=r"cpu worker was killed by SIGKILL \(signal 9\)"):
             target.time_pairs([make_pair("fast", "slow")], threads=1)
         assert target.pid is None
         (result,) = target.time_pairs([make_pair("fast", "slow")], threads=1)

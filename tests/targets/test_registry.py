@@ -69,8 +69,10 @@ def test_ssh_table_builds_an_ssh_target() -> None:
         ({"kind": "ssh", "host": "pi", "port": "22"}, r"'port' must be an integer, got '22'"),
         ({"kind": "ssh", "host": "pi", "port": 70000}, r"port must be in 1\.\.65535"),
         ({"kind": "ssh", "host": "pi", "ssh_options": ["-oProxyCommand=x"]}, r"ssh_options entries are Key=Value"),
-        ({"kind": "cpu", "cooldown_s": True}, r"'cooldown_s' must be a number, got True"),
-        ({"kind": "cpu", "cooldown_below_c": "cool"}, r"'cooldown_below_c' must be a number, got 'cool'"),
+        ({"kind": "cpu", "cooldown_s": True}, r"'cooldown_s' must be a finite number, got True"),
+        ({"kind": "cpu", "cooldown_below_c": "cool"}, r"'cooldown_below_c' must be a finite number, got 'cool'"),
+        ({"kind": "cpu", "cooldown_s": float("nan")}, r"'cooldown_s' must be a finite number, got nan"),
+        ({"kind": "ssh", "host": "pi", "connect_timeout_s": float("inf")}, r"'connect_timeout_s' must be a finite number, got inf"),
     ],
 )
 def test_bad_tables_are_one_line_errors(table: dict[str, object], message: str) -> None:
