@@ -31,7 +31,10 @@ CREATE TABLE IF NOT EXISTS runs (
     config_json TEXT NOT NULL,
     cells_json TEXT NOT NULL,
     host_json TEXT NOT NULL,
-    commit_json TEXT NOT NULL
+    commit_json TEXT NOT NULL,
+    owner_pid INTEGER,
+    owner_create_time REAL,
+    owner_hostname TEXT
 );
 CREATE TABLE IF NOT EXISTS records (
     record_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS run_records (
     PRIMARY KEY (run_id, cell_id)
 );
 """
+# The process that owns a running run, so a later run can tell a dead run (killed, crashed) from a live
+# concurrent one; added to stores created before these columns existed.
+_OWNER_COLUMNS = {"owner_pid": "INTEGER", "owner_create_time": "REAL", "owner_hostname": "TEXT"}
 
 
 def _now() -> str:
@@ -75,12 +81,36 @@ class Store:
         except sqlite3.OperationalError as error:
             raise BenchError(f"cannot write the store {self.path}: {error}") from error
 
-    def start_run(self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any]) -> None:
+    def start_run(
+        self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any],
+        owner: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """Record `run_id` as running; `owner` ({pid, create_time, hostname}) names the process running it."""
+        owner = owner or {}
         with self._write() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?)",
-                (run_id, _now(), json.dumps(config), json.dumps(cells), json.dumps(host), json.dumps(commit)),
+                "INSERT INTO runs (run_id, started_at, finished_at, status, config_json, cells_json, host_json, commit_json,"
+                " owner_pid, owner_create_time, owner_hostname) VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, _now(), json.dumps(config), json.dumps(cells), json.dumps(host), json.dumps(commit),
+                    owner.get("pid"), owner.get("create_time"), owner.get("hostname"),
+                ),
+            )  # fmt: skip
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Runs still marked running, with their owner's pid, create_time and hostname (None when not recorded)."""
+        rows = self._db.execute(
+            "SELECT run_id, owner_pid, owner_create_time, owner_hostname FROM runs WHERE status = 'running' ORDER BY rowid"
+        ).fetchall()
+        return [{"run_id": r[0], "pid": r[1], "create_time": r[2], "hostname": r[3]} for r in rows]
+
+    def mark_interrupted(self, run_id: str) -> bool:
+        """Mark a run whose process is gone as interrupted; False if it was no longer running (it finished meanwhile)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET finished_at = ?, status = 'interrupted' WHERE run_id = ? AND status = 'running'", (_now(), run_id)
             )
+        return cursor.rowcount > 0
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self._write() as db:
@@ -170,6 +200,25 @@ def _flat_scalars(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _add_owner_columns(connection: sqlite3.Connection) -> None:
+    """Add the owner columns to a `runs` table made before they existed (its old runs keep NULL owners)."""
+    def missing() -> list[str]:
+        present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+        return [column for column in _OWNER_COLUMNS if column not in present]
+
+    if not missing():
+        return
+    # Two runs may open an old store at once: the write lock makes the second see the first one's columns.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for column in missing():
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {_OWNER_COLUMNS[column]}")
+    except sqlite3.Error:
+        connection.rollback()
+        raise
+    connection.commit()
+
+
 def open_store(path: Path) -> Store:
     """Open (creating if needed) the store at `path`.
 
@@ -181,6 +230,7 @@ def open_store(path: Path) -> Store:
         connection = sqlite3.connect(path, timeout=30)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(_SCHEMA)
+        _add_owner_columns(connection)
     except (FileExistsError, NotADirectoryError):
         raise BenchError(f"--store: cannot open {path} for writing: a parent of it is a file, not a folder") from None
     except (OSError, sqlite3.Error) as error:
