@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import compressors
 import targets
 from bench.cells import BUSY_CORES, Candidates, measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
@@ -179,6 +180,8 @@ class _Session:
             return measure_model_cell(cell, self.references, self.candidates, target, timing)
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
+        except compressors.CompressorLimit as limit:
+            return {"status": "skipped", "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}"}
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
             return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
         finally:
