@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -76,8 +77,11 @@ def _recognise(db: sqlite3.Connection, path: Path, writing: bool) -> bool:
     return bool(tables)
 
 
-def connect_for_writing(path: Path, schema: str) -> sqlite3.Connection:
+def connect_for_writing(path: Path, schema: str, upgrade: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
     """Open (creating if needed) the store at `path` in WAL mode, with the suite's tables and mark.
+
+    `upgrade` brings the tables of an older layout up to this one; it runs under the write lock, before the
+    store is marked with this layout, so a failure leaves the store as it was.
 
     Raises:
         BenchError: the folder cannot be made, the file is not a store of this suite, or it cannot be written.
@@ -97,10 +101,16 @@ def connect_for_writing(path: Path, schema: str) -> sqlite3.Connection:
     try:
         _recognise(db, path, writing=True)
         db.execute("PRAGMA journal_mode=WAL")
-        with db:
-            db.executescript(schema)
+        db.executescript(schema)  # CREATE ... IF NOT EXISTS: a no-op on a store that has its tables
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            upgrade(db)
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
     except DAMAGED as error:
         db.close()
         raise BenchError(f"--store: cannot open {path} for writing: {error}") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import tempfile
 import time
 import traceback
 from collections import Counter
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import compressors
 import targets
 from bench.cells import Candidates, measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
@@ -24,6 +24,7 @@ from bench.matrix import Cell, expand
 from bench.progress import Progress
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
 from bench.references import References
+from bench.scratch import Owner, scratch_folder, sweep_dead_runs
 from bench.store import Store, open_store
 
 __all__ = ["RunOutcome", "run_matrix", "new_run_id"]
@@ -89,12 +90,18 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
 
     Each record is committed before the next cell starts, so an interrupted run loses at most the cell in progress,
     and the next run with the same matrix resumes where this one stopped. KeyboardInterrupt propagates after the
-    run is marked interrupted.
+    run is marked interrupted. A run killed before it could mark itself is marked by the next one, which also
+    removes its scratch folder and worker logs (see `bench.scratch`).
     """
     cells = expand(config)
     store = open_store(config.store)
+    swept = sweep_dead_runs(store).line()
+    if swept is not None:
+        stream.write(swept + "\n")
     outcome = RunOutcome(new_run_id())
-    store.start_run(outcome.run_id, config.to_json(), [{"id": c.id, **c.to_json()} for c in cells], host_fingerprint(), commit_fingerprint())
+    owner = Owner.current(outcome.run_id)
+    cell_list = [{"id": c.id, **c.to_json()} for c in cells]
+    store.start_run(outcome.run_id, config.to_json(), cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json())
     others = other_cpu_cores_now()
     if others > Timing.BUSY_CORES:
         stream.write(
@@ -104,7 +111,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     status = "aborted"
     try:
         with ExitStack() as stack:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+            workdir = stack.enter_context(scratch_folder(owner))
             progress = Progress(len(cells), stream)
             session = _Session(
                 config=config,
@@ -184,6 +191,8 @@ class _Session:
             return measure_model_cell(cell, self.references, self.candidates, target, timing)
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
+        except compressors.CompressorLimit as limit:
+            return {"status": "skipped", "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}"}
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
             return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
         finally:

@@ -32,7 +32,10 @@ CREATE TABLE IF NOT EXISTS runs (
     config_json TEXT NOT NULL,
     cells_json TEXT NOT NULL,
     host_json TEXT NOT NULL,
-    commit_json TEXT NOT NULL
+    commit_json TEXT NOT NULL,
+    owner_pid INTEGER,
+    owner_create_time REAL,
+    owner_hostname TEXT
 );
 CREATE TABLE IF NOT EXISTS records (
     record_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +55,9 @@ CREATE TABLE IF NOT EXISTS run_records (
     PRIMARY KEY (run_id, cell_id)
 );
 """
+# The process that owns a running run, so a later run can tell a dead run (killed, crashed) from a live
+# concurrent one; added to stores created before these columns existed.
+_OWNER_COLUMNS = {"owner_pid": "INTEGER", "owner_create_time": "REAL", "owner_hostname": "TEXT"}
 
 
 def _now() -> str:
@@ -120,12 +126,36 @@ class Store:
         except DAMAGED as error:
             raise BenchError(f"--store: cannot read {self.path}: {error}") from None
 
-    def start_run(self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any]) -> None:
+    def start_run(
+        self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any],
+        owner: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """Record `run_id` as running; `owner` ({pid, create_time, hostname}) names the process running it."""
+        owner = owner or {}
         with self._write() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?)",
-                (run_id, _now(), json.dumps(config), json.dumps(cells), json.dumps(host), json.dumps(commit)),
+                "INSERT INTO runs (run_id, started_at, finished_at, status, config_json, cells_json, host_json, commit_json,"
+                " owner_pid, owner_create_time, owner_hostname) VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, _now(), json.dumps(config), json.dumps(cells), json.dumps(host), json.dumps(commit),
+                    owner.get("pid"), owner.get("create_time"), owner.get("hostname"),
+                ),
+            )  # fmt: skip
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Runs still marked running, with their owner's pid, create_time and hostname (None when not recorded)."""
+        rows = self._rows(
+            "SELECT run_id, owner_pid, owner_create_time, owner_hostname FROM runs WHERE status = 'running' ORDER BY rowid"
+        )
+        return [{"run_id": r[0], "pid": r[1], "create_time": r[2], "hostname": r[3]} for r in rows]
+
+    def mark_interrupted(self, run_id: str) -> bool:
+        """Mark a run whose process is gone as interrupted; False if it was no longer running (it finished meanwhile)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET finished_at = ?, status = 'interrupted' WHERE run_id = ? AND status = 'running'", (_now(), run_id)
             )
+        return cursor.rowcount > 0
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self._write() as db:
@@ -224,6 +254,17 @@ class Store:
         return None
 
 
+def _add_owner_columns(connection: sqlite3.Connection) -> None:
+    """Add the owner columns to a `runs` table made before they existed (its old runs keep NULL owners).
+
+    Called under the store's write lock, so a second run opening an old store at once sees the first's columns.
+    """
+    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    for column, declaration in _OWNER_COLUMNS.items():
+        if column not in present:
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
+
+
 def open_store(path: Path) -> Store:
     """Open (creating if needed) the store at `path` for a run that writes to it.
 
@@ -231,7 +272,7 @@ def open_store(path: Path) -> Store:
         BenchError: the folder cannot be created, the file is not a store of this suite (or of a newer one),
             or it is not writable.
     """
-    return _checked(Store(connect_for_writing(path, _SCHEMA), path, writable=True))
+    return _checked(Store(connect_for_writing(path, _SCHEMA, _add_owner_columns), path, writable=True))
 
 
 def read_store(path: Path) -> Store:

@@ -5,12 +5,13 @@ Importing this package registers every built-in compressor, so `names()` lists t
 
 from compressors import chain, channel, dsconv, identity, lowrank, quant_int8, quant_weights, unstructured
 from compressors._checks import parse_value
-from compressors.base import Compressed, CompressorConfig, Executable, WeightCode
+from compressors.base import Compressed, CompressorConfig, CompressorLimit, Executable, WeightCode
 from compressors.registry import UnknownCompressorError, get, names, register
 
 __all__ = [
     "Compressed",
     "CompressorConfig",
+    "CompressorLimit",
     "Executable",
     "UnknownCompressorError",
     "WeightCode",

@@ -15,7 +15,25 @@ from typing import Any, ClassVar, Self
 import torch
 from torch import nn
 
-__all__ = ["Compressed", "CompressorConfig", "Executable", "WeightCode"]
+__all__ = ["Compressed", "CompressorConfig", "CompressorLimit", "Executable", "WeightCode"]
+
+
+class CompressorLimit(Exception):
+    """A model this compressor cannot handle: a known limit of the method or of the library behind it, not a fault.
+
+    Raised by `apply` or `finalize` where the limit shows only on the real graph (a reshape torch-pruning
+    cannot follow, a model torch.fx cannot trace), so the cell is reported as not applicable, with the reason,
+    rather than as a failure; `check` stays for what is wrong in the user's input.
+
+    Attributes:
+        action: What could not be done, as a verb: "prune", "quantize".
+        reason: Why, in one line, naming the library where the limit is its.
+    """
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(reason)
+        self.action = action
+        self.reason = reason
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from compressors._checks import parse_value
-from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.base import Compressed, CompressorConfig, CompressorLimit, Executable
 from compressors.registry import get, register
 
 __all__ = ["Chain", "parse_stages"]
@@ -91,8 +91,11 @@ class Chain(CompressorConfig):
         """Runs every stage's `apply` on the previous stage's model (the first on a copy of `model`)."""
         results: list[Compressed] = []
         current = model
-        for stage in parse_stages(self.stages):
-            result = stage.apply(current, example_input, calibration)
+        for index, stage in enumerate(parse_stages(self.stages)):
+            try:
+                result = stage.apply(current, example_input, calibration)
+            except CompressorLimit as limit:
+                raise CompressorLimit(limit.action, f"{limit.reason} (stage {index + 1}, {stage.name})") from limit
             results.append(result)
             current = result.model
         final = results[-1]

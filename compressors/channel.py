@@ -7,6 +7,7 @@ so the result is a smaller dense model that any runtime executes without sparse 
 from __future__ import annotations
 
 import copy
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from compressors._criteria import (
 from compressors._modes import eval_mode
 from compressors._modules import count_params
 from compressors._ratio_search import search_ratio
-from compressors.base import Compressed, CompressorConfig, Executable
+from compressors.base import Compressed, CompressorConfig, CompressorLimit, Executable
 from compressors.registry import register
 
 __all__ = ["ChannelPruning"]
@@ -123,20 +124,41 @@ class ChannelPruning(CompressorConfig):
         if ratio == 0.0:
             return pruned
         with eval_mode(pruned):
-            pruner = tp.pruner.BasePruner(
-                pruned,
-                example_input,
-                importance=importance(self.criterion),
-                pruning_ratio=ratio,
-                ignored_layers=[pruned.get_submodule(name) for name in ignored],
-                # These default to shared mutable dicts that the pruner fills in; fresh ones keep trials
-                # independent and let earlier copies be freed.
-                in_channel_groups={},
-                out_channel_groups={},
-                num_heads={},
-            )
+            try:
+                pruner = tp.pruner.BasePruner(
+                    pruned,
+                    example_input,
+                    importance=importance(self.criterion),
+                    pruning_ratio=ratio,
+                    ignored_layers=[pruned.get_submodule(name) for name in ignored],
+                    # These default to shared mutable dicts that the pruner fills in; fresh ones keep trials
+                    # independent and let earlier copies be freed.
+                    in_channel_groups={},
+                    out_channel_groups={},
+                    num_heads={},
+                )
+            except ZeroDivisionError as error:
+                if not _raised_in(error, _RESHAPE_MAPPING):
+                    raise
+                raise CompressorLimit("prune", _RESHAPE_LIMIT) from error
             pruner.step()
         return pruned
+
+
+# torch-pruning maps channel indices through a reshape by the ratio of the channel counts on its two sides; a
+# channel shuffle (view as groups x channels, transpose, view back: ShuffleNet) has fewer "channels" (the
+# groups) on one side than the other and divides by zero there, so such a model cannot be pruned by it.
+_RESHAPE_MAPPING = "update_reshape_index_mapping"
+_RESHAPE_LIMIT = (
+    "torch-pruning cannot trace the channel shuffle (a reshape that regroups channels: its dependency graph"
+    f" divides by zero in {_RESHAPE_MAPPING})"
+)
+
+
+def _raised_in(error: BaseException, function: str) -> bool:
+    """Whether `error` was raised in torch-pruning's `function`, rather than anywhere else."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and frames[-1].name == function and "torch_pruning" in frames[-1].filename
 
 
 def _output_layers(model: nn.Module, example_input: torch.Tensor) -> tuple[tuple[int, ...], list[str]]:

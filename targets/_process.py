@@ -146,7 +146,9 @@ class WorkerProcess:
 
     def _start(self) -> subprocess.Popen[bytes]:
         self._remove_log()
-        fd, self._log_path = tempfile.mkstemp(prefix="compression-bench-worker-", suffix=".log")
+        # Named after this process: a host killed before it could remove the log leaves it behind, and the next
+        # run removes it once this pid is provably no longer this process.
+        fd, self._log_path = tempfile.mkstemp(prefix=f"compression-bench-worker-{os.getpid()}-", suffix=".log")
         os.close(fd)
         # O_APPEND: the host reads the tail through its own descriptor while the worker keeps writing.
         with open(self._log_path, "ab") as log:

@@ -125,3 +125,29 @@ def test_macs_of_a_real_model_and_its_channel_pruned_copy() -> None:
     pruned = compressors.get("prune.channel")(macs_removed=0.5).apply(model, x).model
     report = macs_report(pruned, x)
     assert report["macs_dense"] == report["macs_effective"] < 0.6 * expected
+
+
+class _LayerScaled(nn.Module):
+    """A conv times a learned per-channel scale, as ConvNeXt blocks end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.scale = nn.Parameter(torch.full((8, 1, 1), 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.scale
+
+
+def test_macs_of_a_model_prepared_for_int8_with_a_layer_scale() -> None:
+    torch.manual_seed(0)
+    model = _LayerScaled().eval()
+    x = torch.randn(1, 3, 6, 6)
+    prepared = compressors.get("quant.int8")(calibration_batches=1).apply(model, x).model
+    observed = {key: value.clone() for key, value in prepared.state_dict().items()}
+    report = macs_report(prepared, 10 * x)
+    assert report == macs_report(model, x)
+    assert report["macs_dense"] >= 6 * 6 * 3 * 9 * 8
+    # The counting pass observed nothing: the calibrated ranges are the ones calibration fixed.
+    assert all(torch.equal(observed[key], value) for key, value in prepared.state_dict().items())
+    assert all(parameter.requires_grad for parameter in prepared.parameters())

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import bench.runner
+import compressors
 from bench.config import load_config
 from bench.runner import run_matrix
 from bench.records import Record
@@ -64,6 +65,25 @@ def test_failing_cell_is_stored_and_the_run_goes_on(tmp_path: Path, monkeypatch:
     records = _records(store, again.run_id)
     assert [r.status for r in records] == ["ok"] * 3
     assert records[-1].params["execution"] == "csr"
+
+
+def test_a_compressor_limit_is_a_skipped_cell_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "bench.sqlite"
+    config = _config(tmp_path, store, {"none": {}, "prune.channel": {"macs_removed": 0.5}})
+    real = bench.runner.measure_model_cell
+
+    def limited(cell, *args, **kwargs):
+        if cell.compressor == "prune.channel":
+            raise compressors.CompressorLimit("prune", "torch-pruning cannot trace the channel shuffle (simulated)")
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(bench.runner, "measure_model_cell", limited)
+    outcome = run_matrix(config, io.StringIO())
+    assert outcome.counts == {"ok": 1, "skipped": 1}
+    (skipped,) = [r for r in _records(store, outcome.run_id) if r["status"] != "ok"]
+    assert skipped["status"] == "skipped"
+    assert skipped["error"] == "prune.channel cannot prune digits_cnn: torch-pruning cannot trace the channel shuffle (simulated)"
+    assert "traceback" not in skipped
 
 
 def test_failed_cell_makes_the_cli_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

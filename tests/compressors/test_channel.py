@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch_pruning as tp
+import torchvision
 from torch import nn
 
-from compressors import get
+from compressors import CompressorLimit, get
 from compressors.channel import ChannelPruning
 from tests.compressors.conftest import MODELS, example_input
 
@@ -126,3 +127,22 @@ def test_models_without_a_tensor_output_are_refused() -> None:
     message = r"needs a model returning a \(batch, outputs, \.\.\.\) tensor, got tuple$"
     with pytest.raises(ValueError, match=message):
         ChannelPruning().apply(TwoHeads(), torch.randn(2, 4))
+
+
+
+def _shufflenet() -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.shufflenet_v2_x0_5().eval()
+
+
+def test_a_channel_shuffle_is_a_known_limit_not_a_fault() -> None:
+    with pytest.raises(CompressorLimit, match="torch-pruning cannot trace the channel shuffle") as raised:
+        ChannelPruning(macs_removed=0.5).apply(_shufflenet(), torch.randn(1, 3, 64, 64))
+    assert raised.value.action == "prune"
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+
+
+def test_a_channel_shuffle_in_a_chain_names_its_stage() -> None:
+    chain = get("chain")(stages="prune.channel(macs_removed=0.5)+quant.bits(bits=4)")
+    with pytest.raises(CompressorLimit, match=r"channel shuffle .*\(stage 1, prune.channel\)$"):
+        chain.apply(_shufflenet(), torch.randn(1, 3, 64, 64))
