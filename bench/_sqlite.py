@@ -18,7 +18,15 @@ from pathlib import Path
 
 from bench.errors import BenchError
 
-__all__ = ["APPLICATION_ID", "LAYOUT_VERSION", "TABLES", "DAMAGED", "connect_for_writing", "connect_for_reading", "leave_wal"]
+__all__ = [
+    "APPLICATION_ID",
+    "LAYOUT_VERSION",
+    "TABLES",
+    "DAMAGED",
+    "connect_for_writing",
+    "connect_for_reading",
+    "leave_wal",
+]
 
 APPLICATION_ID = int.from_bytes(b"CBen", "big")
 # Version of the tables' layout (records carry their own schema version): 0 for stores made before the mark.

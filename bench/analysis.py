@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from bench.records import CellRecord, LayersRecord, ModelRecord, Record
 
 __all__ = [
-    "where", "variant", "Point", "speedup_series", "layer_series", "break_even", "finding", "SERIES",
-    "short_variant", "smallest_encoding", "smallest_bytes", "pareto_front", "accuracy_points",
+    "where",
+    "variant",
+    "Point",
+    "speedup_series",
+    "layer_series",
+    "break_even",
+    "finding",
+    "SERIES",
+    "short_variant",
+    "smallest_encoding",
+    "smallest_bytes",
+    "pareto_front",
+    "accuracy_points",
 ]
 
 # The three families of the headline figure, in legend order.
@@ -127,7 +138,9 @@ def finding(series: dict[str, list[Point]], layer_break_even: str | None, model:
     csr_holds = all(p.speedup < NO_SPEEDUP for p in csr_low)
     channel_holds = min(channel_lows) > NO_SPEEDUP
     most_sparse = max(p.x for p in dense + csr)
-    parts = [f"unstructured pruning up to {most_sparse:.0%} of MACs removed ran at most {_fmt(dense_best)} on dense kernels"]
+    parts = [
+        f"unstructured pruning up to {most_sparse:.0%} of MACs removed ran at most {_fmt(dense_best)} on dense kernels"
+    ]
     if csr:
         parts.append(f"{_fmt(max(p.speedup for p in csr))} at best on CSR kernels")
     evidence = (

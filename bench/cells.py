@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 import compressors
-from compressors import Compressed
 from bench.artifacts import save_torchscript
 from bench.config import TimingConfig
 from bench.layers import Gemm, gemm_2_4_pairs, gemm_pairs
@@ -27,6 +26,7 @@ from bench.measure.size import dense_bytes, size_report
 from bench.records import Accuracy, LayerResult, Macs, Sizes, Timing
 from bench.references import References
 from bench.training import Distillation, finetune
+from compressors import Compressed
 from targets import Target
 
 __all__ = ["Candidates", "measure_model_cell", "measure_layers_cell"]
@@ -53,7 +53,9 @@ class RecoveredModels:
         self._key: tuple[Any, ...] | None = None
         self._value: tuple[Compressed, float | None] | None = None
 
-    def get(self, cell: Cell, config: compressors.CompressorConfig, references: References) -> tuple[Compressed, float | None]:
+    def get(
+        self, cell: Cell, config: compressors.CompressorConfig, references: References
+    ) -> tuple[Compressed, float | None]:
         """The compressed model (fine-tuned if the cell asks) and its accuracy before recovery."""
         key = (cell.model, cell.batch, config.training_key(), cell.finetune_steps, cell.recovery)
         if key != self._key or self._value is None:
@@ -64,7 +66,13 @@ class RecoveredModels:
             if reference.test is not None:
                 before = top1(compressed.model, reference.test)
                 if cell.finetune_steps and reference.train is not None:
-                    finetune(compressed.model, reference.train, cell.finetune_steps, compressed.masks, _distillation(cell, reference.model))
+                    finetune(
+                        compressed.model,
+                        reference.train,
+                        cell.finetune_steps,
+                        compressed.masks,
+                        _distillation(cell, reference.model),
+                    )
                     if compressed.codes:
                         # Training moves weights off their quantization grid; quantizing the recovered weights again
                         # keeps the stored codes and the evaluated model one and the same.
@@ -129,7 +137,15 @@ class Candidates:
 
     def get(self, cell: Cell, config: compressors.CompressorConfig, references: References) -> _Candidate:
         """The candidate of `cell` compressed with `config` (already resolved for the cell's device)."""
-        key = (cell.model, cell.batch, cell.finetune_steps, cell.recovery, cell.assets, config.name, sorted(config.to_dict().items()))
+        key = (
+            cell.model,
+            cell.batch,
+            cell.finetune_steps,
+            cell.recovery,
+            cell.assets,
+            config.name,
+            sorted(config.to_dict().items()),
+        )
         if key != self._key or self._value is None:
             if self._value is not None:
                 self._value.artifact.unlink(missing_ok=True)
@@ -147,9 +163,13 @@ class Candidates:
         macs = macs_report(compressed.model, example)
         fields: dict[str, Any] = {
             "compressor_info": compressed.info,
-            "stage_sizes": tuple(Sizes.measured({**size_report(s.model), **_coded_sizes(s)}) for s in compressed.stages),
+            "stage_sizes": tuple(
+                Sizes.measured({**size_report(s.model), **_coded_sizes(s)}) for s in compressed.stages
+            ),
             "baseline_dense_bytes": reference.size()["size_dense_bytes"],
-            "macs": Macs(dense=macs["macs_dense"], effective=macs["macs_effective"], baseline=reference.macs_dense(cell.batch)),
+            "macs": Macs(
+                dense=macs["macs_dense"], effective=macs["macs_effective"], baseline=reference.macs_dense(cell.batch)
+            ),
         }
 
         executable = config.finalize(compressed.model)
@@ -160,7 +180,10 @@ class Candidates:
             with _quantized_engine(executable.quantized_engine):
                 top1_of_executable = top1(executable.model, reference.test)
         fields["accuracy"] = Accuracy(
-            top1=top1_of_executable, baseline=reference.accuracy, before_recovery=accuracy_before, note=reference.accuracy_note
+            top1=top1_of_executable,
+            baseline=reference.accuracy,
+            before_recovery=accuracy_before,
+            note=reference.accuracy_note,
         )
 
         self._made += 1
@@ -172,7 +195,9 @@ class Candidates:
         return _Candidate(fields, artifact, executable.quantized_engine)
 
 
-def measure_model_cell(cell: Cell, references: References, candidates: Candidates, target: Target, timing: TimingConfig) -> dict[str, Any]:
+def measure_model_cell(
+    cell: Cell, references: References, candidates: Candidates, target: Target, timing: TimingConfig
+) -> dict[str, Any]:
     """Compress the cell's model, recover accuracy if asked, and measure size, MACs, accuracy and latency."""
     # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
     config = compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(target.machine_info()["arch"])
@@ -191,7 +216,9 @@ def measure_model_cell(cell: Cell, references: References, candidates: Candidate
     return fields
 
 
-def measure_layers_cell(cell: Cell, references: References, target: Target, timing: TimingConfig, budget_s: float, workdir: Path) -> dict[str, Any]:
+def measure_layers_cell(
+    cell: Cell, references: References, target: Target, timing: TimingConfig, budget_s: float, workdir: Path
+) -> dict[str, Any]:
     """Time every distinct GEMM of the model, dense vs sparse, and aggregate count-weighted.
 
     The sparse side is CSR at the cell's sparsity, or, for a ``pattern=2:4`` cell (CUDA targets), 2:4

@@ -25,8 +25,8 @@ import targets
 from bench.config import DEFAULT_STORE, load_config, load_target_specs, parse_compressor_spec
 from bench.config_checks import is_integer, is_number
 from bench.errors import BenchError, unknown_name
-from bench.models import list_models
 from bench.export import FORMATS, export_run
+from bench.models import list_models
 from bench.report import write_report
 from bench.runner import run_matrix
 from bench.store import Store, read_store
@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description="Hardware-aware benchmarks of neural-network compression.")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    run = verbs.add_parser("run", help="measure a matrix of models x compressors x targets (default: offline CPU matrix)")
+    run = verbs.add_parser(
+        "run", help="measure a matrix of models x compressors x targets (default: offline CPU matrix)"
+    )
     run.add_argument("--config", type=Path, help="TOML matrix file (keys as in bench/default.toml)")
     run.add_argument("--models", type=_list_of(str, "--models"), help="comma-separated model names")
     run.add_argument(
@@ -101,10 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
     run.add_argument("--recovery", choices=["finetune", "distill"], help="how the fine-tuning steps recover accuracy")
     run.add_argument("--budget", type=_seconds("--budget"), help="timing budget per cell in seconds")
-    run.add_argument("--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep")
+    run.add_argument(
+        "--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep"
+    )
     run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
-    run.add_argument("--weights", action="append", type=_model_path("--weights"), metavar="MODEL=PATH", help="state_dict file for a model (repeatable)")
-    run.add_argument("--data", action="append", type=_model_path("--data"), metavar="MODEL=PATH", help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)")
+    run.add_argument(
+        "--weights",
+        action="append",
+        type=_model_path("--weights"),
+        metavar="MODEL=PATH",
+        help="state_dict file for a model (repeatable)",
+    )
+    run.add_argument(
+        "--data",
+        action="append",
+        type=_model_path("--data"),
+        metavar="MODEL=PATH",
+        help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)",
+    )
     run.add_argument("--force", action="store_true", help="measure again cells already in the store")
     _store_flag(run)
     run.set_defaults(handler=_run)
@@ -124,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = verbs.add_parser("report", help="print tables and write the Markdown report of a stored run")
     report.add_argument("run_id", nargs="?", help="run id (default: the newest)")
-    report.add_argument("--output", type=Path, help="folder for report.md and its figures (default: runs/RUN_ID beside the store)")
+    report.add_argument(
+        "--output", type=Path, help="folder for report.md and its figures (default: runs/RUN_ID beside the store)"
+    )
     _store_flag(report)
     report.set_defaults(handler=_report)
 
@@ -138,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _store_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"SQLite result store (default: {DEFAULT_STORE})")
+    parser.add_argument(
+        "--store", type=Path, default=DEFAULT_STORE, help=f"SQLite result store (default: {DEFAULT_STORE})"
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -186,7 +206,11 @@ def _run(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     if args.what == "models":
         rows = [
-            [spec.name, "x".join(map(str, spec.input_shape)), f"trained by the suite on {spec.dataset}" if spec.dataset else "n/a (no weights)"]
+            [
+                spec.name,
+                "x".join(map(str, spec.input_shape)),
+                f"trained by the suite on {spec.dataset}" if spec.dataset else "n/a (no weights)",
+            ]
             for spec in list_models()
         ]
         print(tabulate(rows, ["model", "input", "accuracy"]))
@@ -317,5 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished cell is in the store; run the same command again to resume", file=sys.stderr)
+        print(
+            "\ninterrupted: every finished cell is in the store; run the same command again to resume", file=sys.stderr
+        )
         return 130

@@ -18,8 +18,20 @@ from typing import Any
 import compressors
 import targets
 from bench.config_checks import (
-    MAX_BATCH, MAX_FINETUNE_STEPS, MAX_ROUNDS, MAX_SECONDS, MAX_THREADS, as_list, check_matrix_tree, check_section_types,
-    check_threads_fit, is_integer, names, positive_ints, read_matrix_file, require,
+    MAX_BATCH,
+    MAX_FINETUNE_STEPS,
+    MAX_ROUNDS,
+    MAX_SECONDS,
+    MAX_THREADS,
+    as_list,
+    check_matrix_tree,
+    check_section_types,
+    check_threads_fit,
+    is_integer,
+    names,
+    positive_ints,
+    read_matrix_file,
+    require,
 )  # fmt: skip
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
@@ -71,7 +83,10 @@ class LayerSweep:
         )
         for value in self.sparsities:
             require(0 <= value < 1, f"layers.sparsities must be in [0, 1), got {value}")
-        require(0 < self.budget_s <= MAX_SECONDS, f"layers.budget_s must be in (0, {MAX_SECONDS:g}] seconds, got {self.budget_s}")
+        require(
+            0 < self.budget_s <= MAX_SECONDS,
+            f"layers.budget_s must be in (0, {MAX_SECONDS:g}] seconds, got {self.budget_s}",
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +99,13 @@ class RecoveryConfig:
     alpha: float = 0.5
 
     def __post_init__(self) -> None:
-        require(self.method in ("finetune", "distill"), f"recovery.method must be one of finetune, distill; got {self.method!r}")
-        require(0 < self.temperature < math.inf, f"recovery.temperature must be a finite number > 0, got {self.temperature}")
+        require(
+            self.method in ("finetune", "distill"),
+            f"recovery.method must be one of finetune, distill; got {self.method!r}",
+        )
+        require(
+            0 < self.temperature < math.inf, f"recovery.temperature must be a finite number > 0, got {self.temperature}"
+        )
         require(0 <= self.alpha <= 1, f"recovery.alpha must be in [0, 1], got {self.alpha}")
 
     def to_json(self) -> dict[str, Any]:
@@ -152,7 +172,9 @@ class RunConfig:
             "recovery": self.recovery.to_json(),
             "timing": {f.name: getattr(self.timing, f.name) for f in fields(self.timing)},
             "layers": {f.name: getattr(self.layers, f.name) for f in fields(self.layers)},
-            "assets": {model: {k: str(v) for k, v in asdict(a).items() if v is not None} for model, a in self.assets.items()},
+            "assets": {
+                model: {k: str(v) for k, v in asdict(a).items() if v is not None} for model, a in self.assets.items()
+            },
             "store": str(self.store),
         }
 
@@ -170,7 +192,9 @@ def parse_compressor_spec(spec: str) -> tuple[str, dict[str, list[Any]]]:
     for assignment in assignments:
         key, sep, values = assignment.partition("=")
         require(bool(sep and key and values), f"--compressors: expected KEY=V1,V2 after '{name}:', got '{assignment}'")
-        require(key not in grid, f"--compressors: '{key}' is given twice in '{spec}' (list its values once: {key}=V1,V2)")
+        require(
+            key not in grid, f"--compressors: '{key}' is given twice in '{spec}' (list its values once: {key}=V1,V2)"
+        )
         items = values.split(",")
         require(all(items), f"--compressors: empty value in '{assignment}' (expected {key}=V1,V2)")
         grid[key] = [compressors.parse_value(v) for v in items]
@@ -271,7 +295,10 @@ def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[s
         network = spec.build()
         if weights_path is not None:
             require(weights_path.exists(), f"--weights {model}: no such file: {weights_path}")
-            require(weights_path.is_file(), f"--weights {model}: {weights_path} is not a regular file, expected a state_dict file")
+            require(
+                weights_path.is_file(),
+                f"--weights {model}: {weights_path} is not a regular file, expected a state_dict file",
+            )
             network = load_weights(network, weights_path, model)
         if data_path is not None:
             require(

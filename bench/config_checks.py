@@ -37,7 +37,19 @@ MAX_ROUNDS = 100_000
 """Interleaved timing rounds: with blocks of at least 10 ms, more outlasts any budget."""
 
 TOP_LEVEL_KEYS = frozenset(
-    {"models", "targets", "threads", "batch", "finetune_steps", "recovery", "compressors", "timing", "layers", "weights", "data"}
+    {
+        "models",
+        "targets",
+        "threads",
+        "batch",
+        "finetune_steps",
+        "recovery",
+        "compressors",
+        "timing",
+        "layers",
+        "weights",
+        "data",
+    }
 )
 _SECTIONS = ("recovery", "timing", "layers")
 
@@ -83,7 +95,9 @@ def positive_ints(name: str, values: Sequence[Any], limit: int) -> tuple[int, ..
     return tuple(values)
 
 
-def check_threads_fit(threads: Sequence[int], target_names: Sequence[str], specs: Mapping[str, targets.TargetSpec]) -> None:
+def check_threads_fit(
+    threads: Sequence[int], target_names: Sequence[str], specs: Mapping[str, targets.TargetSpec]
+) -> None:
     """Refuse a thread count beyond the cores of a target on this machine, before any cell runs.
 
     A remote target's cores are known only once it is reached; its worker refuses such a cell then.
@@ -170,7 +184,7 @@ def _check_top_level(key: str, value: Any, section_types: Mapping[str, type]) ->
         _check_kind(isinstance(value, Mapping), key, "a table", value)
         check_section_types(section_types[key], key, value)
     elif key == "compressors":
-        _check_kind(isinstance(value, Mapping), key, 'a table of NAME = { PARAMETER = VALUE or [VALUES] }', value)
+        _check_kind(isinstance(value, Mapping), key, "a table of NAME = { PARAMETER = VALUE or [VALUES] }", value)
         for name, grids in value.items():
             _check_grids(f"compressors.{name}", grids)
     else:  # weights, data
@@ -187,7 +201,9 @@ def _check_grids(field: str, grids: Any) -> None:
         for key, values in grid.items():
             items = as_list(values)
             ok = len(items) > 0 and all(_is_scalar(item) for item in items)
-            _check_kind(ok, f"{field}.{key}", "a value or a non-empty list of values (numbers, strings, true/false)", values)
+            _check_kind(
+                ok, f"{field}.{key}", "a value or a non-empty list of values (numbers, strings, true/false)", values
+            )
 
 
 _MAX_TOML_BYTES = 1 << 20
@@ -216,7 +232,9 @@ def read_matrix_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise BenchError(f"--config: {path} is not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
-        raise BenchError(f"--config: {path} is not UTF-8 text, as TOML must be (byte {error.object[error.start]:#04x} at offset {error.start})") from None
+        raise BenchError(
+            f"--config: {path} is not UTF-8 text, as TOML must be (byte {error.object[error.start]:#04x} at offset {error.start})"
+        ) from None
     except RecursionError:
         raise BenchError(f"--config: {path} nests arrays or tables too deeply to read") from None
     except OSError as error:

@@ -64,7 +64,9 @@ def _load_mnist() -> Dataset:
         store = zarr.storage.ZipStore(str(path), mode="r")
         try:
             root = zarr.open_group(store, mode="r")
-            raw = {key: np.asarray(root[key][:]) for key in ("train_images", "train_labels", "test_images", "test_labels")}
+            raw = {
+                key: np.asarray(root[key][:]) for key in ("train_images", "train_labels", "test_images", "test_labels")
+            }
         finally:
             store.close()
 

@@ -108,7 +108,14 @@ def gemm_pairs(
         operand = torch.zeros(gemm.k, gemm.n)
         save_torchscript(DenseGemm(gemm.weight), operand, dense_path)
         save_torchscript(CsrGemm(gemm.weight), operand, csr_path)
-        pairs.append({"id": f"gemm{index}", "baseline": str(dense_path), "candidate": str(csr_path), "input_shape": [gemm.k, gemm.n]})
+        pairs.append(
+            {
+                "id": f"gemm{index}",
+                "baseline": str(dense_path),
+                "candidate": str(csr_path),
+                "input_shape": [gemm.k, gemm.n],
+            }
+        )
     return gemms, pairs
 
 
@@ -123,5 +130,7 @@ def gemm_2_4_pairs(model: nn.Module, example_input: torch.Tensor) -> tuple[list[
         `{"id", "kind", "gemm"}`.
     """
     gemms = model_gemms(model, example_input)
-    pairs = [{"id": f"gemm{index}", "kind": "gemm_2_4", "gemm": [gemm.m, gemm.k, gemm.n]} for index, gemm in enumerate(gemms)]
+    pairs = [
+        {"id": f"gemm{index}", "kind": "gemm_2_4", "gemm": [gemm.m, gemm.k, gemm.n]} for index, gemm in enumerate(gemms)
+    ]
     return gemms, pairs

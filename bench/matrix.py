@@ -86,7 +86,11 @@ def expand(config: RunConfig) -> list[Cell]:
             for target in config.targets:
                 for threads in config.threads:
                     for batch in config.batch:
-                        cells.append(Cell("model", model, compressor.name, params, target, threads, batch, steps, assets, recovery))
+                        cells.append(
+                            Cell(
+                                "model", model, compressor.name, params, target, threads, batch, steps, assets, recovery
+                            )
+                        )
     for model in config.layers.models:
         if model not in config.models:
             continue
@@ -95,14 +99,38 @@ def expand(config: RunConfig) -> list[Cell]:
             for target in config.targets:
                 for threads in config.threads:
                     for batch in config.batch:
-                        cells.append(Cell("layers", model, LAYER_COMPRESSOR, params, target, threads, batch, 0, _assets(config, model)))
+                        cells.append(
+                            Cell(
+                                "layers",
+                                model,
+                                LAYER_COMPRESSOR,
+                                params,
+                                target,
+                                threads,
+                                batch,
+                                0,
+                                _assets(config, model),
+                            )
+                        )
         semi_structured = (("pattern", SEMI_STRUCTURED), ("sparsity", 0.5))
         for target in config.targets:
             if config.target_specs[target].kind != "cuda":
                 continue
             for threads in config.threads:
                 for batch in config.batch:
-                    cells.append(Cell("layers", model, LAYER_COMPRESSOR, semi_structured, target, threads, batch, 0, _assets(config, model)))
+                    cells.append(
+                        Cell(
+                            "layers",
+                            model,
+                            LAYER_COMPRESSOR,
+                            semi_structured,
+                            target,
+                            threads,
+                            batch,
+                            0,
+                            _assets(config, model),
+                        )
+                    )
     return cells
 
 

@@ -84,7 +84,9 @@ for _name in ("resnet18", "mobilenet_v2", "vgg16"):
     register_model(_name, input_shape=(3, 224, 224))(_torchvision(_name))
 
 
-@register_model("mnist_cnn", input_shape=(1, 28, 28), dataset="mnist", recipe=TrainRecipe(epochs=1, batch_size=64, lr=1e-3))
+@register_model(
+    "mnist_cnn", input_shape=(1, 28, 28), dataset="mnist", recipe=TrainRecipe(epochs=1, batch_size=64, lr=1e-3)
+)
 def mnist_cnn() -> nn.Module:
     """Two 3x3 conv blocks and two linear layers: ~99% top-1 on MNIST after one epoch."""
     torch.manual_seed(0)
@@ -95,7 +97,9 @@ def mnist_cnn() -> nn.Module:
     )  # fmt: skip
 
 
-@register_model("digits_cnn", input_shape=(1, 8, 8), dataset="digits", recipe=TrainRecipe(epochs=15, batch_size=32, lr=2e-3))
+@register_model(
+    "digits_cnn", input_shape=(1, 8, 8), dataset="digits", recipe=TrainRecipe(epochs=15, batch_size=32, lr=2e-3)
+)
 def digits_cnn() -> nn.Module:
     """A seconds-to-train CNN on scikit-learn's 8x8 digits: the accuracy path at test speed."""
     torch.manual_seed(0)

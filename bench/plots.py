@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -70,7 +71,9 @@ def plot_layers(records: list[LayersRecord], break_even: float | None, title: st
     return _save(fig, path)
 
 
-def plot_pareto(points: list[tuple[float, float, str]], front: list[tuple[float, float, str]], xlabel: str, title: str, path: Path) -> Path:
+def plot_pareto(
+    points: list[tuple[float, float, str]], front: list[tuple[float, float, str]], xlabel: str, title: str, path: Path
+) -> Path:
     """Accuracy against a cost (latency or bytes, log x) for every variant, the Pareto front joined."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter([p[0] for p in points], [100 * p[1] for p in points], color="tab:blue", s=18, zorder=3)

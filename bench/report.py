@@ -10,9 +10,19 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from bench.analysis import accuracy_points, break_even, finding, layer_series, pareto_front, smallest_encoding, speedup_series, variant, where
-from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
+from bench.analysis import (
+    accuracy_points,
+    break_even,
+    finding,
+    layer_series,
+    pareto_front,
+    smallest_encoding,
+    speedup_series,
+    variant,
+    where,
+)
 from bench.errors import BenchError
+from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
 from bench.records import ENCODINGS, LayersRecord, ModelRecord, Record
 from bench.store import Run
 
@@ -32,7 +42,7 @@ def _speedup_text(record: ModelRecord) -> str:
 
 
 def _flags(record: Record) -> str:
-    """" (busy, throttled)": why a timing may be off, as the notes explain."""
+    """ " (busy, throttled)": why a timing may be off, as the notes explain."""
     return f" ({', '.join(record.flags)})" if record.flags else ""
 
 
@@ -89,7 +99,9 @@ def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list
             ]  # fmt: skip
             if full:
                 encodings = sizes.encodings()
-                row += [f"{encodings[key] / _MB:.3f}" if key in encodings else "-" for key in ENCODINGS if key != "dense"]
+                row += [
+                    f"{encodings[key] / _MB:.3f}" if key in encodings else "-" for key in ENCODINGS if key != "dense"
+                ]
                 row += [f"{first.macs.dense / 1e6:.3g}", f"{first.macs.effective / 1e6:.3g}"]
             row.append(f"{first.macs.theoretical_speedup:.2f}x")
         at = {where(r): r for r in group}
@@ -179,7 +191,9 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
         The path of the Markdown report, None when none was written.
     """
     if not records:
-        raise BenchError(f"run {run.run_id} has no records ({run.status} before its first cell finished): nothing to report")
+        raise BenchError(
+            f"run {run.run_id} has no records ({run.status} before its first cell finished): nothing to report"
+        )
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     md: list[str] = [f"# compression-bench run {run.run_id}", ""]

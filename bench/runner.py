@@ -101,7 +101,9 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     outcome = RunOutcome(new_run_id())
     owner = Owner.current(outcome.run_id)
     cell_list = [{"id": c.id, **c.to_json()} for c in cells]
-    store.start_run(outcome.run_id, config.to_json(), cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json())
+    store.start_run(
+        outcome.run_id, config.to_json(), cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json()
+    )
     others = other_cpu_cores_now()
     if others > Timing.BUSY_CORES:
         stream.write(
@@ -172,14 +174,26 @@ class _Session:
 
     def _record(self, cell: Cell, machine: dict[str, Any], fields: dict[str, Any]) -> Record:
         """The typed record of a measured cell; a measurement that does not fit its type fails the cell instead."""
-        identity = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, **cell.to_json(), "machine_id": machine_id(machine), "machine": machine}
+        identity = {
+            "schema_version": SCHEMA_VERSION,
+            "cell_id": cell.id,
+            **cell.to_json(),
+            "machine_id": machine_id(machine),
+            "machine": machine,
+        }
         identity.pop("kind")
         kind = KINDS[cell.kind]
         try:
             return kind(**identity, **{"status": "ok", **fields})
         except (TypeError, ValueError) as error:
             reason = f"the measurement does not fit a {cell.kind} record: {error}"
-            return kind(**identity, status="failed", error=reason, traceback=traceback.format_exc(), elapsed_s=fields.get("elapsed_s"))
+            return kind(
+                **identity,
+                status="failed",
+                error=reason,
+                traceback=traceback.format_exc(),
+                elapsed_s=fields.get("elapsed_s"),
+            )
 
     def _measure(self, cell: Cell, target: targets.Target) -> dict[str, Any]:
         cell_dir = self.workdir / cell.id
@@ -192,7 +206,10 @@ class _Session:
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
         except compressors.CompressorLimit as limit:
-            return {"status": "skipped", "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}"}
+            return {
+                "status": "skipped",
+                "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}",
+            }
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
             return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
         finally:

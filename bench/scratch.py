@@ -137,10 +137,14 @@ class SweepReport:
         runs = len(self.dead_runs)
         done = []
         if self.interrupted:
-            done.append("marked interrupted" if len(self.interrupted) == runs else f"{len(self.interrupted)} marked interrupted")
+            done.append(
+                "marked interrupted" if len(self.interrupted) == runs else f"{len(self.interrupted)} marked interrupted"
+            )
         done.append(f"removed {self.removed_bytes / 1e6:.1f} MB of temporary files")
         counted = _count(runs, "dead run") if runs else "dead runs"
-        return f"swept {counted}: {', '.join(done)} ({_count(self.folders, 'folder')}, {_count(self.logs, 'worker log')})"
+        return (
+            f"swept {counted}: {', '.join(done)} ({_count(self.folders, 'folder')}, {_count(self.logs, 'worker log')})"
+        )
 
 
 def _count(number: int, noun: str) -> str:

@@ -153,7 +153,8 @@ class Store:
         """Mark a run whose process is gone as interrupted; False if it was no longer running (it finished meanwhile)."""
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE runs SET finished_at = ?, status = 'interrupted' WHERE run_id = ? AND status = 'running'", (_now(), run_id)
+                "UPDATE runs SET finished_at = ?, status = 'interrupted' WHERE run_id = ? AND status = 'running'",
+                (_now(), run_id),
             )
         return cursor.rowcount > 0
 
@@ -167,7 +168,15 @@ class Store:
             cursor = db.execute(
                 "INSERT INTO records (run_id, cell_id, machine_id, status, schema_version, created_at, record_json)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, record.cell_id, record.machine_id, record.status, SCHEMA_VERSION, _now(), json.dumps(record_json(record))),
+                (
+                    run_id,
+                    record.cell_id,
+                    record.machine_id,
+                    record.status,
+                    SCHEMA_VERSION,
+                    _now(),
+                    json.dumps(record_json(record)),
+                ),
             )
             record_id = int(cursor.lastrowid or 0)
             db.execute("INSERT OR REPLACE INTO run_records VALUES (?, ?, ?)", (run_id, record.cell_id, record_id))
@@ -226,7 +235,9 @@ class Store:
         for run in runs:
             if run.run_id == run_id:
                 return run
-        raise BenchError(f"unknown run '{run_id}' in {self.path} (newest: {runs[-1].run_id}; see: python -m bench list runs)")
+        raise BenchError(
+            f"unknown run '{run_id}' in {self.path} (newest: {runs[-1].run_id}; see: python -m bench list runs)"
+        )
 
     def records(self, run_id: str) -> list[Record]:
         """The readable records answering the cells of `run_id`, in the order the cells were run."""

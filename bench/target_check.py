@@ -47,10 +47,18 @@ def _facts(spec: targets.TargetSpec, machine: dict[str, Any]) -> list[tuple[str,
         ("onnxruntime", machine.get("onnxruntime") or "not installed"),
         ("quantized engines", ", ".join(machine.get("quantized_engines") or [])),
         ("int8 cells pack for", engine),
-        ("GPU", f"{cuda['name']} (compute {cuda['capability']}, CUDA {cuda['runtime']}, driver {cuda['driver'] or '?'})" if cuda else "none"),
+        (
+            "GPU",
+            f"{cuda['name']} (compute {cuda['capability']}, CUDA {cuda['runtime']}, driver {cuda['driver'] or '?'})"
+            if cuda
+            else "none",
+        ),
         ("governor", machine.get("governor") or "not readable"),
         ("CPU MHz", machine.get("cpu_freq_mhz") or "not readable"),
-        ("temperature", f"{thermal['temperature_c']:.1f} C" if thermal.get("temperature_c") is not None else "not readable"),
+        (
+            "temperature",
+            f"{thermal['temperature_c']:.1f} C" if thermal.get("temperature_c") is not None else "not readable",
+        ),
         ("throttled", f"0x{throttled:x}" if throttled is not None else "not readable (no vcgencmd)"),
     ]
 
@@ -76,8 +84,16 @@ def check_target(spec: targets.TargetSpec) -> tuple[list[tuple[str, Any]], str |
             probe_started = time.monotonic()
             with tempfile.TemporaryDirectory(prefix="bench-check-") as folder:
                 example = torch.zeros(1, _PROBE_FEATURES)
-                path = save_torchscript(torch.nn.Linear(_PROBE_FEATURES, _PROBE_FEATURES), example, Path(folder) / "probe.pt")
-                pair = {"id": "probe", "baseline": str(path), "candidate": str(path), "input_shape": [1, _PROBE_FEATURES], **_PROBE_TIMING}
+                path = save_torchscript(
+                    torch.nn.Linear(_PROBE_FEATURES, _PROBE_FEATURES), example, Path(folder) / "probe.pt"
+                )
+                pair = {
+                    "id": "probe",
+                    "baseline": str(path),
+                    "candidate": str(path),
+                    "input_shape": [1, _PROBE_FEATURES],
+                    **_PROBE_TIMING,
+                }
                 (result,) = target.time_pairs([pair], threads=1)
             rows.append((
                 "model round trip",

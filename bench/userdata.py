@@ -19,7 +19,15 @@ from torch import nn
 
 from bench.errors import BenchError
 
-__all__ = ["FolderSplit", "ImageDecodeError", "check_folder", "load_weights", "file_digest", "folder_digest", "open_folder"]
+__all__ = [
+    "FolderSplit",
+    "ImageDecodeError",
+    "check_folder",
+    "load_weights",
+    "file_digest",
+    "folder_digest",
+    "open_folder",
+]
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 # torchvision's ImageNet preprocessing: resize to 256/224 of the input side, centre crop, normalize.
@@ -70,14 +78,18 @@ def load_weights(model: nn.Module, path: Path, model_name: str) -> nn.Module:
     if found:
         raise BenchError(f"--weights {model_name}: {path} does not fit {model_name}: keys {', '.join(found)}")
     # NaN or inf weights load, run and give a top-1 of chance: a number that means nothing.
-    infinite = next((key for key, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())), None)
+    infinite = next(
+        (key for key, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())), None
+    )
     if infinite is not None:
         raise BenchError(f"--weights {model_name}: {path} holds nan or inf values (e.g. in {infinite})")
     try:
         model.load_state_dict(state)
     except RuntimeError as error:  # whatever else torch refuses to copy; it lists each failure under a heading
         lines = str(error).strip().splitlines() or [type(error).__name__]
-        raise BenchError(f"--weights {model_name}: {path} does not load into {model_name}: {lines[-1].strip()}") from None
+        raise BenchError(
+            f"--weights {model_name}: {path} does not load into {model_name}: {lines[-1].strip()}"
+        ) from None
     return model.eval()
 
 
@@ -103,7 +115,9 @@ class FolderSplit:
         else:
             steps += [transforms.ToTensor(), transforms.Normalize(_MEAN, _STD)]
         mode = "L" if self.channels == 1 else "RGB"
-        return datasets.ImageFolder(str(self.root), transform=transforms.Compose(steps), loader=lambda p: _open_image(p, mode))
+        return datasets.ImageFolder(
+            str(self.root), transform=transforms.Compose(steps), loader=lambda p: _open_image(p, mode)
+        )
 
     def __len__(self) -> int:
         return len(self._dataset())

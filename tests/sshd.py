@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "compression-bench-test", "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "compression-bench-test", "-f", str(path)], check=True
+    )
 
 
 @dataclass
@@ -78,7 +80,9 @@ class LocalSshd:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
         log = (directory / "sshd.log").open("wb")
-        process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=log, start_new_session=True)
+        process = subprocess.Popen(
+            [str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=log, start_new_session=True
+        )
         server = cls(directory, port, user, alias, ssh_config, client_key, process)
         server._wait_until_listening()
         return server
@@ -87,7 +91,9 @@ class LocalSshd:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited with {self.process.returncode}: {(self.directory / 'sshd.log').read_text()[-500:]}")
+                raise RuntimeError(
+                    f"sshd exited with {self.process.returncode}: {(self.directory / 'sshd.log').read_text()[-500:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return

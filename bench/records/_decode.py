@@ -113,7 +113,9 @@ def _scalar(annotation: Any, value: Any, where: str) -> Any:
 
 
 def _fail(annotation: Any, value: Any, where: str) -> Any:
-    raise RecordError(f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {_kind(value)} {value!r:.40}")
+    raise RecordError(
+        f"{where}: expected {getattr(annotation, '__name__', annotation)}, got {_kind(value)} {value!r:.40}"
+    )
 
 
 def _kind(value: Any) -> str:

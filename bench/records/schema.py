@@ -83,7 +83,13 @@ _V1_DERIVED = ("theoretical_speedup", "efficiency", "gemms_padded")
 
 
 # Version-1 records written before the worker read thermal zones: unknown, not "not throttled".
-_V1_BEFORE_THERMAL: dict[str, Any] = {"throttled": None, "throttle_reason": None, "cooldown_waited_s": None, "thermal_before": {}, "thermal_after": {}}
+_V1_BEFORE_THERMAL: dict[str, Any] = {
+    "throttled": None,
+    "throttle_reason": None,
+    "cooldown_waited_s": None,
+    "thermal_before": {},
+    "thermal_after": {},
+}
 
 
 def _part(flat: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any] | None:

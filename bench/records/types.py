@@ -77,7 +77,9 @@ class Timing:
         """The timing of one pair from the worker's answer (`summary`, raw samples, thermal readings)."""
         summary = result["summary"]
         other = result.get("other_cpu_cores")
-        noisy = any(summary[f"{side}_iqr_s"] > cls.NOISY_IQR * summary[f"{side}_median_s"] for side in ("baseline", "candidate"))
+        noisy = any(
+            summary[f"{side}_iqr_s"] > cls.NOISY_IQR * summary[f"{side}_median_s"] for side in ("baseline", "candidate")
+        )
         return cls(
             baseline_median_s=summary["baseline_median_s"],
             baseline_iqr_s=summary["baseline_iqr_s"],

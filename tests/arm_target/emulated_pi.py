@@ -36,7 +36,9 @@ def cannot_emulate() -> str | None:
         return "the emulated Pi needs root (debootstrap, chroot, mounts, binfmt_misc)"
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     if not (binfmt / "status").exists():
-        mounted = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], capture_output=True, check=False)
+        mounted = subprocess.run(
+            ["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], capture_output=True, check=False
+        )
         if mounted.returncode != 0:
             return f"binfmt_misc is not available here ({mounted.stderr.decode(errors='replace').strip()})"
     return None

@@ -81,7 +81,9 @@ SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def run_subprocess(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """`python -m bench ARGS` as a user runs it."""
-    return subprocess.run(bench_command(*args), cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        bench_command(*args), cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _interruptible() -> None:

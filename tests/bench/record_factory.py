@@ -7,13 +7,33 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.matrix import LAYER_COMPRESSOR, Cell
-from bench.records import SCHEMA_VERSION, Accuracy, LayerResult, LayersRecord, Macs, ModelRecord, Sizes, Timing, machine_id
+from bench.records import (
+    SCHEMA_VERSION,
+    Accuracy,
+    LayerResult,
+    LayersRecord,
+    Macs,
+    ModelRecord,
+    Sizes,
+    Timing,
+    machine_id,
+)
 
-MACHINE = {"arch": "x86_64", "cpu_model": "Test CPU", "cpu_count": 2, "memory_bytes": 1, "hostname": "h", "torch": "2", "cuda_device": None}
+MACHINE = {
+    "arch": "x86_64",
+    "cpu_model": "Test CPU",
+    "cpu_count": 2,
+    "memory_bytes": 1,
+    "hostname": "h",
+    "torch": "2",
+    "cuda_device": None,
+}
 _THERMAL = {"temperature_c": None, "zones_c": {}, "throttled": None, "cpu_freq_mhz": None}
 
 
-def timing(speedup: float = 1.0, low: float | None = None, high: float | None = None, median_s: float = 1e-3, **flags: Any) -> Timing:
+def timing(
+    speedup: float = 1.0, low: float | None = None, high: float | None = None, median_s: float = 1e-3, **flags: Any
+) -> Timing:
     """A worker's answer for one pair: `median_s` for the candidate, the baseline `speedup` times slower."""
     samples = (median_s * 0.99, median_s, median_s * 1.01)
     return Timing(
@@ -29,7 +49,12 @@ def timing(speedup: float = 1.0, low: float | None = None, high: float | None = 
 
 
 def _identity(cell: Cell, machine: Mapping[str, Any], status: str, error: str | None) -> dict[str, Any]:
-    identity = {**cell.to_json(), "schema_version": SCHEMA_VERSION, "cell_id": cell.id, "machine_id": machine_id(machine)}
+    identity = {
+        **cell.to_json(),
+        "schema_version": SCHEMA_VERSION,
+        "cell_id": cell.id,
+        "machine_id": machine_id(machine),
+    }
     identity.pop("kind")
     if status != "ok" and error is None:
         error = "RuntimeError: boom"
@@ -48,7 +73,8 @@ def model_record(
         return ModelRecord(**identity, **fields)
     parts: dict[str, Any] = {
         "executed_as": "dense",
-        "sizes": sizes or Sizes(params_total=1000, params_nonzero=1000, dense_bytes=4000, csr_bytes=8000, gzip_bytes=3600),
+        "sizes": sizes
+        or Sizes(params_total=1000, params_nonzero=1000, dense_bytes=4000, csr_bytes=8000, gzip_bytes=3600),
         "macs": Macs(dense=1000, effective=round(1000 / theoretical), baseline=1000),
         "accuracy": Accuracy(top1=top1, baseline=top1, before_recovery=top1, note=None if top1 else "n/a (no weights)"),
         "timing": timing(speedup),

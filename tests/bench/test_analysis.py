@@ -37,7 +37,10 @@ def _series(dense: float, csr: float, channel: float) -> dict[str, list[Point]]:
     return {
         SERIES[0]: [Point(0.5, 1.0, 0.98, 1.02, "d5"), Point(0.9, dense, dense - 0.02, dense + 0.02, "d9")],
         SERIES[1]: [Point(0.5, csr, csr - 0.02, csr + 0.02, "c5"), Point(0.9, csr, csr - 0.02, csr + 0.02, "c9")],
-        SERIES[2]: [Point(0.5, channel, channel - 0.05, channel + 0.05, "p5"), Point(0.9, channel + 1, channel + 0.9, channel + 1.1, "p9")],
+        SERIES[2]: [
+            Point(0.5, channel, channel - 0.05, channel + 0.05, "p5"),
+            Point(0.9, channel + 1, channel + 0.9, channel + 1.1, "p9"),
+        ],
     }
 
 
@@ -74,7 +77,9 @@ def test_finding_needs_both_families() -> None:
 
 
 def test_speedup_series_groups_and_sorts() -> None:
-    def record(compressor: str, params: dict[str, Any], theoretical: float, speedup: float, status: str = "ok") -> ModelRecord:
+    def record(
+        compressor: str, params: dict[str, Any], theoretical: float, speedup: float, status: str = "ok"
+    ) -> ModelRecord:
         return model_record(compressor, params, status=status, theoretical=theoretical, speedup=speedup)
 
     records = [
@@ -101,7 +106,9 @@ def test_pareto_front_keeps_only_points_no_other_beats() -> None:
 def test_smallest_bytes_takes_the_smallest_real_encoding_present() -> None:
     from bench.analysis import smallest_bytes
 
-    sizes = Sizes(params_total=10, params_nonzero=10, dense_bytes=1000, csr_bytes=1500, gzip_bytes=700, packed_bytes=None)
+    sizes = Sizes(
+        params_total=10, params_nonzero=10, dense_bytes=1000, csr_bytes=1500, gzip_bytes=700, packed_bytes=None
+    )
     assert smallest_bytes(model_record(sizes=sizes)) == 700
     assert smallest_bytes(model_record(sizes=dataclasses.replace(sizes, huffman_bytes=90))) == 90
 

@@ -22,7 +22,14 @@ def references(tmp_path_factory: pytest.TempPathFactory) -> References:
 
 def _cells(tmp_path: Path, compressor: dict):
     config_file = write_fast_toml(tmp_path, '\n[targets.pi]\nkind = "ssh"\nhost = "pi.local"\n')
-    table = {"models": ["digits_cnn"], "compressors": compressor, "targets": ["cpu", "pi"], "threads": [1, 2], "finetune_steps": 0, "layers": {"models": []}}
+    table = {
+        "models": ["digits_cnn"],
+        "compressors": compressor,
+        "targets": ["cpu", "pi"],
+        "threads": [1, 2],
+        "finetune_steps": 0,
+        "layers": {"models": []},
+    }
     return expand(load_config(config_file, table))
 
 

@@ -61,7 +61,12 @@ def test_tiny_run_records(tiny_run: TinyRun) -> None:
     for record in records:
         assert record.status == "ok" and record.error is None
         assert record.kind == "model" and record.model == "digits_cnn"
-        assert record.timing is not None and record.sizes is not None and record.macs is not None and record.accuracy is not None
+        assert (
+            record.timing is not None
+            and record.sizes is not None
+            and record.macs is not None
+            and record.accuracy is not None
+        )
         timing = record.timing
         assert len(timing.samples_s) == timing.rounds == len(timing.samples_speedup) == len(timing.samples_baseline_s)
         assert timing.rounds >= 3
@@ -109,9 +114,13 @@ def test_second_run_reuses_every_cell_and_force_measures_again(tiny_run: TinyRun
 
 def test_list_verbs(tiny_run: TinyRun) -> None:
     models = run_main(["list", "models"])
-    assert models.code == 0 and all(name in models.out for name in ("digits_cnn", "mnist_cnn", "resnet18", "n/a (no weights)"))
+    assert models.code == 0 and all(
+        name in models.out for name in ("digits_cnn", "mnist_cnn", "resnet18", "n/a (no weights)")
+    )
     comps = run_main(["list", "compressors"])
-    assert comps.code == 0 and all(name in comps.out for name in ("none", "prune.unstructured", "prune.channel", "sparsity=0.9"))
+    assert comps.code == 0 and all(
+        name in comps.out for name in ("none", "prune.unstructured", "prune.channel", "sparsity=0.9")
+    )
     targs = run_main(["list", "targets"])
     assert targs.code == 0 and re.search(r"^cpu\s+cpu\s+-\s+yes", targs.out, re.M)
     assert re.search(r"^cuda\s+cuda\s+-\s+(yes|no)", targs.out, re.M)

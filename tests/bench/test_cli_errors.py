@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from bench.models import resolve_model
-
 from tests.bench.conftest import REPO, SUBPROCESS_ENV, TinyRun, bench_command, count_records, run_main
 
 QUICK = ["--budget", "0.2", "--finetune-steps", "5", "--no-layers"]
@@ -74,6 +73,7 @@ def bad_results(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
     regular.write_text("a file, not a folder")
     before = count_records(store)
     values = {"store": str(store), "tmp": str(tmp), "regular": str(regular)}
+
     def run(argv: list[str]) -> tuple[int, str, str]:
         command = bench_command(*(arg.format(**values) for arg in argv))
         done = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=180)
@@ -119,7 +119,10 @@ def test_unwritable_store_creates_nothing(bad_results) -> None:
 
 
 IN_PROCESS = {
-    "threads not a number": (["run", "--threads", "two"], "--threads expects a comma-separated list of integers, got 'two'"),
+    "threads not a number": (
+        ["run", "--threads", "two"],
+        "--threads expects a comma-separated list of integers, got 'two'",
+    ),
     "unknown verb": (["frobnicate"], "invalid choice: 'frobnicate'"),
     "bad export format": (["export", "--format", "xml"], "invalid choice: 'xml'"),
     "no verb": ([], "the following arguments are required: verb"),

@@ -28,7 +28,9 @@ def test_defaults_match_default_toml() -> None:
     assert config.finetune_steps == table["finetune_steps"]
     assert config.timing == TimingConfig(**table["timing"])
     assert config.layers == LayerSweep(
-        models=tuple(table["layers"]["models"]), sparsities=tuple(table["layers"]["sparsities"]), budget_s=table["layers"]["budget_s"]
+        models=tuple(table["layers"]["models"]),
+        sparsities=tuple(table["layers"]["sparsities"]),
+        budget_s=table["layers"]["budget_s"],
     )
     assert config.store == DEFAULT_STORE
     assert config.force is False
@@ -44,16 +46,24 @@ def test_default_compressor_grid_is_expanded_to_validated_configs() -> None:
     assert names.count("none") == 1
     scopes = unstructured.get("scope", "global")
     scopes = scopes if isinstance(scopes, list) else [scopes]
-    assert names.count("prune.unstructured") == len(unstructured["sparsity"]) * len(unstructured["execution"]) * len(scopes)
+    assert names.count("prune.unstructured") == len(unstructured["sparsity"]) * len(unstructured["execution"]) * len(
+        scopes
+    )
     assert names.count("prune.channel") == len(table["prune.channel"]["macs_removed"])
     points = {(c.sparsity, c.execution, c.scope) for c in config.compressors if c.name == "prune.unstructured"}
-    assert points == {(s, e, scope) for s in unstructured["sparsity"] for e in unstructured["execution"] for scope in scopes}
-    assert sorted(c.macs_removed for c in config.compressors if c.name == "prune.channel") == sorted(table["prune.channel"]["macs_removed"])
+    assert points == {
+        (s, e, scope) for s in unstructured["sparsity"] for e in unstructured["execution"] for scope in scopes
+    }
+    assert sorted(c.macs_removed for c in config.compressors if c.name == "prune.channel") == sorted(
+        table["prune.channel"]["macs_removed"]
+    )
 
 
 def test_file_overrides_key_by_key(tmp_path: Path) -> None:
     path = tmp_path / "m.toml"
-    path.write_text('models = ["digits_cnn"]\nthreads = [1, 2]\n[timing]\nbudget_s = 0.5\n[layers]\nsparsities = [0.9]\n')
+    path.write_text(
+        'models = ["digits_cnn"]\nthreads = [1, 2]\n[timing]\nbudget_s = 0.5\n[layers]\nsparsities = [0.9]\n'
+    )
     default = load_config()
     config = load_config(path)
     assert config.models == ("digits_cnn",)
@@ -98,7 +108,9 @@ def test_parse_compressor_spec() -> None:
     assert name == "prune.channel" and grid == {"macs_removed": [1]} and isinstance(grid["macs_removed"][0], int)
 
 
-@pytest.mark.parametrize("spec", ["prune.unstructured:sparsity", "prune.unstructured:=0.5", "prune.unstructured:sparsity="])
+@pytest.mark.parametrize(
+    "spec", ["prune.unstructured:sparsity", "prune.unstructured:=0.5", "prune.unstructured:sparsity="]
+)
 def test_parse_compressor_spec_rejects_malformed(spec: str) -> None:
     with pytest.raises(BenchError, match="expected KEY=V1,V2"):
         parse_compressor_spec(spec)
@@ -108,16 +120,24 @@ def test_to_json_round_trips_the_grid() -> None:
     config = load_config(None, {"models": ["digits_cnn"], "compressors": {"prune.unstructured": {"sparsity": [0.5]}}})
     data = config.to_json()
     assert data["models"] == ["digits_cnn"]
-    assert data["compressors"] == [{"name": "prune.unstructured", "sparsity": 0.5, "scope": "global", "execution": "dense"}]
+    assert data["compressors"] == [
+        {"name": "prune.unstructured", "sparsity": 0.5, "scope": "global", "execution": "dense"}
+    ]
 
 
 BAD_OVERRIDES = {
     "unknown model": ({"models": ["resnt18"]}, ["unknown model 'resnt18'", "did you mean 'resnet18'", "digits_cnn"]),
-    "unknown compressor": ({"compressors": {"prune.unstrctured": {}}}, ["unknown compressor 'prune.unstrctured'", "prune.channel"]),
+    "unknown compressor": (
+        {"compressors": {"prune.unstrctured": {}}},
+        ["unknown compressor 'prune.unstrctured'", "prune.channel"],
+    ),
     "unknown target": ({"targets": ["gpu9"]}, ["unknown target 'gpu9'", "cpu"]),
     "sparsity 1.5": ({"compressors": {"prune.unstructured": {"sparsity": [1.5]}}}, ["sparsity", "1.5"]),
     "sparsity -0.1": ({"compressors": {"prune.unstructured": {"sparsity": [-0.1]}}}, ["sparsity", "-0.1"]),
-    "unknown execution": ({"compressors": {"prune.unstructured": {"execution": ["gpu"]}}}, ["execution", "'gpu'", "csr"]),
+    "unknown execution": (
+        {"compressors": {"prune.unstructured": {"execution": ["gpu"]}}},
+        ["execution", "'gpu'", "csr"],
+    ),
     "unknown parameter": ({"compressors": {"prune.unstructured": {"spars": [0.5]}}}, ["'spars'", "sparsity"]),
     "threads 0": ({"threads": [0]}, ["threads", "0"]),
     "batch x": ({"batch": ["x"]}, ["batch", "'x'"]),
@@ -144,7 +164,10 @@ BAD_FILES = {
     "float rounds": ("[timing]\nmin_rounds = 2.5", ["timing.min_rounds", "2.5"]),
     "max below min": ("[timing]\nmin_rounds = 10\nmax_rounds = 5", ["timing.max_rounds", "5"]),
     "unknown model in layers": ('[layers]\nmodels = ["resnet1"]', ["unknown model 'resnet1'"]),
-    "text in layer sparsities": ('[layers]\nsparsities = ["a"]', ["layers.sparsities must be a list of numbers", "'a'"]),
+    "text in layer sparsities": (
+        '[layers]\nsparsities = ["a"]',
+        ["layers.sparsities must be a list of numbers", "'a'"],
+    ),
     "scalar layer sparsities": ("[layers]\nsparsities = 0.5", ["layers.sparsities must be a list", "0.5"]),
 }
 
@@ -175,7 +198,11 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_a_compressor_named_twice_on_the_command_line_keeps_both_grids() -> None:
     overrides = {"compressors": {}}
-    for spec in ("prune.unstructured:sparsity=0.5", "prune.unstructured:sparsity=0.9:execution=csr", "prune.unstructured:sparsity=0.5"):
+    for spec in (
+        "prune.unstructured:sparsity=0.5",
+        "prune.unstructured:sparsity=0.9:execution=csr",
+        "prune.unstructured:sparsity=0.5",
+    ):
         name, grid = parse_compressor_spec(spec)
         overrides["compressors"].setdefault(name, []).append(grid)
     config = load_config(None, overrides)

@@ -74,14 +74,16 @@ def test_a_wrong_file_is_one_bench_error(tmp_path: Path, text: str, fragments: l
 def test_a_wrong_value_in_the_file_is_an_error_even_where_a_flag_overrides_it(tmp_path: Path) -> None:
     path = tmp_path / "matrix.toml"
     path.write_text(f"threads = [1.5]\n{SMALL}")
-    with pytest.raises(BenchError, match=r"threads must be an integer or a list of integers, got \[1.5\] \(in .*matrix.toml\)"):
+    with pytest.raises(
+        BenchError, match=r"threads must be an integer or a list of integers, got \[1.5\] \(in .*matrix.toml\)"
+    ):
         load_config(path, {"threads": [1]})
 
 
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        (b"models = [\"digits_cnn\"]\n\xff\xfe", "is not UTF-8 text, as TOML must be (byte 0xff at offset 24)"),
+        (b'models = ["digits_cnn"]\n\xff\xfe', "is not UTF-8 text, as TOML must be (byte 0xff at offset 24)"),
         (b"a = " + b"[" * 5000 + b"]" * 5000, "nests arrays or tables too deeply to read"),
     ],
     ids=["not utf-8", "nested too deeply"],
@@ -157,7 +159,23 @@ def test_bad_flags_exit_2_with_one_line_and_write_nothing(tmp_path: Path, flags:
 
 
 def test_the_flag_path_builds_a_valid_config_from_good_values() -> None:
-    args = build_parser().parse_args(["run", "--models", "digits_cnn", "--compressors", "none", "--threads", "1", "--batch", "1,4096", "--budget", "86400", "--layer-sparsities", "0,0.5"])
+    args = build_parser().parse_args(
+        [
+            "run",
+            "--models",
+            "digits_cnn",
+            "--compressors",
+            "none",
+            "--threads",
+            "1",
+            "--batch",
+            "1,4096",
+            "--budget",
+            "86400",
+            "--layer-sparsities",
+            "0,0.5",
+        ]
+    )
     config = load_config(args.config, _overrides(args))
     assert config.batch == (1, 4096) and config.timing.budget_s == 86400.0
 

@@ -102,7 +102,10 @@ def test_killed_run_is_marked_interrupted_and_its_files_removed(tmp_path: Path, 
     process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # A worker log exists once the first cell is being timed; the run is killed after a cell is stored.
-        _wait_for(lambda: count_records(store) >= 1 and any(temp.glob(f"compression-bench-worker-{process.pid}-*.log")), process)
+        _wait_for(
+            lambda: count_records(store) >= 1 and any(temp.glob(f"compression-bench-worker-{process.pid}-*.log")),
+            process,
+        )
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -121,7 +124,9 @@ def test_killed_run_is_marked_interrupted_and_its_files_removed(tmp_path: Path, 
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0, again.stderr
 
-    assert re.search(r"^swept 2 dead runs: 1 marked interrupted, removed [\d.]+ MB of temporary files", again.stderr, re.MULTILINE), again.stderr
+    assert re.search(
+        r"^swept 2 dead runs: 1 marked interrupted, removed [\d.]+ MB of temporary files", again.stderr, re.MULTILINE
+    ), again.stderr
     statuses = _run_statuses(store)
     assert statuses.pop(killed_run) == "interrupted"
     assert list(statuses.values()) == ["finished"]
@@ -169,7 +174,13 @@ def test_sweep_removes_only_what_dead_owners_left(tmp_path: Path, live_process: 
     finally:
         store.close()
 
-    assert statuses == {"live": "running", "recycled": "interrupted", "dead": "interrupted", "elsewhere": "running", "unrecorded": "running"}
+    assert statuses == {
+        "live": "running",
+        "recycled": "interrupted",
+        "dead": "interrupted",
+        "elsewhere": "running",
+        "unrecorded": "running",
+    }
     assert sorted(report.interrupted) == ["dead", "recycled"]
     assert all(path.exists() for path in kept)
     assert not any(path.exists() for path in removed)

@@ -26,12 +26,20 @@ def _config(tmp_path: Path, targets: list[str], **overrides):
     """A digits_cnn matrix whose config file also defines ``gpu2``, a second target of kind cuda."""
     config_file = write_fast_toml(tmp_path)
     config_file.write_text(config_file.read_text() + '\n[targets.gpu2]\nkind = "cuda"\n')
-    table = {"models": ["digits_cnn"], "compressors": {"none": {}}, "targets": targets, "finetune_steps": 0, "store": tmp_path / "bench.sqlite"}
+    table = {
+        "models": ["digits_cnn"],
+        "compressors": {"none": {}},
+        "targets": targets,
+        "finetune_steps": 0,
+        "store": tmp_path / "bench.sqlite",
+    }
     return load_config(config_file, {**table, **overrides})
 
 
 def test_expand_adds_one_2_4_layer_cell_per_cuda_kind_target(tmp_path: Path) -> None:
-    config = _config(tmp_path, ["cpu", "cuda", "gpu2"], threads=[1, 2], layers={"models": ["digits_cnn"], "sparsities": [0.5, 0.9]})
+    config = _config(
+        tmp_path, ["cpu", "cuda", "gpu2"], threads=[1, 2], layers={"models": ["digits_cnn"], "sparsities": [0.5, 0.9]}
+    )
     layers = [c for c in expand(config) if c.kind == "layers"]
     semi = [c for c in layers if c.params == SEMI_STRUCTURED_PARAMS]
     assert sorted((c.target, c.threads) for c in semi) == [("cuda", 1), ("cuda", 2), ("gpu2", 1), ("gpu2", 2)]
@@ -71,15 +79,25 @@ def test_int8_cell_on_a_cuda_target_is_skipped_with_the_reason(
     (cell,) = expand(config)
     fields = measure_model_cell(cell, references, Candidates(tmp_path), cuda_target, config.timing)
     assert fields["status"] == "skipped"
-    assert fields["error"].startswith("int8 (torch.ao, ") and fields["error"].endswith("engine) has no CUDA kernels; measured on CPU targets")
+    assert fields["error"].startswith("int8 (torch.ao, ") and fields["error"].endswith(
+        "engine) has no CUDA kernels; measured on CPU targets"
+    )
     assert "timing" not in fields
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a run on a machine without a CUDA device")
 def test_run_on_cuda_without_a_gpu_skips_every_cell_with_the_reason(tmp_path: Path) -> None:
-    config = _config(tmp_path, ["cuda"], compressors={"none": {}, "quant.int8": {}}, layers={"models": ["digits_cnn"], "sparsities": [0.9]})
+    config = _config(
+        tmp_path,
+        ["cuda"],
+        compressors={"none": {}, "quant.int8": {}},
+        layers={"models": ["digits_cnn"], "sparsities": [0.9]},
+    )
     cells = expand(config)
-    assert {(c.kind, c.params) for c in cells if c.kind == "layers"} == {("layers", (("sparsity", 0.9),)), ("layers", SEMI_STRUCTURED_PARAMS)}
+    assert {(c.kind, c.params) for c in cells if c.kind == "layers"} == {
+        ("layers", (("sparsity", 0.9),)),
+        ("layers", SEMI_STRUCTURED_PARAMS),
+    }
     outcome = run_matrix(config, io.StringIO())
     assert outcome.counts == {"skipped": len(cells)}
     with read_store(config.store) as store:
@@ -87,5 +105,7 @@ def test_run_on_cuda_without_a_gpu_skips_every_cell_with_the_reason(tmp_path: Pa
         path = write_report(store.run(outcome.run_id), records, tmp_path / "report", io.StringIO())
     reason = "target 'cuda' unavailable: no CUDA device visible to torch"
     assert len(records) == len(cells) and path is not None
-    assert all(r.status == "skipped" and r.error and r.error.startswith(reason) and "\n" not in r.error for r in records)
+    assert all(
+        r.status == "skipped" and r.error and r.error.startswith(reason) and "\n" not in r.error for r in records
+    )
     assert reason in path.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+
 import pytest
 
 from bench.analysis import layer_series
@@ -13,8 +14,23 @@ from bench.report import layer_table, machine_table, write_report
 from bench.store import Run
 from tests.bench.record_factory import layers_record
 
-CPU_MACHINE = {"arch": "x86_64", "cpu_model": "Some CPU", "cpu_count": 16, "memory_bytes": 2**37, "torch": "2.14.1", "cuda_device": None, "cuda": None}
-GPU = {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_bytes": 80 * 2**30, "device_count": 1, "runtime": "13.0", "driver": "580.65.06"}
+CPU_MACHINE = {
+    "arch": "x86_64",
+    "cpu_model": "Some CPU",
+    "cpu_count": 16,
+    "memory_bytes": 2**37,
+    "torch": "2.14.1",
+    "cuda_device": None,
+    "cuda": None,
+}
+GPU = {
+    "name": "NVIDIA H100 80GB HBM3",
+    "capability": "9.0",
+    "memory_bytes": 80 * 2**30,
+    "device_count": 1,
+    "runtime": "13.0",
+    "driver": "580.65.06",
+}
 GPU_MACHINE = {**CPU_MACHINE, "cuda_device": GPU["name"], "cuda": GPU}
 
 
@@ -45,7 +61,11 @@ def test_2_4_records_stay_out_of_the_csr_series(records: list[LayersRecord]) -> 
 def test_layer_table_shows_2_4_as_its_own_row(records: list[LayersRecord]) -> None:
     headers, rows = layer_table([r for r in records if r.target == "cuda"])
     assert headers[:2] == ["sparsity", "sparse kernel"]
-    assert [row[:2] for row in rows] == [["0.5", "CSR"], ["0.9", "CSR"], ["2:4", "2:4 fp16, cuSPARSELt, 1 of 2 shapes padded"]]
+    assert [row[:2] for row in rows] == [
+        ["0.5", "CSR"],
+        ["0.9", "CSR"],
+        ["2:4", "2:4 fp16, cuSPARSELt, 1 of 2 shapes padded"],
+    ]
     assert rows[2][4] == "1.60x" and rows[2][5] == "2 / 2"
 
 
@@ -54,7 +74,12 @@ def test_machine_table_gpu_column_names_driver_and_runtime(records: list[LayersR
     extra = layers_record("old", {"sparsity": 0.5}, [1.0, 1.0], old)
     _, rows = machine_table([*records, extra])
     gpu = {row[0]: row[5] for row in rows}
-    assert gpu == {"cpu": "-", "cuda": "NVIDIA H100 80GB HBM3 (driver 580.65.06, CUDA 13.0)", "gpu2": gpu["cuda"], "old": GPU["name"]}
+    assert gpu == {
+        "cpu": "-",
+        "cuda": "NVIDIA H100 80GB HBM3 (driver 580.65.06, CUDA 13.0)",
+        "gpu2": gpu["cuda"],
+        "old": GPU["name"],
+    }
 
 
 def test_machine_id_of_a_cpu_record_ignores_the_cuda_details() -> None:

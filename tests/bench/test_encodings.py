@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from bench.models import resolve_model
 from bench.measure.encodings import (
     HuffmanCoded,
     coded_sizes,
@@ -21,6 +20,7 @@ from bench.measure.encodings import (
     unpack_bits,
 )
 from bench.measure.size import dense_bytes
+from bench.models import resolve_model
 from compressors import Compressed, get
 
 

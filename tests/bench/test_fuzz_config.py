@@ -32,23 +32,47 @@ DEEP = settings(max_examples=2000, deadline=None, database=None, suppress_health
 MODEL_NAMES = ["digits_cnn", "mnist_cnn", "digits_cnn", "nope", "", "resnet1"]
 TARGET_NAMES = ["cpu", "cuda", "pi", ""]
 COMPRESSOR_NAMES = [*compressors.names(), "prune", "quant.bitz", ""]
-PARAMETERS = sorted({f.name for name in compressors.names() for f in dataclasses.fields(compressors.get(name))} | {"bogus"})
+PARAMETERS = sorted(
+    {f.name for name in compressors.names() for f in dataclasses.fields(compressors.get(name))} | {"bogus"}
+)
 SECTION_KEYS = {
     "timing": ["warmup_s", "block_min_s", "budget_s", "min_rounds", "max_rounds", "ci_rel", "budget"],
     "layers": ["models", "sparsities", "budget_s"],
     "recovery": ["method", "temperature", "alpha"],
 }
-TOKENS = ["inf", "-inf", "nan", "0", "-1", "1", "2", "0.5", "0.99", "1e400", "4096", "4097", "86401", "", ",", "x", "true", "csr", "layer", "l1"]
+TOKENS = [
+    "inf",
+    "-inf",
+    "nan",
+    "0",
+    "-1",
+    "1",
+    "2",
+    "0.5",
+    "0.99",
+    "1e400",
+    "4096",
+    "4097",
+    "86401",
+    "",
+    ",",
+    "x",
+    "true",
+    "csr",
+    "layer",
+    "l1",
+]
 
 # ---- TOML values: every type TOML has, the special floats included --------------------------------------------
-
 
 
 class _Date(str):
     """A TOML local date, written bare: tomllib reads it as a `datetime.date`, a type no key accepts."""
 
 
-floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 0.9, 1.0, 1.5, -0.1, 1e6]))
+floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 0.9, 1.0, 1.5, -0.1, 1e6])
+)
 scalars = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1), st.integers(min_value=-3, max_value=20), floats, st.booleans(),
     st.text(max_size=8), st.sampled_from(MODEL_NAMES + TARGET_NAMES + ["dense", "csr", "layer", "finetune", "distill"]),
@@ -61,7 +85,9 @@ def values(depth: int = 2) -> st.SearchStrategy[Any]:
     if depth == 0:
         return scalars
     inner = values(depth - 1)
-    return st.one_of(scalars, st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(PARAMETERS + TOKENS), inner, max_size=3))
+    return st.one_of(
+        scalars, st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(PARAMETERS + TOKENS), inner, max_size=3)
+    )
 
 
 def grid() -> st.SearchStrategy[dict[str, Any]]:
@@ -74,20 +100,37 @@ TOP_LEVEL: dict[str, st.SearchStrategy[Any]] = {
     "models": st.one_of(st.lists(st.sampled_from(MODEL_NAMES), min_size=1, max_size=2), values(1)),
     "targets": st.one_of(
         st.lists(st.sampled_from(TARGET_NAMES), max_size=2),
-        st.dictionaries(st.sampled_from(TARGET_NAMES), st.dictionaries(st.sampled_from(["kind", "host", "port", "connect_timeout_s", "cooldown_s"]), values(1), max_size=3), max_size=2),
+        st.dictionaries(
+            st.sampled_from(TARGET_NAMES),
+            st.dictionaries(
+                st.sampled_from(["kind", "host", "port", "connect_timeout_s", "cooldown_s"]), values(1), max_size=3
+            ),
+            max_size=2,
+        ),
         values(1),
     ),
     "threads": st.one_of(st.lists(st.integers(min_value=-1, max_value=4), max_size=3), values(1)),
     "batch": st.one_of(st.lists(st.integers(min_value=-1, max_value=5000), max_size=3), values(1)),
     "finetune_steps": st.one_of(st.integers(min_value=-1, max_value=200_000), values(1)),
     "compressors": st.one_of(
-        st.dictionaries(st.sampled_from(COMPRESSOR_NAMES), st.one_of(grid(), st.lists(grid(), max_size=2)), min_size=1, max_size=3),
+        st.dictionaries(
+            st.sampled_from(COMPRESSOR_NAMES), st.one_of(grid(), st.lists(grid(), max_size=2)), min_size=1, max_size=3
+        ),
         values(1),
     ),
-    "weights": st.one_of(st.dictionaries(st.sampled_from(MODEL_NAMES), st.one_of(st.just("/nonexistent.pt"), values(0)), max_size=2), values(1)),
-    "data": st.one_of(st.dictionaries(st.sampled_from(MODEL_NAMES), st.one_of(st.just("/nonexistent"), values(0)), max_size=2), values(1)),
+    "weights": st.one_of(
+        st.dictionaries(st.sampled_from(MODEL_NAMES), st.one_of(st.just("/nonexistent.pt"), values(0)), max_size=2),
+        values(1),
+    ),
+    "data": st.one_of(
+        st.dictionaries(st.sampled_from(MODEL_NAMES), st.one_of(st.just("/nonexistent"), values(0)), max_size=2),
+        values(1),
+    ),
     **{
-        section: st.one_of(st.dictionaries(st.sampled_from(keys), st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=3), values(1))
+        section: st.one_of(
+            st.dictionaries(st.sampled_from(keys), st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=3),
+            values(1),
+        )
         for section, keys in SECTION_KEYS.items()
     },
 }
@@ -106,7 +149,21 @@ def matrix_trees(draw: st.DrawFn) -> dict[str, Any]:
     return tree
 
 
-CHOICES = ["dense", "csr", "layer", "global", "l1", "fpgm", "bn_gamma", "apoz", "affine", "symmetric", "auto", "all", "x"]
+CHOICES = [
+    "dense",
+    "csr",
+    "layer",
+    "global",
+    "l1",
+    "fpgm",
+    "bn_gamma",
+    "apoz",
+    "affine",
+    "symmetric",
+    "auto",
+    "all",
+    "x",
+]
 
 
 def _near(default: Any) -> st.SearchStrategy[Any]:
@@ -121,13 +178,17 @@ def _near(default: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from([default, "prune.unstructured(sparsity=0.5)+quant.cluster(bits=2)", "none", "a(b"])
     if isinstance(default, str):
         return st.sampled_from(CHOICES)
-    return st.one_of(st.integers(min_value=0, max_value=8), st.floats(min_value=-0.5, max_value=1.5))  # unset by default
+    return st.one_of(
+        st.integers(min_value=0, max_value=8), st.floats(min_value=-0.5, max_value=1.5)
+    )  # unset by default
 
 
 @st.composite
 def plausible_trees(draw: st.DrawFn) -> dict[str, Any]:
     """A matrix a user would write: right shapes and types, values near and across the edges of their ranges."""
-    tree: dict[str, Any] = {"models": draw(st.lists(st.sampled_from(["digits_cnn", "mnist_cnn"]), min_size=1, max_size=2))}
+    tree: dict[str, Any] = {
+        "models": draw(st.lists(st.sampled_from(["digits_cnn", "mnist_cnn"]), min_size=1, max_size=2))
+    }
     grids = {}
     for name in draw(st.sets(st.sampled_from(compressors.names()), min_size=1, max_size=2)):
         fields = {f.name: f.default for f in dataclasses.fields(compressors.get(name))}
@@ -138,9 +199,18 @@ def plausible_trees(draw: st.DrawFn) -> dict[str, Any]:
     tree["threads"] = draw(st.lists(st.sampled_from([1, 1, 2, 0]), min_size=1, max_size=2))
     tree["batch"] = draw(st.lists(st.sampled_from([1, 8, 4096, 1, 4097]), min_size=1, max_size=2))
     tree["finetune_steps"] = draw(st.sampled_from([0, 5, 100_000, 5, 100_001, -1]))
-    tree["timing"] = {"budget_s": draw(st.sampled_from([0.2, 86400.0, 0.2, 86400.5])), "min_rounds": draw(st.sampled_from([2, 6, 8, 1]))}
-    tree["layers"] = {"models": draw(st.sampled_from([[], ["digits_cnn"]])), "sparsities": draw(st.lists(st.floats(-0.01, 0.999), min_size=1, max_size=2))}
-    tree["recovery"] = {"method": draw(st.sampled_from(["finetune", "distill", "finetune", "prune"])), "alpha": draw(st.floats(-0.01, 1.0))}
+    tree["timing"] = {
+        "budget_s": draw(st.sampled_from([0.2, 86400.0, 0.2, 86400.5])),
+        "min_rounds": draw(st.sampled_from([2, 6, 8, 1])),
+    }
+    tree["layers"] = {
+        "models": draw(st.sampled_from([[], ["digits_cnn"]])),
+        "sparsities": draw(st.lists(st.floats(-0.01, 0.999), min_size=1, max_size=2)),
+    }
+    tree["recovery"] = {
+        "method": draw(st.sampled_from(["finetune", "distill", "finetune", "prune"])),
+        "alpha": draw(st.floats(-0.01, 1.0)),
+    }
     return tree
 
 
@@ -172,11 +242,14 @@ matrix_files = st.one_of(
 
 # ---- flags --------------------------------------------------------------------------------------------------------
 
+
 def _joined(items: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.lists(items, min_size=1, max_size=3).map(",".join)
 
 
-numbers = st.one_of(st.sampled_from(TOKENS), st.integers(min_value=-5, max_value=10**7).map(str), floats.map(repr), st.text(max_size=5))
+numbers = st.one_of(
+    st.sampled_from(TOKENS), st.integers(min_value=-5, max_value=10**7).map(str), floats.map(repr), st.text(max_size=5)
+)
 specs = st.builds(
     lambda name, parts: name + "".join(f":{key}={value}" for key, value in parts),
     st.sampled_from(COMPRESSOR_NAMES),
@@ -255,7 +328,9 @@ def _fuzz_flags(runs: settings, tmp_path: Path) -> Counter[str]:
 
 
 def _report(kind: str, outcomes: Counter[str]) -> None:
-    print(f"\n{kind}: {sum(outcomes.values())} examples, {outcomes['valid']} valid, {outcomes['BenchError']} BenchError")
+    print(
+        f"\n{kind}: {sum(outcomes.values())} examples, {outcomes['valid']} valid, {outcomes['BenchError']} BenchError"
+    )
     assert outcomes["valid"] > 0 and outcomes["BenchError"] > 0, outcomes  # both sides of the boundary were reached
 
 

@@ -100,7 +100,9 @@ def mutations(draw: st.DrawFn) -> tuple[str, Callable[[Path], None]]:
             if kind == "record":
                 rows = db.execute("SELECT record_id, record_json FROM records ORDER BY record_id").fetchall()
                 record_id, text = rows[pick % len(rows)]
-                db.execute("UPDATE records SET record_json = ? WHERE record_id = ?", (_edit_json(text, draw), record_id))
+                db.execute(
+                    "UPDATE records SET record_json = ? WHERE record_id = ?", (_edit_json(text, draw), record_id)
+                )
             elif kind == "run":
                 column = draw(st.sampled_from(["config_json", "host_json", "commit_json", "status", "finished_at"]))
                 db.execute(f"UPDATE runs SET {column} = ?", (draw(st.text(max_size=12)),))
@@ -113,7 +115,9 @@ def mutations(draw: st.DrawFn) -> tuple[str, Callable[[Path], None]]:
     return kind, edit
 
 
-def _check_verbs(base: tuple[Path, str], mutation: tuple[str, Callable[[Path], None]], verbs: tuple[list[str], ...]) -> None:
+def _check_verbs(
+    base: tuple[Path, str], mutation: tuple[str, Callable[[Path], None]], verbs: tuple[list[str], ...]
+) -> None:
     path, run_id = base
     original = _sha(path)
     kind, mutate = mutation
@@ -129,30 +133,44 @@ def _check_verbs(base: tuple[Path, str], mutation: tuple[str, Callable[[Path], N
             lines = result.err.splitlines()
             assert result.code in (0, 2), (kind, verb, result)
             if result.code == 2:
-                assert lines and lines[-1].startswith("error: ") and all(not line.startswith("Traceback") for line in lines)
+                assert (
+                    lines
+                    and lines[-1].startswith("error: ")
+                    and all(not line.startswith("Traceback") for line in lines)
+                )
             assert all(line.split(":")[0] in ("error", "warning", "note") for line in lines), (kind, verb, lines)
             event(f"{kind}: {verb[0]} exit {result.code}")
     assert _sha(path) == original
 
 
-FAST = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-DEEP = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+DEEP = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @FAST
 @given(base=st.sampled_from(["version-1 fixture", "current"]), mutation=mutations())
-def test_light_verbs_on_mutated_stores(bases: dict[str, tuple[Path, str]], base: str, mutation: tuple[str, Callable[[Path], None]]) -> None:
+def test_light_verbs_on_mutated_stores(
+    bases: dict[str, tuple[Path, str]], base: str, mutation: tuple[str, Callable[[Path], None]]
+) -> None:
     _check_verbs(bases[base], mutation, LIGHT_VERBS)
 
 
 @settings(FAST, max_examples=25)
 @given(base=st.sampled_from(["version-1 fixture", "current"]), mutation=mutations())
-def test_report_on_mutated_stores(bases: dict[str, tuple[Path, str]], base: str, mutation: tuple[str, Callable[[Path], None]]) -> None:
+def test_report_on_mutated_stores(
+    bases: dict[str, tuple[Path, str]], base: str, mutation: tuple[str, Callable[[Path], None]]
+) -> None:
     _check_verbs(bases[base], mutation, REPORT)
 
 
 @pytest.mark.slow
 @DEEP
 @given(base=st.sampled_from(["version-1 fixture", "current"]), mutation=mutations())
-def test_every_read_verb_on_mutated_stores_deeply(bases: dict[str, tuple[Path, str]], base: str, mutation: tuple[str, Callable[[Path], None]]) -> None:
+def test_every_read_verb_on_mutated_stores_deeply(
+    bases: dict[str, tuple[Path, str]], base: str, mutation: tuple[str, Callable[[Path], None]]
+) -> None:
     _check_verbs(bases[base], mutation, (*LIGHT_VERBS, *REPORT))

@@ -17,7 +17,13 @@ GRID = {
 
 
 def _config(**overrides):
-    base = {"models": ["digits_cnn", "resnet18"], "compressors": GRID, "threads": [1, 2], "batch": [1, 4], "finetune_steps": 9}
+    base = {
+        "models": ["digits_cnn", "resnet18"],
+        "compressors": GRID,
+        "threads": [1, 2],
+        "batch": [1, 4],
+        "finetune_steps": 9,
+    }
     base.update(overrides)
     return load_config(None, base)
 
@@ -51,7 +57,16 @@ def test_ids_are_stable_and_unique() -> None:
     assert all(len(i) == 16 and int(i, 16) >= 0 for i in first)
 
 
-BASE = Cell("model", "digits_cnn", "prune.unstructured", (("execution", "dense"), ("scope", "global"), ("sparsity", 0.9)), "cpu", 1, 1, 5)
+BASE = Cell(
+    "model",
+    "digits_cnn",
+    "prune.unstructured",
+    (("execution", "dense"), ("scope", "global"), ("sparsity", 0.9)),
+    "cpu",
+    1,
+    1,
+    5,
+)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.slow
 
 # Small ImageNet models (224x224 is fixed for torchvision names), each with a structure the registry's lack.
 MODELS = ["shufflenet_v2_x0_5", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf"]
-CHAINS = ["prune.unstructured(sparsity=0.9)+quant.bits(bits=4)", "prune.channel(macs_removed=0.5)+quant.int8(calibration_batches=2)"]
+CHAINS = [
+    "prune.unstructured(sparsity=0.9)+quant.bits(bits=4)",
+    "prune.channel(macs_removed=0.5)+quant.int8(calibration_batches=2)",
+]
 # Known limits: (model, compressor, chain stages or None) -> what the reason must say.
 SHUFFLE = "torch-pruning cannot trace the channel shuffle"
 KNOWN_LIMITS = {
@@ -35,7 +38,7 @@ RAW_EXCEPTION = re.compile(r"^[A-Z]\w*(Error|Exception|Interrupt)\b")
 def _matrix(tmp_path: Path) -> Path:
     lines = [FAST_TIMING, "[compressors]"]
     for name in compressors.names():
-        lines.append(f'chain = {{ stages = {json.dumps(CHAINS)} }}' if name == "chain" else f'"{name}" = {{}}')
+        lines.append(f"chain = {{ stages = {json.dumps(CHAINS)} }}" if name == "chain" else f'"{name}" = {{}}')
     path = tmp_path / "sweep.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -46,9 +46,13 @@ def _macs(record: ModelRecord) -> Macs:
     return record.macs
 
 
-def test_report_sets_the_separable_swap_against_its_formula_and_lists_chain_stages(run: tuple[dict[str, ModelRecord], str]) -> None:
+def test_report_sets_the_separable_swap_against_its_formula_and_lists_chain_stages(
+    run: tuple[dict[str, ModelRecord], str],
+) -> None:
     report = run[1]
-    assert re.search(r"arch\.dsconv.*replaced convs: \d+; their params x0\.\d+ .* against 1/O \+ 1/K\^2 = 0\.\d+", report)
+    assert re.search(
+        r"arch\.dsconv.*replaced convs: \d+; their params x0\.\d+ .* against 1/O \+ 1/K\^2 = 0\.\d+", report
+    )
     assert re.search(r"chain .*after stage 1 \(prune\.unstructured\).*after stage 2 \(quant\.bits\): .*packed", report)
 
 

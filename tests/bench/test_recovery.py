@@ -22,7 +22,9 @@ def test_distillation_loss_matches_a_hand_computed_value() -> None:
     kl = 0.75 * math.log(0.75 / 0.25) + 0.25 * math.log(0.25 / 0.75)  # KL(teacher || student)
     cross_entropy = -math.log(0.75)
     expected = 0.3 * 1.0 * kl + 0.7 * cross_entropy
-    assert distillation_loss(student, teacher, labels, temperature=1.0, alpha=0.3).item() == pytest.approx(expected, rel=1e-6)
+    assert distillation_loss(student, teacher, labels, temperature=1.0, alpha=0.3).item() == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
 def test_temperature_softens_both_sides_and_scales_by_t_squared() -> None:
@@ -33,14 +35,18 @@ def test_temperature_softens_both_sides_and_scales_by_t_squared() -> None:
     p_teacher = torch.softmax(teacher / t, dim=1)
     p_student = torch.softmax(student / t, dim=1)
     kl = float((p_teacher * (p_teacher / p_student).log()).sum())
-    assert distillation_loss(student, teacher, labels, temperature=t, alpha=1.0).item() == pytest.approx(t * t * kl, rel=1e-5)
+    assert distillation_loss(student, teacher, labels, temperature=t, alpha=1.0).item() == pytest.approx(
+        t * t * kl, rel=1e-5
+    )
 
 
 def test_identical_logits_leave_only_the_hard_term() -> None:
     logits = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(5)
     hard = torch.nn.functional.cross_entropy(logits, labels).item()
-    assert distillation_loss(logits, logits, labels, temperature=3.0, alpha=0.5).item() == pytest.approx(0.5 * hard, rel=1e-5)
+    assert distillation_loss(logits, logits, labels, temperature=3.0, alpha=0.5).item() == pytest.approx(
+        0.5 * hard, rel=1e-5
+    )
 
 
 def test_recovery_settings_are_validated_and_part_of_the_cell() -> None:
@@ -58,7 +64,9 @@ def test_recovery_settings_are_validated_and_part_of_the_cell() -> None:
 
 def test_distillation_recovers_accuracy_end_to_end(tmp_path: Path) -> None:
     store = tmp_path / "results" / "bench.sqlite"
-    args = tiny_run_args(store, write_fast_toml(tmp_path), "--recovery", "distill", compressors=["prune.channel:macs_removed=0.9"])
+    args = tiny_run_args(
+        store, write_fast_toml(tmp_path), "--recovery", "distill", compressors=["prune.channel:macs_removed=0.9"]
+    )
     args[args.index("--finetune-steps") + 1] = "60"
     result = run_main(args)
     assert result.code == 0, result.err

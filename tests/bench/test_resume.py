@@ -14,10 +14,18 @@ import pytest
 import bench.runner
 import compressors
 from bench.config import load_config
-from bench.runner import run_matrix
 from bench.records import Record
+from bench.runner import run_matrix
 from bench.store import read_store
-from tests.bench.conftest import count_records, run_main, run_subprocess, start_subprocess, stop, tiny_run_args, write_fast_toml
+from tests.bench.conftest import (
+    count_records,
+    run_main,
+    run_subprocess,
+    start_subprocess,
+    stop,
+    tiny_run_args,
+    write_fast_toml,
+)
 
 CSR = "prune.unstructured:sparsity=0.9:execution=csr"
 
@@ -25,7 +33,14 @@ CSR = "prune.unstructured:sparsity=0.9:execution=csr"
 def _config(tmp_path: Path, store: Path, compressors: dict):
     return load_config(
         write_fast_toml(tmp_path),
-        {"models": ["digits_cnn"], "compressors": compressors, "finetune_steps": 5, "timing": {"budget_s": 0.2}, "layers": {"models": []}, "store": store},
+        {
+            "models": ["digits_cnn"],
+            "compressors": compressors,
+            "finetune_steps": 5,
+            "timing": {"budget_s": 0.2},
+            "layers": {"models": []},
+            "store": store,
+        },
     )
 
 
@@ -36,7 +51,9 @@ def _records(store: Path, run_id: str) -> list[Record]:
 
 def test_failing_cell_is_stored_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "bench.sqlite"
-    config = _config(tmp_path, store, {"none": {}, "prune.unstructured": {"sparsity": 0.9, "execution": ["dense", "csr"]}})
+    config = _config(
+        tmp_path, store, {"none": {}, "prune.unstructured": {"sparsity": 0.9, "execution": ["dense", "csr"]}}
+    )
     real = bench.runner.measure_model_cell
 
     def failing(cell, *args, **kwargs):
@@ -82,7 +99,10 @@ def test_a_compressor_limit_is_a_skipped_cell_with_the_reason(tmp_path: Path, mo
     assert outcome.counts == {"ok": 1, "skipped": 1}
     (skipped,) = [r for r in _records(store, outcome.run_id) if r["status"] != "ok"]
     assert skipped["status"] == "skipped"
-    assert skipped["error"] == "prune.channel cannot prune digits_cnn: torch-pruning cannot trace the channel shuffle (simulated)"
+    assert (
+        skipped["error"]
+        == "prune.channel cannot prune digits_cnn: torch-pruning cannot trace the channel shuffle (simulated)"
+    )
     assert "traceback" not in skipped
 
 

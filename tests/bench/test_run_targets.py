@@ -36,7 +36,9 @@ def _records(store: Path) -> list[dict]:  # type: ignore[type-arg]
     return json.loads(result.out)["records"]
 
 
-def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(two_runs: tuple[Path, CliResult, CliResult]) -> None:
+def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(
+    two_runs: tuple[Path, CliResult, CliResult],
+) -> None:
     store, first, _ = two_runs
     assert first.code == 1, first.err  # failed cells make the exit status 1, not a crash
     assert "run " in first.out and "4 measured, 0 reused from the store, 2 failed, 0 skipped" in first.out
@@ -60,7 +62,11 @@ def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(two_runs:
 def test_report_puts_the_targets_side_by_side(two_runs: tuple[Path, CliResult, CliResult]) -> None:
     store, first, _ = two_runs
     header = next(line for line in first.out.splitlines() if line.startswith("compressor"))
-    assert header.index("speedup cpu t=1 b=1") < header.index("speedup ssh-local t=1 b=1") < header.index("speedup down t=1 b=1")
+    assert (
+        header.index("speedup cpu t=1 b=1")
+        < header.index("speedup ssh-local t=1 b=1")
+        < header.index("speedup down t=1 b=1")
+    )
     report = next((store.parent / "runs").glob("*/report.md")).read_text()
     assert "## Targets" in report and "| ssh-local " in report
     assert "- failed: digits_cnn none on down t=1 b=1: down: ssh could not connect" in report

@@ -23,7 +23,11 @@ READ_VERBS = (["list", "runs"], ["report"], ["export", "--format", "json"], ["ex
 
 def _digest(folder: Path) -> dict[str, str]:
     """Every file under `folder` with a digest of its bytes: what 'nothing created or changed' compares."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _store_with_a_run(path: Path) -> Path:
@@ -55,7 +59,9 @@ def _foreign(path: Path, application_id: int = 0) -> Path:
     ],
     ids=["text", "truncated-header", "truncated-pages", "foreign-tables", "foreign-application-id"],
 )  # fmt: skip
-def test_files_that_are_not_our_stores_are_refused_by_every_verb_and_left_alone(tmp_path: Path, make, message: str) -> None:
+def test_files_that_are_not_our_stores_are_refused_by_every_verb_and_left_alone(
+    tmp_path: Path, make, message: str
+) -> None:
     path = tmp_path / "data.sqlite"
     make(path)
     before = _digest(tmp_path)

@@ -24,7 +24,9 @@ def test_cpu_check_describes_this_machine_and_runs_a_model() -> None:
     facts = _facts(result.out)
     assert facts["torch"] == torch.__version__
     assert facts["int8 cells pack for"] in ("x86", "fbgemm", "qnnpack")
-    assert facts["model round trip"].startswith(f"a TorchScript file written by torch {torch.__version__} here loaded and ran there")
+    assert facts["model round trip"].startswith(
+        f"a TorchScript file written by torch {torch.__version__} here loaded and ran there"
+    )
     assert facts["can run the worker"].startswith("yes")
 
 
@@ -34,7 +36,9 @@ def test_cuda_check_without_a_gpu_exits_1_with_the_reason() -> None:
     assert result.code == 1
     lines = result.err.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"cannot measure on cuda: unavailable: no CUDA device visible to torch (torch {torch.__version__}, ")
+    assert lines[0].startswith(
+        f"cannot measure on cuda: unavailable: no CUDA device visible to torch (torch {torch.__version__}, "
+    )
 
 
 def _config(tmp_path: Path, name: str, table: dict[str, object]) -> Path:
@@ -60,4 +64,6 @@ def test_unreachable_ssh_target_exits_1_with_one_line(tmp_path: Path) -> None:
     result = run_main(["target", "check", "down", "--config", str(_config(tmp_path, "down", table))])
     assert result.code == 1
     lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cannot measure on down: down: ssh could not connect or log in (127.0.0.1):")
+    assert len(lines) == 1 and lines[0].startswith(
+        "cannot measure on down: down: ssh could not connect or log in (127.0.0.1):"
+    )

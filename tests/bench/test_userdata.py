@@ -69,7 +69,9 @@ def test_weights_load_bit_for_bit_also_from_a_checkpoint_dict(tmp_path: Path) ->
 
 def test_weights_of_another_architecture_are_a_one_line_error(tmp_path: Path) -> None:
     path = _write_weights(tmp_path / "mnist.pt", "mnist_cnn")
-    with pytest.raises(BenchError, match=r"--weights digits_cnn: .* does not fit digits_cnn: keys .*of another shape") as error:
+    with pytest.raises(
+        BenchError, match=r"--weights digits_cnn: .* does not fit digits_cnn: keys .*of another shape"
+    ) as error:
         load_weights(resolve_model(MODEL).build(), path, MODEL)
     assert "\n" not in str(error.value)
 
@@ -117,10 +119,14 @@ def test_weights_and_data_become_part_of_the_cell_ids(tmp_path: Path) -> None:
 
 def _tiny_rgb() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2)
+    )
 
 
-def test_reference_accuracy_comes_from_the_user_folder_or_is_labelled_na(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reference_accuracy_comes_from_the_user_folder_or_is_labelled_na(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A two-class RGB model without a bundled data set, as a torchvision classifier is but with two outputs, so
     # the folder needs two class folders rather than ImageNet's thousand.
     name = "tiny_rgb"
@@ -130,7 +136,9 @@ def test_reference_accuracy_comes_from_the_user_folder_or_is_labelled_na(tmp_pat
     for label in ("a", "b"):
         (rgb / label).mkdir(parents=True)
         Image.fromarray(np.zeros((30, 30, 3), dtype="uint8")).save(rgb / label / "0.png")
-    with_data = load_config(None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}, "data": {name: str(rgb)}})
+    with_data = load_config(
+        None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}, "data": {name: str(rgb)}}
+    )
     weights_only = load_config(None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}})
     measured = References(tmp_path / "cache", tmp_path / "art", with_data.assets).get(name)
     assert measured.accuracy is not None and 0.0 <= measured.accuracy <= 1.0
@@ -172,7 +180,10 @@ WEIGHT_ERRORS = {
 def test_bad_weights_files_are_refused_when_the_config_loads(tmp_path: Path, name: str) -> None:
     path = _weights_variants(tmp_path)[name]
     with pytest.raises(BenchError, match=rf"^--weights digits_cnn: .*{WEIGHT_ERRORS[name]}") as info:
-        load_config(None, {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}, "weights": {MODEL: str(path)}})
+        load_config(
+            None,
+            {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}, "weights": {MODEL: str(path)}},
+        )
     assert "\n" not in str(info.value)
 
 
@@ -186,8 +197,14 @@ def _png(path: Path, truncate: bool = False) -> Path:
 @pytest.mark.parametrize(
     ("spoil", "message"),
     [
-        (lambda root: (root / "class3" / "empty.png").write_bytes(b""), r"class3/empty.png is empty \(expected an image\)"),
-        (lambda root: (root / "class3" / "notes.jpg").write_text("not an image"), r"class3/notes.jpg is not a readable image: cannot identify image file"),
+        (
+            lambda root: (root / "class3" / "empty.png").write_bytes(b""),
+            r"class3/empty.png is empty \(expected an image\)",
+        ),
+        (
+            lambda root: (root / "class3" / "notes.jpg").write_text("not an image"),
+            r"class3/notes.jpg is not a readable image: cannot identify image file",
+        ),
         (lambda root: [p.unlink() for p in (root / "class7").iterdir()], r"Found no valid file for the classes class7"),
     ],
     ids=["empty image", "text named .jpg", "class without images"],
@@ -202,7 +219,9 @@ def test_bad_images_are_refused_when_the_config_loads(tmp_path: Path, spoil, mes
 
 
 @pytest.mark.parametrize(("name", "classes", "outputs"), [(MODEL, 2, 10), ("shufflenet_v2_x0_5", 3, 1000)])
-def test_a_class_count_other_than_the_model_outputs_is_refused_naming_both(tmp_path: Path, name: str, classes: int, outputs: int) -> None:
+def test_a_class_count_other_than_the_model_outputs_is_refused_naming_both(
+    tmp_path: Path, name: str, classes: int, outputs: int
+) -> None:
     root = _write_folder(tmp_path / "images", classes=classes, per_class=1)
     overrides = {"models": [name], "compressors": {"none": {}}, "layers": {"models": []}, "data": {name: str(root)}}
     if name != MODEL:
@@ -219,7 +238,15 @@ def test_an_image_that_fails_to_decode_fails_its_cell_naming_the_file(tmp_path: 
     broken = _png(root / "class4" / "broken.png", truncate=True)
     weights = _write_weights(tmp_path / "w.pt")
     store = tmp_path / "results" / "bench.sqlite"
-    argv = tiny_run_args(store, write_fast_toml(tmp_path), "--weights", f"{MODEL}={weights}", "--data", f"{MODEL}={root}", compressors=["none"])
+    argv = tiny_run_args(
+        store,
+        write_fast_toml(tmp_path),
+        "--weights",
+        f"{MODEL}={weights}",
+        "--data",
+        f"{MODEL}={root}",
+        compressors=["none"],
+    )
     result = run_main(argv)
     assert result.code == 1, result.err
     assert "Traceback" not in result.err
