@@ -170,7 +170,7 @@ def test_sweep_removes_only_what_dead_owners_left(tmp_path: Path, live_process: 
         for run_id, owner in owners.items():
             store.start_run(run_id, {}, [], {}, {}, owner)
         report = sweep_dead_runs(store, tmp_path)
-        statuses = {run["run_id"]: run["status"] for run in store.runs()}
+        statuses = {run.run_id: run.status for run in store.runs()}
     finally:
         store.close()
 
@@ -219,6 +219,11 @@ def test_store_made_before_owner_columns_gets_them(tmp_path: Path) -> None:
         "CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,"
         " config_json TEXT NOT NULL, cells_json TEXT NOT NULL, host_json TEXT NOT NULL, commit_json TEXT NOT NULL);"
         "INSERT INTO runs VALUES ('old', '2025-01-01T00:00:00+00:00', NULL, 'running', '{}', '[]', '{}', '{}');"
+        "CREATE TABLE records (record_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, cell_id TEXT NOT NULL,"
+        " machine_id TEXT NOT NULL, status TEXT NOT NULL, schema_version INTEGER NOT NULL, created_at TEXT NOT NULL,"
+        " record_json TEXT NOT NULL);"
+        "CREATE TABLE run_records (run_id TEXT NOT NULL, cell_id TEXT NOT NULL, record_id INTEGER NOT NULL,"
+        " PRIMARY KEY (run_id, cell_id));"
     )
     connection.commit()
     connection.close()

@@ -97,13 +97,13 @@ def test_a_compressor_limit_is_a_skipped_cell_with_the_reason(tmp_path: Path, mo
     monkeypatch.setattr(bench.runner, "measure_model_cell", limited)
     outcome = run_matrix(config, io.StringIO())
     assert outcome.counts == {"ok": 1, "skipped": 1}
-    (skipped,) = [r for r in _records(store, outcome.run_id) if r["status"] != "ok"]
-    assert skipped["status"] == "skipped"
+    (skipped,) = [r for r in _records(store, outcome.run_id) if r.status != "ok"]
+    assert skipped.status == "skipped"
     assert (
-        skipped["error"]
+        skipped.error
         == "prune.channel cannot prune digits_cnn: torch-pruning cannot trace the channel shuffle (simulated)"
     )
-    assert "traceback" not in skipped
+    assert skipped.traceback is None
 
 
 def test_failed_cell_makes_the_cli_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

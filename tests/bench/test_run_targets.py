@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.records import Record
+from bench.store import read_store
 from tests.bench.conftest import CliResult, run_main, tiny_run_args, write_fast_toml
 from tests.sshd import LocalSshd, free_port
 
@@ -31,9 +33,9 @@ def two_runs(local_sshd: LocalSshd, tmp_path_factory: pytest.TempPathFactory) ->
     return store, run_main(argv), run_main(argv)
 
 
-def _records(store: Path) -> list[dict]:  # type: ignore[type-arg]
-    result = run_main(["export", "--format", "json", "--store", str(store)])
-    return json.loads(result.out)["records"]
+def _records(store: Path) -> list[Record]:
+    with read_store(store) as opened:
+        return opened.records(opened.run().run_id)
 
 
 def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(
@@ -43,19 +45,20 @@ def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(
     assert first.code == 1, first.err  # failed cells make the exit status 1, not a crash
     assert "run " in first.out and "4 measured, 0 reused from the store, 2 failed, 0 skipped" in first.out
     records = _records(store)
-    statuses = {(r["target"], r["compressor"]): r["status"] for r in records}
+    statuses = {(r.target, r.compressor): r.status for r in records}
     assert statuses == {
         ("cpu", "none"): "ok", ("ssh-local", "none"): "ok", ("down", "none"): "failed",
         ("cpu", "prune.unstructured"): "ok", ("ssh-local", "prune.unstructured"): "ok", ("down", "prune.unstructured"): "failed",
     }  # fmt: skip
     for record in records:
-        if record["target"] == "down":
-            assert record["error"].startswith("down: ssh could not connect or log in (127.0.0.1):")
-            assert "\n" not in record["error"]
+        if record.target == "down":
+            assert record.error and record.error.startswith("down: ssh could not connect or log in (127.0.0.1):")
+            assert "\n" not in record.error
         else:
-            assert record["speedup_median"] > 0 and record["thermal_before"] is not None
+            timing = getattr(record, "timing", None)
+            assert timing is not None and timing.speedup_median > 0 and timing.thermal_before is not None
     # Both live targets are this machine, described by the worker each one ran.
-    machines = {r["target"]: r["machine"] for r in records if r["status"] == "ok"}
+    machines = {r.target: r.machine for r in records if r.ok}
     assert machines["cpu"]["hostname"] == machines["ssh-local"]["hostname"]
 
 

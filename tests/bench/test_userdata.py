@@ -16,7 +16,7 @@ from bench.matrix import expand
 from bench.measure.accuracy import top1
 from bench.models import resolve_model
 from bench.references import NO_DATA, NO_WEIGHTS, References
-from bench.store import open_store
+from bench.store import read_store
 from bench.userdata import load_weights, open_folder
 from tests.bench.conftest import run_main, tiny_run_args, write_fast_toml
 
@@ -250,10 +250,7 @@ def test_an_image_that_fails_to_decode_fails_its_cell_naming_the_file(tmp_path: 
     result = run_main(argv)
     assert result.code == 1, result.err
     assert "Traceback" not in result.err
-    opened = open_store(store)
-    try:
-        (record,) = opened.records(opened.run()["run_id"])
-    finally:
-        opened.close()
-    assert record["status"] == "failed"
-    assert record["error"] == f"ImageDecodeError: cannot decode image {broken}: image file is truncated"
+    with read_store(store) as opened:
+        (record,) = opened.records(opened.run().run_id)
+    assert record.status == "failed"
+    assert record.error == f"ImageDecodeError: cannot decode image {broken}: image file is truncated"
