@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from bench.records import CellRecord, LayersRecord, ModelRecord, Record
 
 __all__ = [
-    "where",
     "variant",
     "Point",
     "speedup_series",
@@ -32,11 +31,6 @@ __all__ = [
 SERIES = ("unstructured, dense kernels", "unstructured, CSR kernels", "channel pruning")
 # A speedup below this is "no speedup": it is within what timing noise on a shared machine can produce.
 NO_SPEEDUP = 1.10
-
-
-def where(record: CellRecord) -> str:
-    """Where a record was measured: target, threads and batch, as table columns and plot titles show it."""
-    return record.place
 
 
 def variant(record: CellRecord) -> str:
@@ -79,7 +73,7 @@ def speedup_series(records: Sequence[Record]) -> dict[tuple[str, str], dict[str,
         timing = record.timing
         removed = 1 - 1 / record.macs.theoretical_speedup
         point = Point(removed, timing.speedup_median, timing.speedup_ci_low, timing.speedup_ci_high, variant(record))
-        out[(record.model, where(record))][name].append(point)
+        out[(record.model, record.place)][name].append(point)
     for series in out.values():
         for points in series.values():
             points.sort(key=lambda p: p.x)
@@ -95,7 +89,7 @@ def layer_series(records: Sequence[Record]) -> dict[tuple[str, str], list[Layers
     out: dict[tuple[str, str], list[LayersRecord]] = defaultdict(list)
     for record in records:
         if isinstance(record, LayersRecord) and record.ok and record.pattern is None:
-            out[(record.model, where(record))].append(record)
+            out[(record.model, record.place)].append(record)
     for group in out.values():
         group.sort(key=lambda r: float(r.params["sparsity"]))
     return out
@@ -207,5 +201,5 @@ def accuracy_points(records: Sequence[Record], cost: str) -> dict[tuple[str, str
         if record.accuracy.top1 is None:
             continue
         value = record.timing.median_s if cost == "latency" else smallest_bytes(record)
-        out[(record.model, where(record))].append((value, record.accuracy.top1, short_variant(record)))
+        out[(record.model, record.place)].append((value, record.accuracy.top1, short_variant(record)))
     return out

@@ -19,7 +19,6 @@ from bench.analysis import (
     smallest_encoding,
     speedup_series,
     variant,
-    where,
 )
 from bench.errors import BenchError
 from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
@@ -67,7 +66,7 @@ def _first_ok(records: list[ModelRecord]) -> ModelRecord | None:
 
 def _executed_as(group: list[ModelRecord]) -> str:
     """What ran, once when every target ran the same, else per target (int8 packs for each device's engine)."""
-    ran = {where(r): r.executed_as or "-" for r in group if r.ok}
+    ran = {r.place: r.executed_as or "-" for r in group if r.ok}
     if len(set(ran.values())) <= 1:
         return next(iter(ran.values()), "-")
     return "; ".join(f"{place}: {executed}" for place, executed in ran.items())
@@ -75,7 +74,7 @@ def _executed_as(group: list[ModelRecord]) -> str:
 
 def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list[list[Any]]]:
     """Rows: compressor variants; columns: size, MACs, accuracy, and the speedup on each target/threads/batch."""
-    places = list(dict.fromkeys(where(r) for r in records))
+    places = list(dict.fromkeys(r.place for r in records))
     by_variant: dict[str, list[ModelRecord]] = defaultdict(list)
     for record in records:
         by_variant[variant(record)].append(record)
@@ -104,7 +103,7 @@ def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list
                 ]
                 row += [f"{first.macs.dense / 1e6:.3g}", f"{first.macs.effective / 1e6:.3g}"]
             row.append(f"{first.macs.theoretical_speedup:.2f}x")
-        at = {where(r): r for r in group}
+        at = {r.place: r for r in group}
         row += [_speedup_text(at[p]) if p in at else "" for p in places]
         if full:
             for place in places:
@@ -177,7 +176,7 @@ def _pattern_layers(records: list[Record]) -> dict[tuple[str, str], list[LayersR
     out: dict[tuple[str, str], list[LayersRecord]] = defaultdict(list)
     for record in records:
         if isinstance(record, LayersRecord) and record.ok and record.pattern is not None:
-            out[(record.model, where(record))].append(record)
+            out[(record.model, record.place)].append(record)
     return out
 
 
@@ -274,8 +273,8 @@ def _model_figures(records: list[ModelRecord], directory: Path | None) -> list[s
     """Figures of one model's cells, per target/threads/batch: theory vs measurement, Pareto fronts, bit-widths."""
     md: list[str] = []
     ok = [r for r in records if r.ok]
-    for place in dict.fromkeys(where(r) for r in ok):
-        here = [r for r in ok if where(r) == place]
+    for place in dict.fromkeys(r.place for r in ok):
+        here = [r for r in ok if r.place == place]
         model, stem = here[0].model, f"{slug(here[0].model)}-{slug(place)}"
         compressed = [r for r in here if r.compressor != "none"]
         title = f"{model}, {place}"
@@ -349,5 +348,5 @@ def _notes(records: list[Record]) -> list[str]:
         if record.execution_notes:
             notes.append(f"{about}: {record.execution_notes}")
         if not record.ok:
-            notes.append(f"- {record.status}: {record.model} {variant(record)} on {where(record)}: {record.error}")
+            notes.append(f"- {record.status}: {record.model} {variant(record)} on {record.place}: {record.error}")
     return notes + [""]
