@@ -124,7 +124,10 @@ def finding(series: dict[str, list[Point]], layer_break_even: str | None, model:
     """One or two sentences, from the numbers, on whether weight sparsity alone gave a speedup here."""
     dense, csr, channel = (series.get(name, []) for name in SERIES)
     if not dense or not channel:
-        return f"{model} on {place}: the finding needs unstructured (dense kernels) and channel-pruning cells; run them to test it."
+        return (
+            f"{model} on {place}: the finding needs unstructured (dense kernels) and channel-pruning cells;"
+            " run them to test it."
+        )
     dense_best = max(p.speedup for p in dense)
     csr_low = [p for p in csr if p.x <= 0.9 + 1e-9]
     channel_lows = [p.low if p.low is not None else p.speedup for p in channel]

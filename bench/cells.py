@@ -208,9 +208,12 @@ def measure_model_cell(
         return {"status": "skipped", "error": reason}
     fields = dict(candidate.fields)
     pair = {
-        "id": cell.id, "baseline": str(references.artifact(cell.model, cell.batch)), "candidate": str(candidate.artifact),
-        "input_shape": list(references.get(cell.model).example_input(cell.batch).shape), "quantized_engine": candidate.quantized_engine,
-    }  # fmt: skip
+        "id": cell.id,
+        "baseline": str(references.artifact(cell.model, cell.batch)),
+        "candidate": str(candidate.artifact),
+        "input_shape": list(references.get(cell.model).example_input(cell.batch).shape),
+        "quantized_engine": candidate.quantized_engine,
+    }
     (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
     fields["timing"] = Timing.from_worker(result)
     return fields

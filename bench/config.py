@@ -36,6 +36,7 @@ from bench.config_checks import (
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
 from bench.userdata import check_folder, file_digest, folder_digest, load_weights
+from targets import TargetSpec
 
 __all__ = [
     "TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "load_target_specs",
@@ -150,7 +151,7 @@ class RunConfig:
     timing: TimingConfig
     layers: LayerSweep
     assets: Mapping[str, ModelAssets] = field(default_factory=dict)
-    target_specs: Mapping[str, targets.TargetSpec] = field(default_factory=lambda: dict(targets.BUILTIN_TARGETS))
+    target_specs: Mapping[str, TargetSpec] = field(default_factory=lambda: dict(targets.BUILTIN_TARGETS))
     store: Path = DEFAULT_STORE
     force: bool = False
     reports_dir: Path = field(init=False)
@@ -221,7 +222,7 @@ def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.Compresso
             keys = sorted(grid, key=lambda key: (key in cls.execution_fields, key))
             for values in itertools.product(*(as_list(grid[key]) for key in keys)):
                 try:
-                    config = cls.from_dict(dict(zip(keys, values)))
+                    config = cls.from_dict(dict(zip(keys, values, strict=True)))
                 except (ValueError, TypeError) as error:
                     raise BenchError(f"{name}: {error}") from error
                 if config not in configs:
@@ -241,7 +242,7 @@ def _check_applicable(models: Sequence[str], configs: Sequence[compressors.Compr
                 raise BenchError(f"{config.name} on {model_name}: {error}") from None
 
 
-def load_target_specs(config_file: Path | None) -> dict[str, targets.TargetSpec]:
+def load_target_specs(config_file: Path | None) -> dict[str, TargetSpec]:
     """Every target a run with `config_file` knows: the built-in ones and the file's `[targets.NAME]` tables.
 
     Raises:
@@ -254,7 +255,7 @@ def load_target_specs(config_file: Path | None) -> dict[str, targets.TargetSpec]
     return _target_specs(user, config_file)
 
 
-def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, targets.TargetSpec]:
+def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, TargetSpec]:
     """The built-in targets and the file's ``[targets.NAME]`` tables, each checked now so that a missing host is
     an error before any cell."""
     specs = dict(targets.BUILTIN_TARGETS)

@@ -109,7 +109,8 @@ def check_threads_fit(
         for count in threads:
             require(
                 count <= cores,
-                f"threads: {count} is more than the {cores} logical cores of this machine (target '{name}'); accepted: 1..{cores}",
+                f"threads: {count} is more than the {cores} logical cores of this machine (target '{name}');"
+                f" accepted: 1..{cores}",
             )
 
 
@@ -233,7 +234,8 @@ def read_matrix_file(path: Path) -> dict[str, Any]:
         raise BenchError(f"--config: {path} is not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
         raise BenchError(
-            f"--config: {path} is not UTF-8 text, as TOML must be (byte {error.object[error.start]:#04x} at offset {error.start})"
+            f"--config: {path} is not UTF-8 text, as TOML must be"
+            f" (byte {error.object[error.start]:#04x} at offset {error.start})"
         ) from None
     except RecursionError:
         raise BenchError(f"--config: {path} nests arrays or tables too deeply to read") from None

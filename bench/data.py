@@ -64,9 +64,12 @@ def _load_mnist() -> Dataset:
         store = zarr.storage.ZipStore(str(path), mode="r")
         try:
             root = zarr.open_group(store, mode="r")
-            raw = {
-                key: np.asarray(root[key][:]) for key in ("train_images", "train_labels", "test_images", "test_labels")
-            }
+            raw = {}
+            for key in ("train_images", "train_labels", "test_images", "test_labels"):
+                member = root[key]
+                if not isinstance(member, zarr.Array):
+                    raise TypeError(f"{archive}: {key} should be an array, found a group")
+                raw[key] = np.asarray(member[:])
         finally:
             store.close()
 

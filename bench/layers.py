@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -37,6 +37,11 @@ class Gemm:
 class DenseGemm(nn.Module):
     """W @ X with W dense (its zeros stored and multiplied): what a pruned layer runs on dense kernels."""
 
+    if TYPE_CHECKING:
+        # For the type checker only: this module postpones annotations, and TorchScript cannot resolve a class
+        # annotation given as a string; it types the buffer from its value.
+        weight: torch.Tensor
+
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("weight", weight.detach().clone())
@@ -47,6 +52,12 @@ class DenseGemm(nn.Module):
 
 class CsrGemm(nn.Module):
     """W @ X with W in CSR, on torch.sparse.mm (MKL's sparse BLAS on x86 builds)."""
+
+    if TYPE_CHECKING:
+        # For the type checker only, as in DenseGemm.
+        crow_indices: torch.Tensor
+        col_indices: torch.Tensor
+        values: torch.Tensor
 
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
@@ -68,7 +79,7 @@ def model_gemms(model: nn.Module, example_input: torch.Tensor) -> list[Gemm]:
     weights: dict[tuple[int, int, int], torch.Tensor] = {}
     hooks = []
 
-    def record(name: str, module: nn.Module, output: torch.Tensor) -> None:
+    def record(name: str, module: nn.Linear | nn.Conv2d, output: torch.Tensor) -> None:
         weight = module.weight.reshape(module.weight.shape[0], -1)
         if isinstance(module, nn.Conv2d):
             n = output.shape[0] * output.shape[2] * output.shape[3]
@@ -98,7 +109,9 @@ def gemm_pairs(
         The GEMMs (with their pruned weights) and, for each, a worker pair without timing settings:
         `{"id", "baseline", "candidate", "input_shape"}`.
     """
-    pruner = compressors.get("prune.unstructured")(sparsity=sparsity, scope="layer", execution="dense")
+    pruner = compressors.get("prune.unstructured").from_dict(
+        {"sparsity": sparsity, "scope": "layer", "execution": "dense"}
+    )
     pruned = pruner.apply(model, example_input).model
     gemms = model_gemms(pruned, example_input)
     pairs = []

@@ -47,7 +47,8 @@ class Progress:
         return "ETA ?" if eta is None else f"ETA {format_duration(eta)}"
 
     def start(self, cell: Cell) -> None:
-        line = f"{self._prefix()} {format_duration(self._clock() - self._started)} elapsed, {self._eta_text()} | measuring {cell.label}"
+        elapsed = format_duration(self._clock() - self._started)
+        line = f"{self._prefix()} {elapsed} elapsed, {self._eta_text()} | measuring {cell.label}"
         if self._live:
             self.stream.write("\r\033[K" + line)
         else:

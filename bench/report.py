@@ -155,9 +155,9 @@ def layer_table(records: list[LayersRecord]) -> tuple[list[str], list[list[Any]]
         wins = sum(1 for layer in record.layers if layer.speedup_ci_low is not None and layer.speedup_ci_low > 1.0)
         theory = f"{record.theoretical_speedup:.1f}x" if record.theoretical_speedup is not None else "-"
         rows.append([
-            record.pattern or f"{float(record.params['sparsity']):g}", _kernel_text(record), f"{1e3 * record.dense_s:.2f}",
-            f"{1e3 * record.sparse_s:.2f}", f"{record.speedup_median:.2f}x" + _flags(record),
-            f"{wins} / {len(record.layers)}", theory,
+            record.pattern or f"{float(record.params['sparsity']):g}", _kernel_text(record),
+            f"{1e3 * record.dense_s:.2f}", f"{1e3 * record.sparse_s:.2f}",
+            f"{record.speedup_median:.2f}x" + _flags(record), f"{wins} / {len(record.layers)}", theory,
         ])  # fmt: skip
     return headers, rows
 
@@ -242,8 +242,11 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
             continue
         phrase, value = layer_break_even[(model, place)]
         stream.write(f"\n{model} layer level ({place}), break-even sparsity {phrase}\n{table}\n")
-        md += [f"## {model}, layer level ({place})", "", f"Break-even sparsity of CSR (time-weighted over all layers): {phrase}.", "",
-               tabulate(rows, headers, tablefmt="github"), ""]  # fmt: skip
+        md += [
+            f"## {model}, layer level ({place})", "",
+            f"Break-even sparsity of CSR (time-weighted over all layers): {phrase}.", "",
+            tabulate(rows, headers, tablefmt="github"), "",
+        ]  # fmt: skip
         md += _figure(
             directory, f"layers-{slug(model)}-{slug(place)}.png", f"{model} layer-level speedup",
             partial(plot_layers, group, value, f"{model} layers, {place}: CSR vs dense GEMM"),
@@ -316,7 +319,8 @@ def _separable_ratios(record: ModelRecord) -> str:
     layers = info["layers"].values()
     formula = sum(layer["theoretical_ratio"] * layer["params_before"] for layer in layers) / info["params_before"]
     return (
-        f"replaced convs: {info['convs_replaced']}; their params x{info['params_after'] / info['params_before']:.3f} and"
+        f"replaced convs: {info['convs_replaced']};"
+        f" their params x{info['params_after'] / info['params_before']:.3f} and"
         f" MACs x{info['macs_after'] / info['macs_before']:.3f} against 1/O + 1/K^2 = {formula:.3f} (weighted by"
         f" params); whole-model speedup measured {record.timing.speedup_median:.2f}x of"
         f" {record.macs.theoretical_speedup:.2f}x"

@@ -26,6 +26,7 @@ from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
 from bench.references import References
 from bench.scratch import Owner, scratch_folder, sweep_dead_runs
 from bench.store import Store, open_store
+from targets import Target, TargetSpec
 
 __all__ = ["RunOutcome", "run_matrix", "new_run_id"]
 
@@ -58,13 +59,13 @@ class _Targets:
     run goes on with the other targets.
     """
 
-    def __init__(self, stack: ExitStack, specs: Mapping[str, targets.TargetSpec]) -> None:
+    def __init__(self, stack: ExitStack, specs: Mapping[str, TargetSpec]) -> None:
         self._stack = stack
         self._specs = specs
-        self._open: dict[str, targets.Target] = {}
+        self._open: dict[str, Target] = {}
         self._machine: dict[str, dict[str, Any] | _Unusable] = {}
 
-    def get(self, name: str) -> tuple[targets.Target, dict[str, Any] | _Unusable]:
+    def get(self, name: str) -> tuple[Target, dict[str, Any] | _Unusable]:
         """The target and its machine facts, or why it cannot measure."""
         if name not in self._open:
             target = self._stack.enter_context(targets.create(self._specs[name]))
@@ -195,7 +196,7 @@ class _Session:
                 elapsed_s=fields.get("elapsed_s"),
             )
 
-    def _measure(self, cell: Cell, target: targets.Target) -> dict[str, Any]:
+    def _measure(self, cell: Cell, target: Target) -> dict[str, Any]:
         cell_dir = self.workdir / cell.id
         cell_dir.mkdir()
         timing = self.config.timing

@@ -127,15 +127,21 @@ class Store:
             raise BenchError(f"--store: cannot read {self.path}: {error}") from None
 
     def start_run(
-        self, run_id: str, config: dict[str, Any], cells: list[dict[str, Any]], host: dict[str, Any], commit: dict[str, Any],
+        self,
+        run_id: str,
+        config: dict[str, Any],
+        cells: list[dict[str, Any]],
+        host: dict[str, Any],
+        commit: dict[str, Any],
         owner: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Record `run_id` as running; `owner` ({pid, create_time, hostname}) names the process running it."""
         owner = owner or {}
         with self._write() as db:
             db.execute(
-                "INSERT INTO runs (run_id, started_at, finished_at, status, config_json, cells_json, host_json, commit_json,"
-                " owner_pid, owner_create_time, owner_hostname) VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (run_id, started_at, finished_at, status, config_json, cells_json, host_json,"
+                " commit_json, owner_pid, owner_create_time, owner_hostname)"
+                " VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id, _now(), json.dumps(config), json.dumps(cells), json.dumps(host), json.dumps(commit),
                     owner.get("pid"), owner.get("create_time"), owner.get("hostname"),
@@ -145,12 +151,16 @@ class Store:
     def running_runs(self) -> list[dict[str, Any]]:
         """Runs still marked running, with their owner's pid, create_time and hostname (None when not recorded)."""
         rows = self._rows(
-            "SELECT run_id, owner_pid, owner_create_time, owner_hostname FROM runs WHERE status = 'running' ORDER BY rowid"
+            "SELECT run_id, owner_pid, owner_create_time, owner_hostname FROM runs"
+            " WHERE status = 'running' ORDER BY rowid"
         )
         return [{"run_id": r[0], "pid": r[1], "create_time": r[2], "hostname": r[3]} for r in rows]
 
     def mark_interrupted(self, run_id: str) -> bool:
-        """Mark a run whose process is gone as interrupted; False if it was no longer running (it finished meanwhile)."""
+        """Mark a run whose process is gone as interrupted.
+
+        Returns False if it was no longer running (it finished meanwhile).
+        """
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE runs SET finished_at = ?, status = 'interrupted' WHERE run_id = ? AND status = 'running'",

@@ -105,7 +105,10 @@ class WorkerTarget(Target):
         """
         cores = self.machine_info().get("cpu_count")
         if isinstance(cores, int) and threads > cores:
-            raise TargetError(f"{self.name}: {threads} threads asked for, but the device has {cores} logical cores (accepted: 1..{cores})")
+            raise TargetError(
+                f"{self.name}: {threads} threads asked for, but the device has {cores} logical cores"
+                f" (accepted: 1..{cores})"
+            )
         waited_s = self._cool_down()
         timeout_s = self._timeout_margin_s
         for pair in pairs:

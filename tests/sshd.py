@@ -66,7 +66,8 @@ class LocalSshd:
         port, user = free_port(), getpass.getuser()
         config = directory / "sshd_config"
         config.write_text(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {directory}/authorized_keys\n"
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+            f"AuthorizedKeysFile {directory}/authorized_keys\n"
             f"PidFile {directory}/sshd.pid\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
         )

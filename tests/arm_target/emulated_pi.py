@@ -73,7 +73,8 @@ class EmulatedPi:
         config = directory / "pi.toml"
         config.write_text(
             f'[targets.{TARGET_NAME}]\nkind = "ssh"\nhost = "127.0.0.1"\nport = {port}\nuser = "pi"\n'
-            f'identity_file = "{key}"\nssh_options = ["UserKnownHostsFile={known_hosts}", "StrictHostKeyChecking=yes"]\n'
+            f'identity_file = "{key}"\n'
+            f'ssh_options = ["UserKnownHostsFile={known_hosts}", "StrictHostKeyChecking=yes"]\n'
             f'python = "{DEVICE_PYTHON}"\nworkdir = "/tmp/compression-bench"\n'
             # Emulated torch imports in about 10 s and runs models tens of times slower than the host.
             "timeout_margin_s = 600\n"

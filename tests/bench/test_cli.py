@@ -30,7 +30,8 @@ def test_tiny_run_output(tiny_run: TinyRun) -> None:
     out = tiny_run.result.out
     assert "\ndigits_cnn\n" in out
     for variant in ("none", "prune.unstructured execution=dense scope=global sparsity=0.9",
-                    "prune.unstructured execution=csr scope=global sparsity=0.9", "prune.channel criterion=l1 macs_removed=0.5"):  # fmt: skip
+                    "prune.unstructured execution=csr scope=global sparsity=0.9",
+                    "prune.channel criterion=l1 macs_removed=0.5"):  # fmt: skip
         assert variant in out
     assert re.search(r"Finding (NOT )?reproduced for digits_cnn on cpu t=1 b=1", out)
     assert f"run {tiny_run.run_id}: 4 measured, 0 reused from the store, 0 failed, 0 skipped" in out

@@ -62,7 +62,8 @@ def test_a_defined_target_is_unknown_without_its_file() -> None:
         ),
         (
             "[targets.cpu]\nthreads = 2\n",
-            r"^\[targets.cpu\]: unknown key 'threads' \(accepted: cooldown_below_c, cooldown_s, python, throttle_temp_c, timeout_margin_s\)",
+            r"^\[targets.cpu\]: unknown key 'threads' "
+            r"\(accepted: cooldown_below_c, cooldown_s, python, throttle_temp_c, timeout_margin_s\)",
         ),
     ],
 )

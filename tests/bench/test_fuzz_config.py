@@ -74,7 +74,8 @@ floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 0.9, 1.0, 1.5, -0.1, 1e6])
 )
 scalars = st.one_of(
-    st.integers(min_value=-(2**63), max_value=2**63 - 1), st.integers(min_value=-3, max_value=20), floats, st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1), st.integers(min_value=-3, max_value=20), floats,
+    st.booleans(),
     st.text(max_size=8), st.sampled_from(MODEL_NAMES + TARGET_NAMES + ["dense", "csr", "layer", "finetune", "distill"]),
     st.just(_Date("1979-05-27")),
 )  # fmt: skip

@@ -42,8 +42,10 @@ def _current_store(directory: Path) -> Path:
     path = directory / "current.sqlite"
     with open_store(path) as store:
         store.start_run("r1", {"models": ["m"]}, [], {}, {"commit": "abc"})
-        for record in (model_record(top1=0.9), model_record("prune.channel", {"macs_removed": 0.5}, theoretical=2.0, speedup=1.7),
-                       model_record("quant.bits", {"bits": 4}, status="failed"), layers_record("cpu", {"sparsity": 0.9}, [0.5, 2.0])):  # fmt: skip
+        for record in (model_record(top1=0.9),
+                       model_record("prune.channel", {"macs_removed": 0.5}, theoretical=2.0, speedup=1.7),
+                       model_record("quant.bits", {"bits": 4}, status="failed"),
+                       layers_record("cpu", {"sparsity": 0.9}, [0.5, 2.0])):  # fmt: skip
             store.add_record("r1", record)
         store.finish_run("r1", "finished")
         store.start_run("r2", {"models": ["m"]}, [], {}, {})

@@ -77,7 +77,8 @@ def test_int8_convnext_with_layer_scales_is_measured(tmp_path: Path) -> None:
     config = tmp_path / "fast.toml"
     config.write_text(FAST_TIMING)
     result = run_main([
-        "run", "--config", str(config), "--models", "convnext_tiny", "--compressors", "quant.int8:calibration_batches=2",
+        "run", "--config", str(config), "--models", "convnext_tiny",
+        "--compressors", "quant.int8:calibration_batches=2",
         "--finetune-steps", "0", "--no-layers", "--budget", "0.2", "--store", str(store),
     ])  # fmt: skip
     assert result.code == 0, result.out + result.err

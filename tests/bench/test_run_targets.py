@@ -48,7 +48,8 @@ def test_cells_run_on_each_target_and_a_dead_one_fails_with_its_reason(
     statuses = {(r.target, r.compressor): r.status for r in records}
     assert statuses == {
         ("cpu", "none"): "ok", ("ssh-local", "none"): "ok", ("down", "none"): "failed",
-        ("cpu", "prune.unstructured"): "ok", ("ssh-local", "prune.unstructured"): "ok", ("down", "prune.unstructured"): "failed",
+        ("cpu", "prune.unstructured"): "ok", ("ssh-local", "prune.unstructured"): "ok",
+        ("down", "prune.unstructured"): "failed",
     }  # fmt: skip
     for record in records:
         if record.target == "down":

@@ -19,7 +19,8 @@ def test_default_like_matrix_on_real_models(tmp_path: Path) -> None:
     store = tmp_path / "results" / "bench.sqlite"
     result = run_main([
         "run", "--config", str(config), "--models", "mnist_cnn,resnet18",
-        "--compressors", "none", "prune.unstructured:sparsity=0.9:execution=dense,csr", "prune.channel:macs_removed=0.9",
+        "--compressors", "none", "prune.unstructured:sparsity=0.9:execution=dense,csr",
+        "prune.channel:macs_removed=0.9",
         "--budget", "0.5", "--finetune-steps", "20", "--layer-sparsities", "0.9", "--store", str(store),
     ])  # fmt: skip
     assert result.code == 0, result.err

@@ -112,7 +112,8 @@ def test_reuse_links_an_old_record_into_a_new_run(store: Store) -> None:
 @pytest.mark.parametrize(
     "text",
     ["{not json", "[1, 2]", json.dumps({"schema_version": SCHEMA_VERSION, "kind": "model"}),
-     json.dumps({**record_json(_record("x")), "threads": "one"}), json.dumps({**record_json(_record("x")), "kind": "hologram"})],
+     json.dumps({**record_json(_record("x")), "threads": "one"}),
+     json.dumps({**record_json(_record("x")), "kind": "hologram"})],
     ids=["not-json", "not-an-object", "missing-fields", "wrong-type", "unknown-kind"],
 )  # fmt: skip
 def test_one_corrupt_row_is_left_out_and_named(store: Store, text: str) -> None:

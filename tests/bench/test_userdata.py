@@ -229,7 +229,8 @@ def test_a_class_count_other_than_the_model_outputs_is_refused_naming_both(
     with pytest.raises(BenchError) as info:
         load_config(None, overrides)
     assert str(info.value) == (
-        f"--data {name}: {root} has {classes} class folders but {name} has {outputs} outputs (one class folder per output, in sorted order)"
+        f"--data {name}: {root} has {classes} class folders but {name} has {outputs} outputs"
+        " (one class folder per output, in sorted order)"
     )
 
 

@@ -239,8 +239,16 @@ _BAD_ENGINE = "engine must be one of auto, x86, fbgemm, qnnpack, onednn; got 'fo
         (StaticInt8Quantization, {"engine": "foo"}, _BAD_ENGINE),
         (DynamicInt8Quantization, {"engine": "foo"}, _BAD_ENGINE),
         (StaticInt8Quantization, {"calibration_batches": 0}, "calibration_batches must be an integer in 1..256, got 0"),
-        (StaticInt8Quantization, {"calibration_batches": 10**8}, "calibration_batches must be an integer in 1..256, got 100000000"),
-        (StaticInt8Quantization, {"calibration_batches": 2.0}, "calibration_batches must be an integer in 1..256, got 2.0"),
+        (
+            StaticInt8Quantization,
+            {"calibration_batches": 10**8},
+            "calibration_batches must be an integer in 1..256, got 100000000",
+        ),
+        (
+            StaticInt8Quantization,
+            {"calibration_batches": 2.0},
+            "calibration_batches must be an integer in 1..256, got 2.0",
+        ),
         (
             StaticInt8Quantization,
             {"calibration_batches": True},

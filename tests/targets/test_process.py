@@ -46,7 +46,10 @@ def test_a_crash_names_the_exception_even_when_a_warning_comes_after_it() -> Non
         "sys.stderr.write('\\n\\n'); sys.stderr.flush(); sys.exit(3)"
     )
     message = str(_fail_with(body))
-    assert message == "cpu worker exited with code 3 while answering 'time'; stderr: RuntimeError: CUDA error: device-side assert triggered"
+    assert message == (
+        "cpu worker exited with code 3 while answering 'time';"
+        " stderr: RuntimeError: CUDA error: device-side assert triggered"
+    )
 
 
 def test_memory_error_is_the_line_reported() -> None:
@@ -64,7 +67,10 @@ def test_without_an_exception_the_last_line_that_is_no_warning_is_reported() -> 
     ("stderr", "line"),
     [
         ("/x/y.py:3: UserWarning: beta\n  warnings.warn(\n", ""),
-        ("Traceback (most recent call last):\n  File \"w.py\", line 1\ntorch.OutOfMemoryError: CUDA out of memory\n\n", "torch.OutOfMemoryError: CUDA out of memory"),
+        (
+            'Traceback (most recent call last):\n  File "w.py", line 1\ntorch.OutOfMemoryError: CUDA out of memory\n\n',
+            "torch.OutOfMemoryError: CUDA out of memory",
+        ),
         ("starting\n/x/y.py:3: DeprecationWarning: old\n  return f(\n", "starting"),
         ("KeyboardInterrupt\n", "KeyboardInterrupt"),
     ],
@@ -73,7 +79,10 @@ def test_meaningful_line(stderr: str, line: str) -> None:
     assert meaningful_line(stderr) == line
 
 
-@pytest.mark.parametrize(("code", "words"), [(-9, "was killed by SIGKILL (signal 9)"), (-15, "was killed by SIGTERM (signal 15)"), (1, "exited with code 1")])
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(-9, "was killed by SIGKILL (signal 9)"), (-15, "was killed by SIGTERM (signal 15)"), (1, "exited with code 1")],
+)
 def test_describe_exit(code: int, words: str) -> None:
     assert describe_exit(code) == words
 
@@ -83,4 +92,6 @@ def test_more_threads_than_the_device_has_cores_fail_the_request_naming_both(mak
     with CpuTarget() as target:
         with pytest.raises(TargetError) as info:
             target.time_pairs([make_pair("fast", "slow")], threads=cores + 1)
-    assert str(info.value) == f"cpu: {cores + 1} threads asked for, but the device has {cores} logical cores (accepted: 1..{cores})"
+    assert str(info.value) == (
+        f"cpu: {cores + 1} threads asked for, but the device has {cores} logical cores (accepted: 1..{cores})"
+    )

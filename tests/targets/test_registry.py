@@ -72,7 +72,10 @@ def test_ssh_table_builds_an_ssh_target() -> None:
         ({"kind": "cpu", "cooldown_s": True}, r"'cooldown_s' must be a finite number, got True"),
         ({"kind": "cpu", "cooldown_below_c": "cool"}, r"'cooldown_below_c' must be a finite number, got 'cool'"),
         ({"kind": "cpu", "cooldown_s": float("nan")}, r"'cooldown_s' must be a finite number, got nan"),
-        ({"kind": "ssh", "host": "pi", "connect_timeout_s": float("inf")}, r"'connect_timeout_s' must be a finite number, got inf"),
+        (
+            {"kind": "ssh", "host": "pi", "connect_timeout_s": float("inf")},
+            r"'connect_timeout_s' must be a finite number, got inf",
+        ),
     ],
 )
 def test_bad_tables_are_one_line_errors(table: dict[str, object], message: str) -> None:

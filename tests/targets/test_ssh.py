@@ -153,7 +153,10 @@ def test_crash_in_the_middle_of_a_cell_fails_it_and_the_next_cell_runs(
 
     killer = threading.Thread(target=kill_soon)
     killer.start()
-    with pytest.raises(TargetError, match=r"ssh-test worker (exited with code \d+|was killed by SIG\w+ \(signal \d+\)) while answering 'time'"):
+    with pytest.raises(
+        TargetError,
+        match=r"ssh-test worker (exited with code \d+|was killed by SIG\w+ \(signal \d+\)) while answering 'time'",
+    ):
         ssh_target.time_pairs([make_pair("fast", "slow", budget_s=30.0, ci_rel=0.0, max_rounds=400)], threads=1)
     killer.join()
     assert ssh_target.pid is None
