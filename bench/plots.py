@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-
-from bench.analysis import SERIES, Point, short_variant  # noqa: E402
-from bench.records import LayersRecord, ModelRecord  # noqa: E402
+from bench.analysis import SERIES, Point, short_variant
+from bench.records import LayersRecord, ModelRecord
 
 __all__ = ["plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured", "slug"]
 
@@ -23,7 +21,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _reference_lines(ax: plt.Axes, xs: np.ndarray, theory_label: str) -> None:
+def _reference_lines(ax: Axes, xs: np.ndarray, theory_label: str) -> None:
     ax.axhline(1.0, color="black", linewidth=1, label="no speedup (1.0x)")
     ax.plot(xs, 1 / (1 - xs), color="grey", linestyle="--", label=theory_label)
     ax.set_yscale("log")
@@ -32,7 +30,7 @@ def _reference_lines(ax: plt.Axes, xs: np.ndarray, theory_label: str) -> None:
 
 def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: Path) -> Path:
     """Measured speedup against the fraction of MACs removed, with 95% CIs, the 1.0 line and the theory curve."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure((7, 4.5))
     all_x = [p.x for points in series.values() for p in points]
     _reference_lines(ax, np.linspace(0, max(all_x + [0.5]), 100), "theoretical (MACs)")
     for name in SERIES:
@@ -53,7 +51,7 @@ def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: P
 
 def plot_layers(records: list[LayersRecord], break_even: float | None, title: str, path: Path) -> Path:
     """Per-GEMM CSR-vs-dense speedup against sparsity (thin), the count-weighted aggregate (thick), break-even."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure((7, 4.5))
     sparsities = np.array([float(r.params["sparsity"]) for r in records])
     _reference_lines(ax, np.linspace(0, sparsities.max(), 100), "theoretical 1/(1-s)")
     shapes = [(layer.m, layer.k, layer.n) for layer in records[0].layers]
@@ -75,7 +73,7 @@ def plot_pareto(
     points: list[tuple[float, float, str]], front: list[tuple[float, float, str]], xlabel: str, title: str, path: Path
 ) -> Path:
     """Accuracy against a cost (latency or bytes, log x) for every variant, the Pareto front joined."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure((7, 4.5))
     ax.scatter([p[0] for p in points], [100 * p[1] for p in points], color="tab:blue", s=18, zorder=3)
     ax.plot([p[0] for p in front], [100 * p[1] for p in front], color="tab:red", linewidth=1.5, label="Pareto front")
     for cost, accuracy, label in front:
@@ -91,7 +89,7 @@ def plot_pareto(
 
 def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
     """Bytes and top-1 against bits per weight, one line per quantizer (records with packed sizes)."""
-    fig, size_ax = plt.subplots(figsize=(7, 4.5))
+    fig, size_ax = _figure((7, 4.5))
     accuracy_ax = size_ax.twinx()
     by_compressor: dict[str, list[ModelRecord]] = {}
     for record in records:
@@ -118,7 +116,7 @@ def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
 def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) -> Path:
     """Theoretical (MACs) and measured speedup side by side for every variant (ok records): how much of the
     promise ran."""
-    fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(records) + 2), 4.8))
+    fig, ax = _figure((max(7, 0.45 * len(records) + 2), 4.8))
     positions = np.arange(len(records))
     theory = [r.macs.theoretical_speedup if r.macs else np.nan for r in records]
     measured = [r.timing.speedup_median if r.timing else np.nan for r in records]
@@ -134,9 +132,14 @@ def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) 
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A figure with one axes, drawn off screen: `Figure` needs neither pyplot's global state nor a display."""
+    fig = Figure(figsize=size)
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
