@@ -144,9 +144,9 @@ _PLURALS = {float: "numbers", int: "integers", str: "names"}
 
 def _check_kind(ok: bool, field: str, kind: str, value: Any) -> None:
     if not ok:
-        infinite = any(isinstance(item, float) and not math.isfinite(item) for item in as_list(value))
-        hint = " (inf and nan are not accepted)" if infinite else ""
-        raise BenchError(f"{field} must be {kind}{hint}, got {value!r}")
+        if any(isinstance(item, float) and not math.isfinite(item) for item in as_list(value)):
+            raise BenchError(f"{field} must be finite: inf and nan are not accepted, got {value!r}")
+        raise BenchError(f"{field} must be {kind}, got {value!r}")
 
 
 def check_matrix_tree(table: Mapping[str, Any], source: Path | None, section_types: Mapping[str, type]) -> None:
