@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import compressors
-from bench.store import open_store
+from bench.records import ModelRecord
+from bench.store import read_store
 from tests.bench.conftest import FAST_TIMING, run_main
 
 pytestmark = pytest.mark.slow
@@ -50,12 +51,9 @@ def test_every_compressor_on_torchvision_models(tmp_path: Path) -> None:
         "run", "--config", str(_matrix(tmp_path)), "--models", ",".join(MODELS), "--finetune-steps", "0", "--no-layers",
         "--budget", "0.2", "--store", str(store),
     ])  # fmt: skip
-    opened = open_store(store)
-    try:
-        records = opened.records(opened.run()["run_id"])
-    finally:
-        opened.close()
-    rows = [(r["model"], r["compressor"], r["params"].get("stages"), r["status"], r["error"] or "") for r in records]
+    with read_store(store) as opened:
+        records = opened.records(opened.run().run_id)
+    rows = [(r.model, r.compressor, r.params.get("stages"), r.status, r.error or "") for r in records]
     table = "\n".join(f"{m:20} {c + (' ' + s if s else ''):85} {status:8} {error}" for m, c, s, status, error in rows)
     print(table)
 
@@ -82,12 +80,9 @@ def test_int8_convnext_with_layer_scales_is_measured(tmp_path: Path) -> None:
         "--finetune-steps", "0", "--no-layers", "--budget", "0.2", "--store", str(store),
     ])  # fmt: skip
     assert result.code == 0, result.out + result.err
-    opened = open_store(store)
-    try:
-        (record,) = opened.records(opened.run()["run_id"])
-    finally:
-        opened.close()
-    assert record["status"] == "ok", record["error"]
+    with read_store(store) as opened:
+        (record,) = opened.records(opened.run().run_id)
+    assert isinstance(record, ModelRecord) and record.ok, record.error
     # int8 kernels do the float graph's MACs.
-    assert record["macs_dense"] == record["macs_baseline"] > 4e9
-    assert record["executed_as"].startswith("int8 kernels")
+    assert record.macs is not None and record.macs.dense == record.macs.baseline > 4e9
+    assert record.executed_as is not None and record.executed_as.startswith("int8 kernels")

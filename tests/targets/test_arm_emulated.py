@@ -48,7 +48,7 @@ def test_run_measures_the_host_cpu_and_the_emulated_pi_side_by_side(emulated_pi:
     assert sorted(by_target) == ["cpu", TARGET_NAME]
     for group in by_target.values():
         assert [r["status"] for r in group] == ["ok"] * 3, [r.get("error") for r in group]
-        assert all(r["speedup_median"] > 0 and r["samples_s"] for r in group)
+        assert all(r["timing"]["speedup_median"] > 0 and r["timing"]["samples_s"] for r in group)
     pi = {r["compressor"]: r for r in by_target[TARGET_NAME]}
     assert {r["machine"]["arch"] for r in pi.values()} == {"aarch64"}
     assert pi["none"]["machine"]["torch"].startswith("2.9.1")
