@@ -175,6 +175,7 @@ def leave_wal(db: sqlite3.Connection) -> None:
     Another connection still writing keeps WAL on; that is fine, the last one to close leaves it.
     """
     try:
+        db.execute("PRAGMA busy_timeout = 0")  # a concurrent writer keeps WAL on: do not wait for it
         db.execute("PRAGMA journal_mode=DELETE")
     except DAMAGED:
         pass

@@ -164,3 +164,15 @@ def test_read_verbs_work_in_a_read_only_folder(read_only_folder: Path) -> None:
     assert "is not writable, so report.md is not written; give --output DIR" in report.err
     written = run_main(["run", "--models", "digits_cnn", "--compressors", "none", "--store", str(path)])
     assert written.code == 2 and written.err.startswith("error: --store: cannot") and written.err.count("\n") == 1
+
+
+def test_two_writers_share_a_store_and_the_last_to_close_leaves_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "bench.sqlite"
+    first, second = open_store(path), open_store(path)
+    first.start_run("r1", {}, [], {}, {})
+    first.close()  # returns at once although `second` keeps the store in WAL mode
+    second.start_run("r2", {}, [], {}, {})
+    second.close()
+    with read_store(path) as reader:
+        assert [run.run_id for run in reader.runs()] == ["r1", "r2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.sqlite"]
