@@ -187,3 +187,24 @@ def test_interrupt_exits_130_and_marks_the_run(tmp_path: Path, signum: int) -> N
     listing = run_main(["list", "runs", "--store", str(store)])
     assert listing.code == 0
     assert re.search(r"\binterrupted\s+digits_cnn", listing.out), listing.out
+
+
+def test_a_measurement_that_does_not_fit_its_record_fails_its_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "bench.sqlite"
+    config = _config(tmp_path, store, {"none": {}})
+    real = bench.runner.measure_model_cell
+
+    def without_timing(*args, **kwargs):
+        fields = real(*args, **kwargs)
+        del fields["timing"]
+        return fields
+
+    monkeypatch.setattr(bench.runner, "measure_model_cell", without_timing)
+    outcome = run_matrix(config, io.StringIO())
+    assert outcome.counts == {"failed": 1}
+    (record,) = _records(store, outcome.run_id)
+    assert (
+        record.error == "the measurement does not fit a model record: an ok model record has sizes, MACs and a timing"
+    )
