@@ -201,6 +201,11 @@ def measure_model_cell(
     """Compress the cell's model, recover accuracy if asked, and measure size, MACs, accuracy and latency."""
     # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
     config = compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(target.machine_info()["arch"])
+    try:
+        config.check(references.get(cell.model).model)
+    except ValueError as error:
+        # The run's other models fit this compressor (the config checked that), this one does not.
+        raise compressors.CompressorLimit("apply to", str(error)) from None
     candidate = candidates.get(cell, config, references)
     if candidate.quantized_engine is not None and target.device == "cuda":
         # torch.ao int8 modules only have CPU kernels: whatever ran on the GPU would not be int8.

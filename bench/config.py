@@ -232,14 +232,25 @@ def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.Compresso
 
 
 def _check_applicable(models: Sequence[str], configs: Sequence[compressors.CompressorConfig]) -> None:
-    """Ask every compressor whether it applies to every model (e.g. a rank a layer cannot have)."""
+    """Ask every compressor whether it applies to the run's models (a rank a layer cannot have, BatchNorm scales
+    of a model without BatchNorm).
+
+    A compressor that fits none of them makes a matrix that measures nothing of it: one line, before the run. One
+    that fits some is measured on those, and its cells of the others are skipped with the reason (see
+    `bench.cells.measure_model_cell`), so one architecture does not stop a run over many.
+    """
+    misfits: list[list[tuple[str, str]]] = [[] for _ in configs]
     for model_name in models:
-        model = resolve_model(model_name).build()
-        for config in configs:
+        model = resolve_model(model_name).build()  # one at a time: VGG-sized models stay out of memory together
+        for config, problems in zip(configs, misfits, strict=True):
             try:
                 config.check(model)
             except ValueError as error:
-                raise BenchError(f"{config.name} on {model_name}: {error}") from None
+                problems.append((model_name, str(error)))
+    for config, problems in zip(configs, misfits, strict=True):
+        if problems and len(problems) == len(models):
+            model_name, reason = problems[0]
+            raise BenchError(f"{config.name} on {model_name}: {reason}")
 
 
 def load_target_specs(config_file: Path | None) -> dict[str, TargetSpec]:
