@@ -201,8 +201,9 @@ def measure_model_cell(
     """Compress the cell's model, recover accuracy if asked, and measure size, MACs, accuracy and latency."""
     # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
     config = compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(target.machine_info()["arch"])
+    reference = references.get(cell.model)
     try:
-        config.check(references.get(cell.model).model)
+        config.check(reference.model)
     except ValueError as error:
         # The run's other models fit this compressor (the config checked that), this one does not.
         raise compressors.CompressorLimit("apply to", str(error)) from None
@@ -216,7 +217,7 @@ def measure_model_cell(
         "id": cell.id,
         "baseline": str(references.artifact(cell.model, cell.batch)),
         "candidate": str(candidate.artifact),
-        "input_shape": list(references.get(cell.model).example_input(cell.batch).shape),
+        "input_shape": list(reference.example_input(cell.batch).shape),
         "quantized_engine": candidate.quantized_engine,
     }
     (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
