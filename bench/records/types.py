@@ -345,11 +345,6 @@ class LayersRecord(CellRecord):
         return tuple(flag for flag in FLAGS if any(flag in layer.flags for layer in self.layers))
 
     @property
-    def other_cpu_cores(self) -> float | None:
-        found = [layer.other_cpu_cores for layer in self.layers if layer.other_cpu_cores is not None]
-        return max(found) if found else None
-
-    @property
     def gemms_padded(self) -> int:
         """How many GEMM shapes the worker padded to run the semi-structured kernels at all."""
         return sum(1 for layer in self.layers if layer.padded)
