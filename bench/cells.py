@@ -184,6 +184,7 @@ class Candidates:
             baseline=reference.accuracy,
             before_recovery=accuracy_before,
             note=reference.accuracy_note,
+            images=len(reference.test) if reference.test is not None else None,
         )
 
         self._made += 1

@@ -22,22 +22,21 @@ from tabulate import tabulate
 
 import compressors
 import targets
-from bench.config import DEFAULT_STORE, load_config, load_target_specs, parse_compressor_spec
+from bench.cli_support import Parser, readable, store_flag, writable_folder, write_output
+from bench.config import load_config, load_target_specs, parse_compressor_spec
 from bench.config_checks import is_integer, is_number
 from bench.errors import BenchError, unknown_name
 from bench.export import FORMATS, export_run
 from bench.models import list_models
 from bench.report import write_report
 from bench.runner import run_matrix
-from bench.store import Store, read_store
+from bench.store import read_store
 from bench.target_check import check_target
 
 __all__ = ["main", "build_parser"]
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise BenchError(message)
+# Verbs defined in modules of their own, each adding its parser with `register(verbs)`.
+VERB_MODULES: tuple[Callable[[Any], None], ...] = ()
 
 
 _ITEM_CHECKS: dict[type, tuple[str, Callable[[Any], bool]]] = {
@@ -85,8 +84,8 @@ def _model_path(flag: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m bench", description="Hardware-aware benchmarks of neural-network compression.")
-    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m bench", description="Hardware-aware benchmarks of neural-network compression.")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
 
     run = verbs.add_parser(
         "run", help="measure a matrix of models x compressors x targets (default: offline CPU matrix)"
@@ -122,17 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)",
     )
     run.add_argument("--force", action="store_true", help="measure again cells already in the store")
-    _store_flag(run)
+    store_flag(run)
     run.set_defaults(handler=_run)
 
     listing = verbs.add_parser("list", help="show the models, compressors, targets or stored runs")
     listing.add_argument("what", choices=["models", "compressors", "targets", "runs"])
     listing.add_argument("--config", type=Path, help="TOML file whose [targets.NAME] tables `list targets` shows too")
-    _store_flag(listing)
+    store_flag(listing)
     listing.set_defaults(handler=_list)
 
     target = verbs.add_parser("target", help="inspect a target")
-    target_verbs = target.add_subparsers(dest="target_verb", required=True, parser_class=_Parser)
+    target_verbs = target.add_subparsers(dest="target_verb", required=True, parser_class=Parser)
     check = target_verbs.add_parser("check", help="connect, describe the machine, run a tiny model there")
     check.add_argument("name", help="a built-in target (cpu, cuda) or one defined as [targets.NAME] in --config")
     check.add_argument("--config", type=Path, help="TOML file with [targets.NAME] tables")
@@ -143,22 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--output", type=Path, help="folder for report.md and its figures (default: runs/RUN_ID beside the store)"
     )
-    _store_flag(report)
+    store_flag(report)
     report.set_defaults(handler=_report)
 
     export = verbs.add_parser("export", help="write a stored run's records as CSV or JSON")
     export.add_argument("run_id", nargs="?", help="run id (default: the newest)")
     export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
-    _store_flag(export)
+    store_flag(export)
     export.set_defaults(handler=_export)
+    for register in VERB_MODULES:
+        register(verbs)
     return parser
-
-
-def _store_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", type=Path, default=DEFAULT_STORE, help=f"SQLite result store (default: {DEFAULT_STORE})"
-    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
     outcome = run_matrix(config, sys.stderr)
     with read_store(config.store) as store:
-        records = _readable(store, store.records(outcome.run_id))
+        records = readable(store, store.records(outcome.run_id))
         if records:
             write_report(store.run(outcome.run_id), records, config.reports_dir / outcome.run_id, sys.stdout)
     counts = outcome.counts
@@ -235,7 +230,7 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no runs: there is no store at {args.store} yet; start one with: python -m bench run")
     else:
         with read_store(args.store) as store:
-            rows = [[r.run_id, r.started_at, r.status, ", ".join(r.models)] for r in _readable(store, store.runs())]
+            rows = [[r.run_id, r.started_at, r.status, ", ".join(r.models)] for r in readable(store, store.runs())]
         print(tabulate(rows, ["run", "started", "status", "models"]))
     return 0
 
@@ -252,20 +247,12 @@ def _target_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _readable(store: Store, items: list[Any]) -> list[Any]:
-    """`items` read from `store`, after a warning line for each stored row that could not be read."""
-    for note in store.unreadable:
-        print(f"warning: {store.path}: {note}", file=sys.stderr)
-    store.unreadable.clear()
-    return items
-
-
 def _report(args: argparse.Namespace) -> int:
     with read_store(args.store) as store:
         run = store.run(args.run_id)
-        records = _readable(store, store.records(run.run_id))
+        records = readable(store, store.records(run.run_id))
     directory = args.output if args.output is not None else args.store.parent / "runs" / run.run_id
-    if not _writable_folder(directory):
+    if not writable_folder(directory):
         if args.output is not None:
             raise BenchError(f"--output: cannot write into {directory}: not a writable folder")
         print(f"note: {directory} is not writable, so report.md is not written; give --output DIR", file=sys.stderr)
@@ -275,23 +262,11 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _writable_folder(directory: Path) -> bool:
-    """Whether `directory` exists as a writable folder or can be made in the nearest existing one."""
-    existing = next((p for p in [directory, *directory.parents] if p.exists()), None)
-    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK)
-
-
 def _export(args: argparse.Namespace) -> int:
     with read_store(args.store) as store:
         run = store.run(args.run_id)
-        text = export_run(run, _readable(store, store.records(run.run_id)), args.format)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            args.output.write_text(text)
-        except OSError as error:
-            raise BenchError(f"--output: cannot write {args.output}: {error.strerror}") from None
+        text = export_run(run, readable(store, store.records(run.run_id)), args.format)
+    write_output(text, args.output, "--output")
     return 0
 
 

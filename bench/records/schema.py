@@ -9,10 +9,13 @@ Version history:
     2: the parts are objects of their own: `timing` (the worker's answer), `sizes`, `macs`, `accuracy`; the
        layer sweep's GEMMs have `dense_median_s`/`sparse_median_s`; derived figures (theoretical speedup of a
        model, efficiency) are no longer stored.
+    3: `accuracy.images`, the size of the held-out set (for top-1's standard error); version-2 records get it
+       from their note, which the suite wrote as "top-1 on SET (N images)".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +24,7 @@ from bench.records.types import ENCODINGS, CellRecord, LayersRecord, ModelRecord
 
 __all__ = ["SCHEMA_VERSION", "KINDS", "load_record", "record_json", "NewerSchemaError"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KINDS: dict[str, type[ModelRecord] | type[LayersRecord]] = {"model": ModelRecord, "layers": LayersRecord}
 
 
@@ -134,4 +137,17 @@ def _v1_layers_to_v2(flat: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-_MIGRATIONS: dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+_V2_IMAGES = re.compile(r"\((\d+) images\)$")
+
+
+def _v2_to_v3(data: Mapping[str, Any]) -> dict[str, Any]:
+    record = dict(data)
+    accuracy = record.get("accuracy")
+    if isinstance(accuracy, Mapping):
+        note = accuracy.get("note")
+        found = _V2_IMAGES.search(note) if isinstance(note, str) else None
+        record["accuracy"] = {**accuracy, "images": int(found.group(1)) if found else None}
+    return record
+
+
+_MIGRATIONS: dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}

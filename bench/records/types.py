@@ -170,12 +170,24 @@ class Macs:
 
 @dataclass(frozen=True, kw_only=True)
 class Accuracy:
-    """Top-1 on a real held-out set, or None with `note` saying why there is none (no weights)."""
+    """Top-1 on a real held-out set, or None with `note` saying why there is none (no weights).
+
+    `images` is the size of the held-out set, which gives top-1 its binomial standard error when two runs are
+    compared (None where unknown).
+    """
 
     top1: float | None
     baseline: float | None
     before_recovery: float | None
     note: str | None
+    images: int | None = None
+
+    @property
+    def standard_error(self) -> float | None:
+        """The binomial standard error of `top1` (a fraction), sqrt(p (1 - p) / n); None without both."""
+        if self.top1 is None or not self.images:
+            return None
+        return (self.top1 * (1.0 - self.top1) / self.images) ** 0.5
 
 
 @dataclass(frozen=True, kw_only=True)

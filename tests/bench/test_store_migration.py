@@ -56,6 +56,16 @@ def test_every_old_record_is_read_as_the_newest_type(old_store: Path) -> None:
     assert all(layer.sparse_median_s > 0 for layer in layers.layers)
 
 
+def test_old_records_get_their_test_set_size_from_the_note_the_suite_wrote(old_store: Path) -> None:
+    with read_store(old_store) as store:
+        models = [r for r in store.records(RUNS[0]) if isinstance(r, ModelRecord) and r.ok and r.accuracy]
+    trained = [r.accuracy for r in models if r.accuracy and r.accuracy.top1 is not None]
+    untrained = [r.accuracy for r in models if r.accuracy and r.accuracy.top1 is None]
+    assert trained and all(a.images and a.note and f"({a.images} images)" in a.note for a in trained)
+    assert all(a.standard_error and 0 < a.standard_error < 0.05 for a in trained)
+    assert all(a.images is None and a.standard_error is None for a in untrained)
+
+
 def test_a_finished_old_record_answers_its_cell(old_store: Path) -> None:
     with read_store(old_store) as store:
         chain = next(r for r in store.records(RUNS[0]) if r.ok and r.compressor == "chain")
