@@ -1,0 +1,141 @@
+"""How sensitive the perf gate is on this machine: its false-alarm rate and the smallest slowdown it catches.
+
+    python ci/gate_power.py [--tries 10] [--effects 0,3,5,10,20] [--budget 6]
+
+Real timings of real work, through the suite's own worker and the default timing protocol:
+- the workload is a chain of identical Linear + ReLU layers (TorchScript); a candidate with k% more layers does
+  k% more real work. Its true effect is measured on its own, interleaved with the base model in one long worker
+  session (the most precise ratio the suite measures), and printed beside the nominal one;
+- each try times the base model in one worker session and every candidate in a session of its own, as two
+  nightly runs would, builds their records as the runner does, and asks the gate (`bench.compare.compare_cell`)
+  for its verdict. The 0% row compares two sessions of the base model: its detections are false alarms.
+
+The sessions of one try run in a shuffled order, so a drift of the machine's speed during a try does not always
+favour the same effect. Prints one row per effect: the true effect with its interval, and how often the gate
+called the change (`regressed`), refused to judge it (`untrusted`: the machine was busy or the timing noisy), or
+missed it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tabulate import tabulate
+
+import targets
+from bench.artifacts import save_torchscript
+from bench.compare import Rules, compare_cell
+from bench.config import load_config, load_target_specs
+from bench.records import SCHEMA_VERSION, Macs, ModelRecord, Sizes, Timing, machine_id
+
+WIDTH = 256
+# The metrics a slower chain moves; its bytes grow too, which the gate reports as a size change of its own.
+TIMING = ("latency", "speedup")
+
+
+def _timing_verdict(outcomes: set[str]) -> str:
+    """What the gate said of the timing: caught if either metric regressed, else untrusted, else missed."""
+    for verdict in ("regressed", "untrusted", "improved"):
+        if verdict in outcomes:
+            return verdict
+    return "unchanged"
+
+
+def _chain(layers: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*(m for _ in range(layers) for m in (torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU())))
+
+
+def _record(result: dict[str, Any], machine: dict[str, Any], layers: int) -> ModelRecord:
+    """The record of one session, as the runner builds it; its sizes and MACs are the chain's real ones."""
+    params = layers * (WIDTH * WIDTH + WIDTH)
+    return ModelRecord(
+        schema_version=SCHEMA_VERSION, cell_id="gate-power", model="linear-chain", compressor="none", params={},
+        target="cpu", threads=1, batch=1, status="ok", machine_id=machine_id(machine), machine=machine,
+        sizes=Sizes(params_total=params, params_nonzero=params, dense_bytes=4 * params, csr_bytes=12 * params,
+                    gzip_bytes=4 * params),
+        macs=Macs(dense=layers * WIDTH * WIDTH, effective=layers * WIDTH * WIDTH, baseline=layers * WIDTH * WIDTH),
+        timing=Timing.from_worker(result),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tries", type=int, default=10)
+    parser.add_argument("--effects", default="0,3,5,10,20", help="slowdowns to try, in percent")
+    parser.add_argument("--layers", type=int, default=100, help="layers of the base chain (1%% = one layer at 100)")
+    parser.add_argument("--budget", type=float, help="timing budget per session (default: the suite's)")
+    parser.add_argument("--true-budget", type=float, default=30.0, help="budget of each true-effect session")
+    args = parser.parse_args(argv)
+    effects = [float(e) for e in args.effects.split(",")]
+    timing = load_config(None, {}).timing
+    settings = {**asdict(timing), "seed": 0} | ({"budget_s": args.budget} if args.budget else {})
+    rules = Rules()
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp, targets.create(load_target_specs(None)["cpu"]) as cpu:
+        machine = cpu.machine_info()
+        example = torch.randn(1, WIDTH)
+        chains = {e: round(args.layers * (1 + e / 100)) for e in effects}
+        files = {n: str(save_torchscript(_chain(n).eval(), example, Path(tmp) / f"chain-{n}.pt")) for n in set(chains.values())}
+        base_file = files[args.layers]
+
+        def session(layers: int, budget: float | None = None) -> dict[str, Any]:
+            pair = {"id": f"chain-{layers}", "baseline": base_file, "candidate": files[layers],
+                    "input_shape": [1, WIDTH], "quantized_engine": None, **settings}  # fmt: skip
+            if budget is not None:
+                pair["budget_s"] = budget
+            (result,) = cpu.time_pairs([pair], 1)
+            return result
+
+        true_effect = {}
+        for effect in effects:
+            timing_of = Timing.from_worker(session(chains[effect], args.true_budget))
+            true_effect[effect] = (1 / timing_of.speedup_median, timing_of.speedup_ci_high, timing_of.speedup_ci_low)
+            print(f"true effect of +{effect:g}%: {100 * (true_effect[effect][0] - 1):+.1f}%", file=sys.stderr)
+
+        verdicts: dict[float, Counter[str]] = {e: Counter() for e in effects}
+        rounds: list[int] = []
+        for attempt in range(args.tries):
+            base = _record(session(args.layers), machine, args.layers)
+            order = list(effects)
+            rng.shuffle(order)
+            for effect in order:
+                cand = _record(session(chains[effect]), machine, chains[effect])
+                rounds.append(cand.timing.rounds if cand.timing else 0)
+                metrics = compare_cell(base, cand, rules).metrics
+                outcomes = {metrics[m].outcome for m in TIMING}
+                verdicts[effect].update(f"{m} {metrics[m].outcome}" for m in TIMING)
+                verdicts[effect][_timing_verdict(outcomes)] += 1
+            caught = ", ".join(f"+{e:g}%: {verdicts[e]['regressed']}" for e in effects)
+            print(f"try {attempt + 1}/{args.tries}: caught so far {caught}", file=sys.stderr)
+
+    rows = []
+    for effect in effects:
+        ratio, low, high = true_effect[effect]
+        seen = verdicts[effect]
+        rows.append([
+            f"+{effect:g}%", f"{100 * (ratio - 1):+.1f}% [{_pct(low)}, {_pct(high)}]", args.tries,
+            seen["latency regressed"], seen["speedup regressed"], seen["untrusted"],
+            seen["unchanged"] + seen["improved"], f"{seen['regressed']}/{args.tries}",
+        ])  # fmt: skip
+    headers = ["nominal", "true effect [95% CI]", "tries", "by latency", "by speedup", "untrusted", "missed", "caught"]
+    print(tabulate(rows, headers))
+    print(f"gate: threshold {rules.threshold:.0%}; rounds per session: median {statistics.median(rounds):g}")
+    return 0
+
+
+def _pct(inverse_speedup_bound: float | None) -> str:
+    return "?" if inverse_speedup_bound is None else f"{100 * (1 / inverse_speedup_bound - 1):+.1f}%"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The perf workflow calls the suite's own verbs: every `python -m bench` line in it parses with today's CLI.
+
+GitHub's schema (checked by `check-jsonschema` in CI) knows the YAML, not our flags; this catches a renamed flag
+or verb before a nightly run does.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "perf.yml"
+_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")
+
+
+def _bench_commands() -> list[list[str]]:
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    commands = []
+    for job in jobs.values():
+        for step in job["steps"]:
+            for line in str(step.get("run", "")).splitlines():
+                # A matrix value or expression stands for a value; $VARS that hold optional flags are left out.
+                words = shlex.split(_EXPRESSION.sub("1", line))
+                words = [w for w in words if not (w.startswith("$") and w[1:].isupper())]
+                if "bench" in words and words[words.index("bench") - 1] == "-m":
+                    commands.append(words[words.index("bench") + 1 :])
+    return commands
+
+
+def test_the_workflow_runs_the_ci_steps_and_the_suite_benchmarks() -> None:
+    commands = _bench_commands()
+    steps = {tuple(c[:2]) for c in commands}
+    assert {("ci", "shard"), ("ci", "gate")} <= steps
+    assert "-m perf tests/perf" in WORKFLOW.read_text()
+
+
+@pytest.mark.parametrize("argv", _bench_commands(), ids=lambda argv: " ".join(argv[:2]))
+def test_every_bench_command_of_the_workflow_parses(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert args.verb == "ci" and callable(args.handler)
+
+
+def test_the_ci_matrix_files_are_valid_matrices() -> None:
+    from bench.config import load_config
+
+    hosted = load_config(ROOT / "ci" / "perf.toml", {})
+    assert hosted.threads == (1,) and hosted.targets == ("cpu",) and len(hosted.models) == 2
+    pi = load_config(ROOT / "ci" / "perf-pi.toml", {})
+    assert pi.targets == ("pi",) and pi.target_specs["pi"].kind == "ssh" and not pi.layers.models
