@@ -18,6 +18,8 @@ from bench.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "perf.yml"
 _EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")
+# The workflow's variables that hold a flag or nothing (`--keep` on main).
+_OPTIONAL_FLAGS = ("$KEEP", "$REFRESH")
 
 
 def _bench_commands() -> list[list[str]]:
@@ -26,9 +28,10 @@ def _bench_commands() -> list[list[str]]:
     for job in jobs.values():
         for step in job["steps"]:
             for line in str(step.get("run", "")).splitlines():
-                # A matrix value or expression stands for a value; $VARS that hold optional flags are left out.
+                # An expression or a variable stands for a value, except those that hold optional flags.
                 words = shlex.split(_EXPRESSION.sub("1", line))
-                words = [w for w in words if not (w.startswith("$") and w[1:].isupper())]
+                words = [w for w in words if w not in _OPTIONAL_FLAGS]
+                words = ["value" if w.startswith("$") else w for w in words]
                 if "bench" in words and words[words.index("bench") - 1] == "-m":
                     commands.append(words[words.index("bench") + 1 :])
     return commands
