@@ -30,6 +30,7 @@ from bench.export import FORMATS, export_run
 from bench.models import list_models
 from bench.report import write_report
 from bench.runner import run_matrix
+from bench.shard import parse_shard
 from bench.store import read_store
 from bench.target_check import check_target
 
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)",
     )
     run.add_argument("--force", action="store_true", help="measure again cells already in the store")
+    run.add_argument(
+        "--shard", type=parse_shard, metavar="K/N",
+        help="measure only shard K of N (each runner of N picks its own; `merge` reassembles the matrix)",
+    )  # fmt: skip
     store_flag(run)
     run.set_defaults(handler=_run)
 
@@ -157,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {"store": args.store, "force": args.force}
+    overrides: dict[str, Any] = {"store": args.store, "force": args.force, "shard": args.shard}
     for key in ("models", "targets", "threads", "batch"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
@@ -186,6 +191,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
     outcome = run_matrix(config, sys.stderr)
+    if outcome.run_id is None:
+        return 0  # an empty shard: the runner said so
     with read_store(config.store) as store:
         records = readable(store, store.records(outcome.run_id))
         if records:
