@@ -211,9 +211,12 @@ def _copy(source: _Source, target: _Target) -> None:
 def _shard_of(run: _Run) -> dict[str, Any] | None:
     config = run.field("config_json")
     shard = config.get("shard") if isinstance(config, dict) else None
-    if not isinstance(shard, dict) or not all(key in shard for key in ("index", "count", "matrix")):
+    if not isinstance(shard, dict):
         return None
-    return shard
+    index, count = shard.get("index"), shard.get("count")
+    if type(index) is not int or type(count) is not int or not 1 <= index <= count:
+        return None  # not what a sharded run writes (a hand edit): the run stays a plain run
+    return shard if isinstance(shard.get("matrix"), str) else None
 
 
 def _commit_of(run: _Run) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from bench.errors import BenchError
 from bench.merge import merge_stores
 from bench.records import SCHEMA_VERSION, Record
 from bench.store import open_store, read_store
-from tests.bench.conftest import run_main
+from tests.bench.conftest import run_main, run_subprocess
 from tests.bench.record_factory import model_record
 
 COMMIT = {"commit": "abc123", "dirty": False}
@@ -23,9 +24,11 @@ HOST = {"hostname": "runner"}
 def _write_run(
     path: Path, run_id: str, records: list[Record], *, config: dict[str, Any] | None = None,
     reused: tuple[tuple[str, int], ...] = (), status: str = "finished", commit: dict[str, Any] = COMMIT,
+    positions: list[int] | None = None,
 ) -> list[int]:  # fmt: skip
     """A run written by the real store: `records` measured, `reused` (cell, record id) linked; their new ids."""
-    cells = [{"id": r.cell_id, "position": i} for i, r in enumerate(records)]
+    places = positions or list(range(len(records)))
+    cells = [{"id": r.cell_id, "position": place} for r, place in zip(records, places, strict=True)]
     with open_store(path) as store:
         store.start_run(run_id, config or {"models": ["m"]}, cells, HOST, commit)
         ids = [store.add_record(run_id, record) for record in records]
@@ -71,7 +74,9 @@ def test_merge_keeps_every_run_record_and_reused_link(tmp_path: Path, two_stores
     merged, sources = _contents(into), {**_contents(a), **_contents(b)}
     assert merged == sources
     with read_store(into) as store, read_store(a) as original:
-        assert [r.run_id for r in store.runs()] == ["r3", "r1", "r2"]  # by started_at, then merge order
+        runs = store.runs()
+        assert sorted(r.run_id for r in runs) == ["r1", "r2", "r3"]
+        assert [r.started_at for r in runs] == sorted(r.started_at for r in runs)
         for run_id in ("r1", "r2"):
             assert store.run(run_id) == original.run(run_id)  # host, commit, config, status, times
             assert store.records(run_id) == original.records(run_id)
@@ -212,6 +217,30 @@ def test_resumed_shard_is_answered_by_its_newest_finished_run(tmp_path: Path) ->
         assert merged.config["merged_from"] == ["try2"] and merged.status == "finished"
 
 
+def test_merged_run_lists_the_cells_in_the_matrix_order(tmp_path: Path) -> None:
+    one, two = tmp_path / "s1.sqlite", tmp_path / "s2.sqlite"
+    _write_run(
+        one, "k1", [model_record("none"), model_record("quant.bits")], config=_shard_config(1, 2), positions=[0, 2]
+    )
+    _write_run(two, "k2", [model_record("quant.int8")], config=_shard_config(2, 2), positions=[1])
+    into = tmp_path / "m.sqlite"
+    merge_stores([two, one], into)
+    with read_store(into) as store:
+        merged = store.run()
+        assert [r.compressor for r in store.records(merged.run_id)] == ["none", "quant.int8", "quant.bits"]
+        (cells,) = store.select("SELECT cells_json FROM runs WHERE run_id = ?", (merged.run_id,))[0:1]
+        assert [cell["position"] for cell in json.loads(cells[0])] == [0, 1, 2]
+
+
+def test_a_hand_edited_shard_is_a_plain_run(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    config = _shard_config(1, 2)
+    config["shard"]["index"] = "1"
+    _write_run(path, "odd", [model_record("none")], config=config)
+    outcome = merge_stores([path], tmp_path / "m.sqlite")
+    assert outcome.runs_added == 1 and outcome.notes == []
+
+
 def _not_sqlite(path: Path) -> None:
     path.write_text("hello\n" * 40)
 
@@ -294,3 +323,26 @@ def test_cli_merge_report_and_list(tmp_path: Path) -> None:
     report = run_main(["report", "--store", str(into), "--output", str(tmp_path / "report")])
     assert report.code == 0, report.err
     assert "quant.int8" in report.out and "none" in report.out
+
+
+@pytest.mark.slow
+def test_two_shard_runs_merge_into_the_whole_matrix(tmp_path: Path) -> None:
+    stores = [tmp_path / f"s{index}.sqlite" for index in (1, 2)]
+    for index, store in enumerate(stores, start=1):
+        done = run_subprocess(
+            "run", "--models", "digits_cnn", "--compressors", "none", "prune.channel:macs_removed=0.5", "--no-layers",
+            "--budget", "1", "--finetune-steps", "0", "--shard", f"{index}/2", "--store", str(store),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "[1/1] ok" in done.stderr  # each shard measures one of the two cells, and counts only its own
+    into = tmp_path / "m.sqlite"
+    merged = run_subprocess("merge", *map(str, stores), "--into", str(into))
+    assert merged.returncode == 0, merged.stderr
+    assert "finished, shards 1, 2 of 2" in merged.stdout
+    listing = run_subprocess("list", "runs", "--store", str(into))
+    assert listing.returncode == 0 and len([line for line in listing.stdout.splitlines() if "finished" in line]) == 3
+    report = run_subprocess("report", "--store", str(into))
+    assert report.returncode == 0, report.stderr
+    rows = [line for line in report.stdout.splitlines() if line.startswith(("none ", "prune.channel "))]
+    assert len(rows) == 2
+    assert "report: " + str(tmp_path / "runs" / "merged-") in report.stdout

@@ -11,7 +11,8 @@ from bench.config import load_config
 from bench.errors import BenchError
 from bench.matrix import Cell, expand
 from bench.shard import MAX_SHARDS, Shard, assign, group_key, matrix_digest, parse_shard, shard_cells, shard_json
-from tests.bench.conftest import run_main
+from bench.store import read_store
+from tests.bench.conftest import TinyRun, run_main, tiny_run_args
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,25 @@ def test_config_carries_the_shard_from_text_or_value() -> None:
     assert load_config(None, {"shard": "2/3"}).shard == Shard(2, 3)
     assert load_config(None, {"shard": Shard(1, 2)}).shard == Shard(1, 2)
     assert load_config(None, {}).shard is None
+
+
+def test_shard_runs_store_their_share_and_count_only_it(tmp_path: Path, tiny_run: TinyRun) -> None:
+    store = tiny_run.copy_store(tmp_path)
+    with read_store(store) as opened:
+        whole = {record.cell_id for record in opened.records(tiny_run.run_id)}
+        config = {**opened.run(tiny_run.run_id).config, "store": str(store)}
+    seen: list[set[str]] = []
+    for index in (1, 2):
+        result = run_main(tiny_run_args(store, tiny_run.config, "--shard", f"{index}/2"))
+        assert result.code == 0, result.err
+        with read_store(store) as opened:
+            run = opened.run()
+            ids = {record.cell_id for record in opened.records(run.run_id)}
+        shard = run.config["shard"]
+        assert (shard["index"], shard["count"], sum(shard["sizes"])) == (index, 2, len(whole))
+        assert len(ids) == shard["sizes"][index - 1] > 0
+        progress = [line for line in result.err.splitlines() if line.startswith("[")]
+        assert len(progress) == len(ids) and all(f"/{len(ids)}]" in line for line in progress)
+        assert {key: value for key, value in run.config.items() if key != "shard"} == config
+        seen.append(ids)
+    assert seen[0] | seen[1] == whole and not seen[0] & seen[1]
