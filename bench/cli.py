@@ -1,4 +1,4 @@
-"""`python -m bench {run,list,target,report,export}`: parse flags, hand a validated config to the runner, print.
+"""`python -m bench {run,list,target,report,export,merge}`: parse flags, hand a validated config to the runner, print.
 
 A `BenchError` anywhere becomes one line on stderr and exit status 2; Ctrl-C or SIGTERM stops after the cell in
 progress is abandoned, with every finished cell already stored.
@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 import compressors
 import targets
-from bench import cli_ci
+from bench import cli_ci, cli_merge
 from bench.cli_support import Parser, readable, store_flag, writable_folder, write_output
 from bench.config import load_config, load_target_specs, parse_compressor_spec
 from bench.config_checks import is_integer, is_number
@@ -31,13 +31,14 @@ from bench.export import FORMATS, export_run
 from bench.models import list_models
 from bench.report import write_report
 from bench.runner import run_matrix
+from bench.shard import parse_shard
 from bench.store import read_store
 from bench.target_check import check_target
 
 __all__ = ["main", "build_parser"]
 
 # Verbs defined in modules of their own, each adding its parser with `register(verbs)`.
-VERB_MODULES: tuple[Callable[[Any], None], ...] = (cli_ci.register,)
+VERB_MODULES: tuple[Callable[[Any], None], ...] = (cli_merge.register, cli_ci.register)
 
 
 _ITEM_CHECKS: dict[type, tuple[str, Callable[[Any], bool]]] = {
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)",
     )
     run.add_argument("--force", action="store_true", help="measure again cells already in the store")
+    run.add_argument(
+        "--shard", type=parse_shard, metavar="K/N",
+        help="measure only shard K of N (each runner of N picks its own; `merge` reassembles the matrix)",
+    )  # fmt: skip
     store_flag(run)
     run.set_defaults(handler=_run)
 
@@ -158,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {"store": args.store, "force": args.force}
+    overrides: dict[str, Any] = {"store": args.store, "force": args.force, "shard": args.shard}
     for key in ("models", "targets", "threads", "batch"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
@@ -187,6 +192,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
     outcome = run_matrix(config, sys.stderr)
+    if outcome.run_id is None:
+        return 0  # an empty shard: the runner said so
     with read_store(config.store) as store:
         records = readable(store, store.records(outcome.run_id))
         if records:

@@ -35,6 +35,7 @@ from bench.config_checks import (
 )  # fmt: skip
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
+from bench.shard import Shard, parse_shard
 from bench.userdata import check_folder, file_digest, folder_digest, load_weights
 from targets import TargetSpec
 
@@ -139,6 +140,7 @@ class RunConfig:
         targets: the names of the targets to measure on, in order.
         target_specs: every target the config defines (the built-in ones and its ``[targets.NAME]`` tables).
         store: the SQLite file; reports land in `store.parent / "runs"`, trained models in `store.parent / "cache"`.
+        shard: the share of the matrix this run measures (see `bench.shard`); None measures all of it.
     """
 
     models: tuple[str, ...]
@@ -154,6 +156,7 @@ class RunConfig:
     target_specs: Mapping[str, TargetSpec] = field(default_factory=lambda: dict(targets.BUILTIN_TARGETS))
     store: Path = DEFAULT_STORE
     force: bool = False
+    shard: Shard | None = None
     reports_dir: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -349,7 +352,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
 
     Args:
         config_file: a TOML matrix file, or None for the default matrix alone.
-        overrides: keys of the TOML schema (plus `store` and `force`) given on the command line.
+        overrides: keys of the TOML schema (plus `store`, `force` and `shard`) given on the command line.
 
     Raises:
         BenchError: anything invalid, named in one line.
@@ -366,6 +369,8 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     overrides = dict(overrides or {})
     store = Path(overrides.pop("store", DEFAULT_STORE))
     force = bool(overrides.pop("force", False))
+    shard = overrides.pop("shard", None)
+    shard = parse_shard(shard) if isinstance(shard, str) else shard
     check_matrix_tree(overrides, None, _SECTION_TYPES)
     table = _merge(table, overrides)
 
@@ -406,4 +411,5 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         target_specs=specs,
         store=store,
         force=force,
+        shard=shard,
     )

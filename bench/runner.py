@@ -25,6 +25,7 @@ from bench.progress import Progress
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
 from bench.references import References
 from bench.scratch import Owner, scratch_folder, sweep_dead_runs
+from bench.shard import shard_cells, shard_json
 from bench.store import Store, open_store
 from targets import Target, TargetSpec
 
@@ -33,9 +34,10 @@ __all__ = ["RunOutcome", "run_matrix", "new_run_id"]
 
 @dataclass
 class RunOutcome:
-    """What a run did: its id, and how many cells were measured ok, failed, skipped, or reused."""
+    """What a run did: its id (None when its shard had no cells: nothing ran or was stored), and how many cells
+    were measured ok, failed, skipped, or reused."""
 
-    run_id: str
+    run_id: str | None
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -92,19 +94,31 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     Each record is committed before the next cell starts, so an interrupted run loses at most the cell in progress,
     and the next run with the same matrix resumes where this one stopped. KeyboardInterrupt propagates after the
     run is marked interrupted. A run killed before it could mark itself is marked by the next one, which also
-    removes its scratch folder and worker logs (see `bench.scratch`).
+    removes its scratch folder and worker logs (see `bench.scratch`). With `config.shard`, only that shard's cells
+    are measured (see `bench.shard`), and a shard without cells opens no store.
     """
-    cells = expand(config)
+    matrix = expand(config)
+    stored = config.to_json()
+    # Each cell's place in the whole matrix, so the merged run of the shards lists them in the matrix's order.
+    positions = {cell.id: position for position, cell in enumerate(matrix)}
+    cells = matrix
+    if config.shard is not None:
+        stored["shard"] = shard_json(matrix, config.shard)
+        cells = shard_cells(matrix, config.shard)
+        if not cells:
+            stream.write(
+                f"shard {config.shard}: none of the matrix's {len(matrix)} cells falls to this shard; nothing to run\n"
+            )
+            return RunOutcome(None)
     store = open_store(config.store)
     swept = sweep_dead_runs(store).line()
     if swept is not None:
         stream.write(swept + "\n")
-    outcome = RunOutcome(new_run_id())
-    owner = Owner.current(outcome.run_id)
-    cell_list = [{"id": c.id, **c.to_json()} for c in cells]
-    store.start_run(
-        outcome.run_id, config.to_json(), cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json()
-    )
+    run_id = new_run_id()
+    outcome = RunOutcome(run_id)
+    owner = Owner.current(run_id)
+    cell_list = [{"id": c.id, **c.to_json(), "position": positions[c.id]} for c in cells]
+    store.start_run(run_id, stored, cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json())
     others = other_cpu_cores_now()
     if others > Timing.BUSY_CORES:
         stream.write(
@@ -119,6 +133,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
             session = _Session(
                 config=config,
                 store=store,
+                run_id=run_id,
                 outcome=outcome,
                 references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
                 candidates=Candidates(workdir),
@@ -133,7 +148,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
         status = "interrupted"
         raise
     finally:
-        store.finish_run(outcome.run_id, status)
+        store.finish_run(run_id, status)
         store.close()
     return outcome
 
@@ -144,6 +159,7 @@ class _Session:
 
     config: RunConfig
     store: Store
+    run_id: str
     outcome: RunOutcome
     references: References
     candidates: Candidates
@@ -157,7 +173,7 @@ class _Session:
         if isinstance(machine, dict) and not self.config.force:
             existing = self.store.finished(cell.id, machine_id(machine))
             if existing is not None:
-                self.store.reuse(self.outcome.run_id, cell.id, existing)
+                self.store.reuse(self.run_id, cell.id, existing)
                 self.outcome.counts["reused"] += 1
                 self.progress.done(cell, None)
                 return
@@ -169,7 +185,7 @@ class _Session:
         else:
             fields = self._measure(cell, target)
         record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
-        self.store.add_record(self.outcome.run_id, record)
+        self.store.add_record(self.run_id, record)
         self.outcome.counts[record.status] += 1
         self.progress.done(cell, record)
 

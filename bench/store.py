@@ -126,6 +126,28 @@ class Store:
         except DAMAGED as error:
             raise BenchError(f"--store: cannot read {self.path}: {error}") from None
 
+    def select(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query as stored, for tools that copy them unchanged (`bench.merge`); none without tables."""
+        return self._rows(sql, args)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one transaction, for writers of raw rows (`bench.merge`): all of it or nothing."""
+        with self._write() as db:
+            yield db
+
+    def backup(self, path: Path) -> None:
+        """Copy the whole store into the database file at `path` (SQLite's backup: consistent while a run writes)."""
+        if self._db is None:
+            return
+        target = sqlite3.connect(path)
+        try:
+            self._db.backup(target)
+        except DAMAGED as error:
+            raise BenchError(f"--store: cannot copy {self.path}: {error}") from None
+        finally:
+            target.close()
+
     def start_run(
         self,
         run_id: str,

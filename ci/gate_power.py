@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         machine = cpu.machine_info()
         example = torch.randn(1, WIDTH)
         chains = {e: round(args.layers * (1 + e / 100)) for e in effects}
-        files = {n: str(save_torchscript(_chain(n).eval(), example, Path(tmp) / f"chain-{n}.pt")) for n in set(chains.values())}
+        files = {
+            n: str(save_torchscript(_chain(n).eval(), example, Path(tmp) / f"chain-{n}.pt"))
+            for n in set(chains.values())
+        }
         base_file = files[args.layers]
 
         def session(layers: int, budget: float | None = None) -> dict[str, Any]:
