@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_flag(report)
     report.set_defaults(handler=_report)
 
-    export = verbs.add_parser("export", help="write a stored run's records as CSV or JSON")
+    export = verbs.add_parser("export", help="write a stored run's records as CSV, JSON or pytest-benchmark JSON")
     export.add_argument("run_id", nargs="?", help="run id (default: the newest)")
     export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
