@@ -1,4 +1,4 @@
-"""`python -m bench ci {shard,gate}`: the scheduled perf job's two steps (see `bench.perf_ci`)."""
+"""`python -m bench ci {shard,suite,gate}`: the scheduled perf job's two steps (see `bench.perf_ci`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli_support import Parser
-from bench.perf_ci import CI_MATRIX, GateSettings, gate, run_shard
+from bench.perf_ci import CI_MATRIX, GateSettings, gate, run_shard, suite_benchmarks
 
 __all__ = ["register"]
 
@@ -22,6 +22,14 @@ def register(verbs: Any) -> None:
     shard.add_argument("--out", type=Path, default=Path("perf-out"), help="folder for the shard's store")
     shard.add_argument("--targets", help="comma-separated targets, instead of the matrix file's")
     shard.set_defaults(handler=_shard)
+
+    suite = steps.add_parser("suite", help="benchmark the suite's own hot paths and compare with the kept ones")
+    suite.add_argument("--data", type=Path, required=True, help="folder of kept runs and baselines (data branch)")
+    suite.add_argument("--kind", required=True, help="machine kind the kept benchmarks belong to")
+    suite.add_argument("--out", type=Path, default=Path("perf-out"), help="folder for suite-benchmarks.json")
+    suite.add_argument("--keep", action="store_true", help="keep the benchmarks for the next comparison")
+    suite.add_argument("--limit", default="25%", help="slowdown of a benchmark's fastest round that fails (25%%)")
+    suite.set_defaults(handler=lambda args: suite_benchmarks(args.data, args.kind, args.out, args.keep, args.limit))
 
     check = steps.add_parser("gate", help="merge shards, report, compare with the baseline, plot history, keep")
     check.add_argument("shards", nargs="+", type=Path, metavar="SHARD.sqlite", help="the shards' stores")

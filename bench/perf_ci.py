@@ -6,6 +6,9 @@ on a CI runner. The two steps are verbs of their own, composed from the public o
 
 - `shard K/N`: measure the K-th of N deterministic shares of the CI matrix into `OUT/shard-K-of-N.sqlite`. Failed
   cells are the gate's business (it reports them as `failed`), so a finished run exits 0.
+- `suite`: the suite's own hot paths (`tests/perf`, pytest-benchmark), compared by pytest-benchmark itself with
+  the kept JSON of the machine kind; it fails when a benchmark's fastest round is slower by more than the limit
+  (the minimum, because a shared runner's noise only ever adds time).
 - `gate SHARD...`: merge the shard stores into one run, write its report, compare it with the stored baseline of
   the same machine kind, plot the history of every kept run, and write the Markdown summary (appended to
   `$GITHUB_STEP_SUMMARY` when set). With `--keep` the run becomes the next baseline when it did not regress (or
@@ -21,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +34,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.store import read_store
 
-__all__ = ["GateSettings", "run_shard", "gate"]
+__all__ = ["GateSettings", "run_shard", "gate", "suite_benchmarks"]
 
 CI_MATRIX = Path("ci") / "perf.toml"
 # What a finished `run` returns when some of its cells failed; the gate reports those cells.
@@ -129,6 +133,30 @@ def gate(verb: Verb, settings: GateSettings) -> int:
         print(f"run {run_id} regressed: the baseline stays (refresh it with --refresh)", file=sys.stderr)
     _publish_summary(summary, run_id, len(kept_runs) + 1)
     return code
+
+
+def suite_benchmarks(data: Path, kind: str, out: Path, keep: bool, limit: str = "25%") -> int:
+    """Run the suite's hot-path benchmarks, fail on a slowdown beyond `limit` against the kept ones, keep them."""
+    _check_kind(kind)
+    out.mkdir(parents=True, exist_ok=True)
+    result = out / "suite-benchmarks.json"
+    kept = data / kind / "suite-benchmarks.json"
+    argv = [sys.executable, "-m", "pytest", "-m", "perf", "tests/perf", f"--benchmark-json={result}"]
+    if kept.is_file():
+        argv += [f"--benchmark-compare={kept}", f"--benchmark-compare-fail=min:{limit}"]
+    else:
+        print(f"no kept suite benchmarks for {kind} yet: measured, not compared", file=sys.stderr)
+    code = subprocess.run(argv, check=False).returncode
+    if keep and code == 0:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result, kept)
+        print(f"kept the suite's benchmarks of {kind} in {kept}", file=sys.stderr)
+    return code
+
+
+def _check_kind(kind: str) -> None:
+    if not _KIND.fullmatch(kind):
+        raise BenchError(f"--kind names a folder of the data branch (letters, digits, '.', '_', '-'), got '{kind}'")
 
 
 def _step(verb: Verb, argv: list[str]) -> None:
