@@ -70,12 +70,9 @@ def plot_history(history: History, path: Path) -> Path:
     ax.set_ylabel(f"{metric.name} / first point of each cell" if normalised else metric.title)
     ax.set_title(f"{metric.title} across runs; dotted: a change starts; x: busy, noisy or throttled", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0)
     left_out = len(history.series) - MAX_CELLS
-    if left_out > 0:
-        fig.text(
-            0.01, 0.01, f"{left_out} more cells not drawn: narrow with --model, --compressor or --target", fontsize=8
-        )
+    note = f"{left_out} more cells not drawn:\nnarrow with --model, --compressor or --target" if left_out > 0 else None
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0, title=note, title_fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path

@@ -15,7 +15,7 @@ from matplotlib.image import imread
 from bench.history import METRICS, Filters, build_history, median_interval
 from bench.records import Record, Sizes
 from bench.store import open_store, read_store
-from tests.bench.conftest import run_main
+from tests.bench.conftest import run_main, run_subprocess
 from tests.bench.record_factory import layers_record, model_record, timing
 
 RUNS = 8
@@ -227,3 +227,21 @@ def test_bad_input_is_one_line_and_writes_nothing(store_path: Path, extra: list[
 def test_no_match_names_what_the_store_has(store_path: Path) -> None:
     result = run_main(["history", "--store", str(store_path), "--compressor", "quant.bits"])
     assert "models: mnist_cnn, resnet18; compressors: none, prune.channel, quant.int8; targets: cpu, cuda" in result.err
+
+
+def test_the_ci_command_line_in_a_subprocess_with_more_cells_than_the_plot_draws(tmp_path: Path) -> None:
+    def sparsity(level: float) -> CellMaker:
+        def make(i: int) -> Record:
+            params = {"sparsity": level, "execution": "csr"}
+            return model_record(
+                "prune.unstructured", params, model="mnist_cnn", **_latency(_noisy(int(level * 100))[i])
+            )
+
+        return make
+
+    cells = (_stepped, *(sparsity(level / 100) for level in range(50, 100, 4)))
+    path = make_store(tmp_path / "bench.sqlite", cells=cells)
+    done = run_subprocess("history", "--store", str(path), "--metric", "latency", "--output", str(tmp_path / "ci"))
+    assert done.returncode == 0, done.stderr
+    assert f"change at {_commit(STEP_RUN)[:7]}" in done.stdout
+    assert imread(tmp_path / "ci" / "history-latency.png").shape[1] > 600
