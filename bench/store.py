@@ -21,7 +21,7 @@ from bench._sqlite import DAMAGED, connect_for_reading, connect_for_writing, lea
 from bench.errors import BenchError
 from bench.records import SCHEMA_VERSION, NewerSchemaError, Record, RecordError, load_record, record_json
 
-__all__ = ["Run", "Store", "open_store", "read_store"]
+__all__ = ["Run", "Measured", "Store", "open_store", "read_store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,6 +80,15 @@ class Run:
     def models(self) -> list[str]:
         models = self.config.get("models")
         return [str(m) for m in models] if isinstance(models, list) else []
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A stored record with its id and the run that measured it (later runs may have reused it)."""
+
+    record_id: int
+    run_id: str
+    record: Record
 
 
 class Store:
@@ -280,6 +289,24 @@ class Store:
         )
         loaded = (self._load(record_id, text) for record_id, text in rows)
         return [record for record in loaded if record is not None]
+
+    def measured(self) -> list[Measured]:
+        """Every readable record that answers a cell of some run, once each, with the run that measured it.
+
+        A record reused by later runs is one measurement: history places it at its measuring run only. Records
+        no run links any more (replaced by measuring the cell again in the same run) are left out. Ordered by
+        record id, i.e. in the order they were measured.
+        """
+        rows = self._rows(
+            "SELECT r.record_id, r.run_id, r.record_json FROM records r"
+            " WHERE r.record_id IN (SELECT record_id FROM run_records) ORDER BY r.record_id"
+        )
+        found = []
+        for record_id, run_id, text in rows:
+            record = self._load(record_id, text)
+            if record is not None:
+                found.append(Measured(int(record_id), str(run_id), record))
+        return found
 
     def _load(self, record_id: Any, text: Any) -> Record | None:
         try:

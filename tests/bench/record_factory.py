@@ -32,10 +32,12 @@ _THERMAL = {"temperature_c": None, "zones_c": {}, "throttled": None, "cpu_freq_m
 
 
 def timing(
-    speedup: float = 1.0, low: float | None = None, high: float | None = None, median_s: float = 1e-3, **flags: Any
-) -> Timing:
-    """A worker's answer for one pair: `median_s` for the candidate, the baseline `speedup` times slower."""
-    samples = (median_s * 0.99, median_s, median_s * 1.01)
+    speedup: float = 1.0, low: float | None = None, high: float | None = None, median_s: float = 1e-3,
+    samples: tuple[float, ...] | None = None, **flags: Any,
+) -> Timing:  # fmt: skip
+    """A worker's answer for one pair: `median_s` for the candidate, the baseline `speedup` times slower; the
+    candidate's raw `samples` default to three around `median_s`."""
+    samples = samples or (median_s * 0.99, median_s, median_s * 1.01)
     return Timing(
         baseline_median_s=median_s * speedup, baseline_iqr_s=median_s * speedup * 0.01, median_s=median_s,
         iqr_s=median_s * 0.01, speedup_median=speedup, speedup_ci_low=low, speedup_ci_high=high, rounds=3,

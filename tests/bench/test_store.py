@@ -160,3 +160,18 @@ def test_unwritable_store_path_raises_with_the_path(tmp_path: Path) -> None:
         open_store(path)
     assert str(path) in str(info.value)
     assert "--store" in str(info.value)
+
+
+def test_measured_lists_each_record_once_at_the_run_that_measured_it(store: Store) -> None:
+    for run_id in ("r1", "r2"):
+        store.start_run(run_id, {}, [], {}, {"commit": None})
+    first = store.add_record("r1", _record("c1"))
+    store.add_record("r1", _record("c2", status="failed"))
+    store.reuse("r2", "c1", first)
+    again = store.add_record("r2", _record("c2"))
+    measured = store.measured()
+    assert [(m.record_id, m.run_id, m.record.cell_id) for m in measured] == [
+        (first, "r1", "c1"), (first + 1, "r1", "c2"), (again, "r2", "c2"),
+    ]  # fmt: skip
+    replaced = store.add_record("r2", _record("c2"))  # measured again in the same run: the first no longer counts
+    assert [m.record_id for m in store.measured()] == [first, first + 1, replaced]
