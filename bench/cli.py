@@ -22,6 +22,7 @@ from tabulate import tabulate
 
 import compressors
 import targets
+from bench import cli_compare
 from bench.cli_support import Parser, readable, store_flag, writable_folder, write_output
 from bench.config import load_config, load_target_specs, parse_compressor_spec
 from bench.config_checks import is_integer, is_number
@@ -36,7 +37,7 @@ from bench.target_check import check_target
 __all__ = ["main", "build_parser"]
 
 # Verbs defined in modules of their own, each adding its parser with `register(verbs)`.
-VERB_MODULES: tuple[Callable[[Any], None], ...] = ()
+VERB_MODULES: tuple[Callable[[Any], None], ...] = (cli_compare.register,)
 
 
 _ITEM_CHECKS: dict[type, tuple[str, Callable[[Any], bool]]] = {
