@@ -60,7 +60,13 @@ def _outcome(direction: int, worse: int) -> str:
 
 def _from_ratio(metric: str, change: RatioChange, worse: int, shown: str, flagged: str) -> MetricChange:
     outcome = "untrusted" if flagged else _outcome(change.direction, worse)
-    note = f"{metric} {flagged}" if flagged else (f"{metric} {change.reason}" if change.reason else "")
+    if flagged:
+        note = f"{metric} {flagged}"
+    elif change.direction:
+        evidence = f"p={change.p_value:.1g}" if change.p_value is not None else "whole interval beyond threshold"
+        note = f"{metric} {change.ratio - 1:+.0%} ({evidence})"
+    else:
+        note = f"{metric} {change.reason}" if change.reason else ""
     return MetricChange(metric, outcome, shown, note, change.ratio, change.low, change.high, change.p_value)
 
 

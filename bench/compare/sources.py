@@ -48,7 +48,8 @@ def from_store(path: Path, run_id: str | None, source: str) -> Side:
             records = tuple(store.records(run.run_id))
             notes = list(store.unreadable)
     except BenchError as error:
-        raise BenchError(f"{source}: {error}") from None
+        # The store's own message names the file; the flag it names may not be the one the user gave.
+        raise BenchError(f"{source}: {str(error).removeprefix('--store: ')}") from None
     for note in notes:
         # The warning every reading verb prints: a damaged row is left out, never silently.
         print(f"warning: {path}: {note}", file=sys.stderr)
