@@ -71,7 +71,8 @@ def _recognise(db: sqlite3.Connection, path: Path, writing: bool) -> bool:
             " compression-bench store or a new file"
         )
     if application_id == 0 and tables and not set(TABLES) <= tables:
-        shown = ", ".join(sorted(tables)[:5])
+        # A damaged sqlite_master can hold a table name that is a blob, not text: show it as Python writes it.
+        shown = ", ".join(sorted(name if isinstance(name, str) else repr(name) for name in tables)[:5])
         raise BenchError(
             f"--store: {path} is another program's SQLite database (tables {shown}); give a compression-bench"
             " store or a new file"

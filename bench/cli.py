@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 import compressors
 import targets
-from bench import cli_ci, cli_history, cli_merge
+from bench import cli_ci, cli_compare, cli_history, cli_merge
 from bench.cli_support import Parser, readable, store_flag, writable_folder, write_output
 from bench.config import load_config, load_target_specs, parse_compressor_spec
 from bench.config_checks import is_integer, is_number
@@ -38,7 +38,9 @@ from bench.target_check import check_target
 __all__ = ["main", "build_parser"]
 
 # Verbs defined in modules of their own, each adding its parser with `register(verbs)`.
-VERB_MODULES: tuple[Callable[[Any], None], ...] = (cli_history.register, cli_merge.register, cli_ci.register)
+VERB_MODULES: tuple[Callable[[Any], None], ...] = (
+    cli_compare.register, cli_history.register, cli_merge.register, cli_ci.register,
+)  # fmt: skip
 
 
 _ITEM_CHECKS: dict[type, tuple[str, Callable[[Any], bool]]] = {

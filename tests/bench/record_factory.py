@@ -3,7 +3,9 @@ the test chooses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import statistics
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.matrix import LAYER_COMPRESSOR, Cell
@@ -48,6 +50,15 @@ def timing(
         thermal_after=_THERMAL, samples_baseline_s=tuple(s * speedup for s in samples), samples_s=samples,
         samples_speedup=(speedup,) * 3,
     )  # fmt: skip
+
+
+def sampled_timing(samples_s: Sequence[float], samples_speedup: Sequence[float] | None = None, **flags: Any) -> Timing:
+    """A timing with the given raw samples: the candidate's latencies and the per-round speedups (1.0 when None);
+    the medians are the samples' own."""
+    speedups = tuple(samples_speedup) if samples_speedup is not None else (1.0,) * len(samples_s)
+    made = timing(statistics.median(speedups), median_s=statistics.median(samples_s), **flags)
+    baseline = tuple(s * statistics.median(speedups) for s in samples_s)
+    return dataclasses.replace(made, samples_s=tuple(samples_s), samples_speedup=speedups, samples_baseline_s=baseline)
 
 
 def _identity(cell: Cell, machine: Mapping[str, Any], status: str, error: str | None) -> dict[str, Any]:

@@ -1,0 +1,96 @@
+"""Two runs, cell by cell: match the cells, judge each, and say which machines were compared.
+
+Cells are matched by cell id and target (a cell id already names its target; the target keeps a cell measured on
+two targets apart should ids ever be reused). Records of different machines are compared by their within-run
+speedups only, and the comparison carries one note naming the machines, which the CLI prints as a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.compare.rules import VERDICTS, Rules
+from bench.compare.sources import Side
+from bench.compare.verdicts import CellComparison, compare_cell
+from bench.errors import BenchError
+from bench.records import Record
+
+__all__ = ["Comparison", "compare_runs", "machine_text"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every matched cell of two runs, judged; `machine_note` is set when they ran on different machines."""
+
+    base: Side
+    cand: Side
+    rules: Rules
+    cells: tuple[CellComparison, ...]
+    machine_note: str | None
+
+    def regressions(self, fail_on: Iterable[str] | None = None) -> list[CellComparison]:
+        """The cells that regressed in a metric of `fail_on` (default: the rules' own)."""
+        metrics = tuple(self.rules.fail_on if fail_on is None else fail_on)
+        return [cell for cell in self.cells if cell.regressed_in(metrics)]
+
+    @property
+    def failed(self) -> bool:
+        """Whether the comparison fails: a regression in a metric the rules fail on."""
+        return bool(self.regressions())
+
+    def counts(self) -> dict[str, int]:
+        """Cells per verdict, in `VERDICTS` order (zero counts included)."""
+        return {verdict: sum(1 for cell in self.cells if cell.verdict == verdict) for verdict in VERDICTS}
+
+
+def machine_text(machine: Mapping[str, Any]) -> str:
+    """A machine in a few words: arch, CPU model and hostname (`x86_64 AMD EPYC on vm`)."""
+    arch = machine.get("arch") or "?"
+    cpu = machine.get("cpu_model") or "unknown CPU"
+    return f"{arch} {cpu} on {machine.get('hostname') or '?'}"
+
+
+def _machines(base: Record, cand: Record) -> tuple[str, str]:
+    texts = machine_text(base.machine), machine_text(cand.machine)
+    if texts[0] != texts[1]:
+        return texts
+    # Same CPU and host, another torch build or GPU: name what the machine digest also covers.
+    extra = [f"torch {m.get('torch')}, GPU {m.get('cuda_device') or 'none'}" for m in (base.machine, cand.machine)]
+    return f"{texts[0]} ({extra[0]})", f"{texts[1]} ({extra[1]})"
+
+
+def _key(record: Record) -> tuple[str, str]:
+    return record.cell_id, record.target
+
+
+def compare_runs(base: Side, cand: Side, rules: Rules) -> Comparison:
+    """Judge every cell of `cand` against `base`; cells are matched by cell id and target.
+
+    Raises:
+        BenchError: the runs have no cell in common, or their machines differ under `rules.strict_machine`.
+    """
+    bases = {_key(record): record for record in base.records}
+    cands = {_key(record): record for record in cand.records}
+    if not bases.keys() & cands.keys():
+        raise BenchError(
+            f"BASE run {base.run.run_id} ({len(bases)} cells) and CAND run {cand.run.run_id} ({len(cands)} cells)"
+            " have no cell in common: compare runs of one matrix"
+        )
+    pairs = [(bases[key], cands.get(key)) for key in bases] + [(None, cands[key]) for key in cands if key not in bases]
+    other = next(((b, c) for b, c in pairs if b is not None and c is not None and b.machine_id != c.machine_id), None)
+    note = None
+    if other is not None:
+        shown = _machines(*other)
+        if rules.strict_machine:
+            raise BenchError(
+                f"--strict-machine: BASE ran on {shown[0]}, CAND on {shown[1]}: latencies of two machines are not"
+                " comparable"
+            )
+        note = (
+            f"BASE ran on {shown[0]}, CAND on {shown[1]}: absolute latencies are not compared across machines,"
+            " only the speedups measured within each run"
+        )
+    cells = tuple(compare_cell(b, c, rules) for b, c in pairs)
+    return Comparison(base, cand, rules, cells, note)
