@@ -1,4 +1,7 @@
-"""`python -m bench {run,list,target,report,export,merge}`: parse flags, hand a validated config to the runner, print.
+"""`python -m bench VERB`: parse flags, hand a validated config to the runner, print.
+
+The verbs run, list, target, report and export are defined here; compare, history, merge and ci in modules of
+their own (`VERB_MODULES`).
 
 A `BenchError` anywhere becomes one line on stderr and exit status 2; Ctrl-C or SIGTERM stops after the cell in
 progress is abandoned, with every finished cell already stored.

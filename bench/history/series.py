@@ -228,6 +228,19 @@ def _names(measured: Sequence[Measured]) -> str:
     return "; ".join(parts)
 
 
+def _merged_into(runs: Sequence[Run]) -> dict[str, str]:
+    """Shard run id -> the merged run that holds it: a sharded matrix is one point per cell at its merged run.
+
+    A later merged run of the same shards (one that completed a partial merge) takes them over.
+    """
+    merged: dict[str, str] = {}
+    for run in runs:
+        shards = run.config.get("merged_from")
+        if isinstance(shards, list):
+            merged.update({str(shard): run.run_id for shard in shards})
+    return merged
+
+
 def build_history(runs: Sequence[Run], measured: Sequence[Measured], metric: Metric, filters: Filters) -> History:
     """Every matching cell's series of `metric`, with its change points.
 
@@ -240,7 +253,10 @@ def build_history(runs: Sequence[Run], measured: Sequence[Measured], metric: Met
     matching = [m for m in measured if filters.match(m.record)]
     if not matching:
         raise BenchError(f"no stored cell matches --model/--compressor/--target (the store has {_names(measured)})")
+    folded = _merged_into(runs)
+    runs = [run for run in runs if run.run_id not in folded]
     position = {run.run_id: index for index, run in enumerate(runs)}
+    position.update({shard: position[merged] for shard, merged in folded.items()})
     grouped: dict[tuple[str, str], list[tuple[Point, Record]]] = {}
     for m in sorted(matching, key=lambda m: (position.get(m.run_id, -1), m.record_id)):
         read = metric.read(m.record) if m.record.ok and m.run_id in position else None

@@ -245,3 +245,25 @@ def test_the_ci_command_line_in_a_subprocess_with_more_cells_than_the_plot_draws
     assert done.returncode == 0, done.stderr
     assert f"change at {_commit(STEP_RUN)[:7]}" in done.stdout
     assert imread(tmp_path / "ci" / "history-latency.png").shape[1] > 600
+
+
+def test_a_sharded_matrix_is_one_run_at_its_merged_run(tmp_path: Path) -> None:
+    """Two shard runs and the merged run that links their records: one column, every cell's point in it."""
+    path = tmp_path / "merged.sqlite"
+    first, second = model_record("none", model="mnist_cnn", **_latency(1e-3)), model_record(
+        "quant.int8", model="mnist_cnn", **_latency(2e-3)
+    )
+    commit = {"commit": _commit(0), "dirty": False}
+    with open_store(path) as store:
+        ids = []
+        for run_id, record in (("shard-1", first), ("shard-2", second)):
+            store.start_run(run_id, {"shard": {"index": 1, "count": 2}}, [], {}, commit, None)
+            ids.append((store.add_record(run_id, record), record.cell_id))
+            store.finish_run(run_id, "finished")
+        store.start_run("merged-1", {"merged_from": ["shard-1", "shard-2"]}, [], {}, commit, None)
+        for record_id, cell_id in ids:
+            store.reuse("merged-1", cell_id, record_id)
+        store.finish_run("merged-1", "finished")
+    history = _history(path)
+    assert [run.run_id for run in history.runs] == ["merged-1"]
+    assert len(history.series) == 2 and all([p.run for p in s.points] == [0] for s in history.series)
