@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.shard import parse_shard
 from bench.store import read_store
 
 __all__ = ["GateSettings", "run_shard", "gate", "suite_benchmarks"]
@@ -50,14 +51,13 @@ _KIND = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def run_shard(verb: Verb, shard: str, matrix: Path, out: Path, extra: Sequence[str] = ()) -> int:
     """Measure one shard of `matrix` into a store of its own under `out`; 0 when the run finished."""
-    index, _, count = shard.partition("/")
-    if not (index.isdigit() and count.isdigit()):
-        raise BenchError(f"ci shard expects K/N with 1 <= K <= N, got '{shard}'")
+    share = parse_shard(shard)
     out.mkdir(parents=True, exist_ok=True)
-    store = out / f"shard-{index}-of-{count}.sqlite"
+    store = out / f"shard-{share.index}-of-{share.count}.sqlite"
     started = time.monotonic()
     code = verb(["run", "--config", str(matrix), "--shard", shard, "--store", str(store), *extra])
-    print(f"shard {shard}: {store} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if code in (0, _SOME_CELLS_FAILED):
+        print(f"shard {shard}: {store} in {time.monotonic() - started:.0f} s", file=sys.stderr)
     if code == _SOME_CELLS_FAILED:
         print(f"shard {shard}: some cells failed; the gate reports them", file=sys.stderr)
         return 0

@@ -1,0 +1,136 @@
+"""`python -m bench ci`: the perf job's script end to end on a tiny real matrix, and its decisions on their own."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.perf_ci import GateSettings, gate
+from tests.bench.conftest import run_main, run_subprocess
+
+TINY = """
+models = ["digits_cnn"]
+finetune_steps = 0
+[compressors]
+none = {}
+"prune.unstructured" = { sparsity = [0.9], scope = "layer", execution = ["dense", "csr"] }
+"prune.channel" = { macs_removed = [0.5] }
+[timing]
+budget_s = 1.0
+[layers]
+models = []
+"""
+
+
+def _runs(path: Path) -> list[str]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY rowid")]
+    finally:
+        db.close()
+
+
+def _night(tmp_path: Path, night: int, data: Path, matrix: Path) -> tuple[int, str, Path]:
+    shards = tmp_path / f"shards{night}"
+    for k in (1, 2):
+        done = run_subprocess("ci", "shard", f"{k}/2", "--matrix", str(matrix), "--out", str(shards))
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / f"out{night}"
+    done = run_subprocess(
+        "ci", "gate", *map(str, sorted(shards.glob("*.sqlite"))), "--data", str(data), "--kind", "tiny",
+        "--out", str(out), "--keep",
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr, out
+
+
+@pytest.mark.slow
+def test_two_nights_of_the_perf_job_on_a_tiny_matrix(tmp_path: Path) -> None:
+    matrix = tmp_path / "tiny.toml"
+    matrix.write_text(TINY)
+    data = tmp_path / "data"
+
+    code, output, out = _night(tmp_path, 1, data, matrix)
+    assert code == 0, output
+    summary = (out / "summary.md").read_text()
+    assert "no baseline yet" in summary and "kept run merged-" in output
+    assert (out / "report" / "report.md").is_file() and (out / "history" / "history-speedup.png").stat().st_size
+    assert len(_runs(out / "run.sqlite")) == 3  # two shards and the run that merges them
+    first_baseline = _runs(data / "tiny" / "baseline.sqlite")[-1]
+
+    code, output, out = _night(tmp_path, 2, data, matrix)
+    summary = (out / "summary.md").read_text()
+    assert code in (0, 1), output
+    assert "Benchmark comparison" in summary and first_baseline in summary and "4 cells" in summary
+    assert "history of 2 kept run(s)" in summary.lower()
+    kept = sorted((data / "tiny" / "runs").glob("*.sqlite"))
+    assert len(kept) == (2 if code == 0 else 1)
+    history = out / "history.sqlite"
+    assert len([r for r in _runs(history) if r.startswith("merged-")]) == 2
+
+
+def _verb(compare_code: int, calls: list[list[str]]):
+    """The CLI's verbs, with `compare` answering `compare_code`: what the gate decides from each answer."""
+
+    def verb(argv: Sequence[str]) -> int:
+        calls.append(list(argv))
+        if argv[0] == "compare":
+            Path(argv[argv.index("--markdown") + 1]).write_text("## compared\n")
+            return compare_code
+        return run_main(argv).code
+
+    return verb
+
+
+@pytest.fixture
+def shard_store(tmp_path: Path) -> Path:
+    from bench.store import open_store
+    from tests.bench.record_factory import model_record
+
+    path = tmp_path / "shard-1-of-1.sqlite"
+    with open_store(path) as store:
+        store.start_run("20260101-000000-aaaa", {"models": ["m"]}, [], {}, {"commit": "c" * 40, "dirty": False}, None)
+        store.add_record("20260101-000000-aaaa", model_record())
+        store.finish_run("20260101-000000-aaaa", "finished")
+    return path
+
+
+@pytest.mark.parametrize(("compare_code", "refresh", "kept"), [(0, False, True), (1, False, False), (1, True, True)])
+def test_a_regressed_run_stays_out_of_the_baseline_unless_refreshed(
+    tmp_path: Path, shard_store: Path, compare_code: int, refresh: bool, kept: bool
+) -> None:
+    data = tmp_path / "data"
+    (data / "cpu").mkdir(parents=True)
+    baseline = data / "cpu" / "baseline.sqlite"
+    before = b"the previous baseline (read by compare only, which answers compare_code here)"
+    baseline.write_bytes(before)
+    calls: list[list[str]] = []
+    settings = GateSettings((shard_store,), data, "cpu", tmp_path / "out", keep=True, refresh=refresh)
+    assert gate(_verb(compare_code, calls), settings) == compare_code
+    assert [c[0] for c in calls] == ["merge", "report", "compare", "merge", "history"]
+    assert (baseline.read_bytes() != before) is kept
+    assert len(list((data / "cpu" / "runs").glob("*.sqlite"))) == (1 if kept else 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["ci", "gate", "missing.sqlite", "--data", "d", "--kind", "cpu"], "not found: missing.sqlite"),
+        (["ci", "gate", "SHARD", "--data", "d", "--kind", "../up"], "--kind names a folder"),
+        (["ci", "shard", "x/2", "--out", "OUT"], "--shard expects K/N"),
+        (["ci", "shard", "4/3", "--out", "OUT"], "--shard expects K/N"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, shard_store: Path, argv: list[str], fragment: str) -> None:
+    argv = [str(shard_store) if a == "SHARD" else str(tmp_path / "o") if a == "OUT" else a for a in argv]
+    done = run_main(argv)
+    assert done.code == 2 and done.err.count("\n") == 1 and fragment in done.err, done.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_gate_refuses_an_empty_shard_list() -> None:
+    with pytest.raises(BenchError, match="none given"):
+        gate(lambda argv: 0, GateSettings((), Path("d"), "cpu", Path("o")))
