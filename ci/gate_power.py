@@ -3,9 +3,10 @@
     python ci/gate_power.py [--tries 10] [--effects 0,3,5,10,20] [--budget 6]
 
 Real timings of real work, through the suite's own worker and the default timing protocol:
-- the workload is a chain of identical Linear + ReLU layers (TorchScript); a candidate with k% more layers does
-  k% more real work. Its true effect is measured on its own, interleaved with the base model in one long worker
-  session (the most precise ratio the suite measures), and printed beside the nominal one;
+- the workload is a chain of identical 64-wide Linear + ReLU layers (TorchScript; its weights fit in cache, so
+  its timing is steady); a candidate with k% more layers does k% more real work. Its true effect is measured on
+  its own, interleaved with the base model in one long worker session (the most precise ratio the suite
+  measures), and printed beside the nominal one;
 - each try times the base model in one worker session and every candidate in a session of its own, as two
   nightly runs would, builds their records as the runner does, and asks the gate (`bench.compare.compare_cell`)
   for its verdict. The 0% row compares two sessions of the base model: its detections are false alarms.
@@ -33,11 +34,13 @@ from tabulate import tabulate
 
 import targets
 from bench.artifacts import save_torchscript
-from bench.compare import Rules, compare_cell
+from bench.compare import Rules, Side, compare_cell, compare_runs
+from bench.compare.render import markdown
 from bench.config import load_config, load_target_specs
 from bench.records import SCHEMA_VERSION, Macs, ModelRecord, Sizes, Timing, machine_id
+from bench.store import Run
 
-WIDTH = 256
+WIDTH = 64
 # The metrics a slower chain moves; its bytes grow too, which the gate reports as a size change of its own.
 TIMING = ("latency", "speedup")
 
@@ -55,11 +58,15 @@ def _chain(layers: int) -> torch.nn.Module:
     return torch.nn.Sequential(*(m for _ in range(layers) for m in (torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU())))
 
 
-def _record(result: dict[str, Any], machine: dict[str, Any], layers: int) -> ModelRecord:
-    """The record of one session, as the runner builds it; its sizes and MACs are the chain's real ones."""
+def _record(result: dict[str, Any], machine: dict[str, Any], layers: int, effect: float) -> ModelRecord:
+    """The record of one session, as the runner builds it; its sizes and MACs are the chain's real ones.
+
+    Each effect is a cell of its own (`extra_work=+k%`), so one try's sessions read as two runs of one matrix.
+    """
     params = layers * (WIDTH * WIDTH + WIDTH)
     return ModelRecord(
-        schema_version=SCHEMA_VERSION, cell_id="gate-power", model="linear-chain", compressor="none", params={},
+        schema_version=SCHEMA_VERSION, cell_id=f"gate-power+{effect:g}", model="linear-chain", compressor="none",
+        params={"extra_work": f"+{effect:g}%"},
         target="cpu", threads=1, batch=1, status="ok", machine_id=machine_id(machine), machine=machine,
         sizes=Sizes(params_total=params, params_nonzero=params, dense_bytes=4 * params, csr_bytes=12 * params,
                     gzip_bytes=4 * params),
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=100, help="layers of the base chain (1%% = one layer at 100)")
     parser.add_argument("--budget", type=float, help="timing budget per session (default: the suite's)")
     parser.add_argument("--true-budget", type=float, default=30.0, help="budget of each true-effect session")
+    parser.add_argument("--markdown", type=Path, help="write the last try as the gate's Markdown summary")
     args = parser.parse_args(argv)
     effects = [float(e) for e in args.effects.split(",")]
     timing = load_config(None, {}).timing
@@ -108,11 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         verdicts: dict[float, Counter[str]] = {e: Counter() for e in effects}
         rounds: list[int] = []
         for attempt in range(args.tries):
-            base = _record(session(args.layers), machine, args.layers)
+            base_result = session(args.layers)
             order = list(effects)
             rng.shuffle(order)
+            last_try = []
             for effect in order:
-                cand = _record(session(chains[effect]), machine, chains[effect])
+                base = _record(base_result, machine, args.layers, effect)
+                cand = _record(session(chains[effect]), machine, chains[effect], effect)
+                last_try.append((base, cand))
                 rounds.append(cand.timing.rounds if cand.timing else 0)
                 metrics = compare_cell(base, cand, rules).metrics
                 outcomes = {metrics[m].outcome for m in TIMING}
@@ -133,7 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     headers = ["nominal", "true effect [95% CI]", "tries", "by latency", "by speedup", "untrusted", "missed", "caught"]
     print(tabulate(rows, headers))
     print(f"gate: threshold {rules.threshold:.0%}; rounds per session: median {statistics.median(rounds):g}")
+    if args.markdown is not None:
+        sides = [_side(name, [pair[i] for pair in sorted(last_try, key=lambda p: p[0].cell_id)])
+                 for i, name in enumerate(("base", "candidate"))]  # fmt: skip
+        args.markdown.write_text(markdown(compare_runs(*sides, Rules(fail_on=TIMING))))
     return 0
+
+
+def _side(name: str, records: list[ModelRecord]) -> Side:
+    run = Run(f"gate-power-{name}", "", None, "finished", {}, {}, {"commit": None, "dirty": None})
+    return Side(name, run, tuple(records))
 
 
 def _pct(inverse_speedup_bound: float | None) -> str:

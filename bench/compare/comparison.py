@@ -7,11 +7,13 @@ speedups only, and the comparison carries one note naming the machines, which th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.compare.rules import VERDICTS, Rules
+from bench.compare.scatter import Scatter, estimate_scatter
 from bench.compare.sources import Side
 from bench.compare.verdicts import CellComparison, compare_cell
 from bench.errors import BenchError
@@ -22,13 +24,29 @@ __all__ = ["Comparison", "compare_runs", "machine_text"]
 
 @dataclass(frozen=True)
 class Comparison:
-    """Every matched cell of two runs, judged; `machine_note` is set when they ran on different machines."""
+    """Every matched cell of two runs, judged; `machine_note` is set when they ran on different machines.
+
+    `scatter` holds the run-to-run scatter of latency and speedup estimated from the cells (where enough were
+    trusted); `rules` are the rules the cells were judged by, with the limits the scatter raised.
+    """
 
     base: Side
     cand: Side
     rules: Rules
     cells: tuple[CellComparison, ...]
     machine_note: str | None
+    scatter: tuple[Scatter, ...] = ()
+
+    @property
+    def scatter_note(self) -> str | None:
+        """What the scatter did to the threshold, when it raised it."""
+        raised = [s for s in self.scatter if s.limit(self.rules.threshold) > self.rules.threshold]
+        if not raised:
+            return None
+        parts = [f"{s.metric} +-{math.exp(s.sigma) - 1:.1%} ({s.cells} cells)" for s in raised]
+        limits = ", ".join(f"{s.limit(self.rules.threshold):.1%} in {s.metric}" for s in raised)
+        threshold = self.rules.threshold
+        return f"run-to-run scatter {', '.join(parts)}: changes count beyond {limits} (threshold {threshold:.0%})"
 
     def regressions(self, fail_on: Iterable[str] | None = None) -> list[CellComparison]:
         """The cells that regressed in a metric of `fail_on` (default: the rules' own)."""
@@ -92,5 +110,9 @@ def compare_runs(base: Side, cand: Side, rules: Rules) -> Comparison:
             f"BASE ran on {shown[0]}, CAND on {shown[1]}: absolute latencies are not compared across machines,"
             " only the speedups measured within each run"
         )
-    cells = tuple(compare_cell(b, c, rules) for b, c in pairs)
-    return Comparison(base, cand, rules, cells, note)
+    matched = [(b, c) for b, c in pairs if b is not None and c is not None]
+    scatter = tuple(found for metric in ("latency", "speedup") if (found := estimate_scatter(matched, metric)))
+    limits = {s.metric: s.limit(rules.threshold) for s in scatter}
+    judged = replace(rules, latency_limit=limits.get("latency"), speedup_limit=limits.get("speedup"))
+    cells = tuple(compare_cell(b, c, judged) for b, c in pairs)
+    return Comparison(base, cand, judged, cells, note, scatter)

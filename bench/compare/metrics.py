@@ -83,7 +83,9 @@ def latency(base: Record, cand: Record, rules: Rules) -> MetricChange:
         return MetricChange("latency", "n/a", "n/a (another kind of cell)")
     if base.timing is None or cand.timing is None or not base.timing.samples_s or not cand.timing.samples_s:
         return MetricChange("latency", "n/a", "n/a (no samples)")
-    change = ratio_change(base.timing.samples_s, cand.timing.samples_s, rules.threshold, rules.p_threshold, rules.seed)
+    change = ratio_change(
+        base.timing.samples_s, cand.timing.samples_s, rules.limit("latency"), rules.p_threshold, rules.seed
+    )
     shown = f"{change.ratio:.2f} [{change.low:.2f}, {change.high:.2f}]"
     return _from_ratio("latency", change, +1, shown, untrusted_note(base, cand))
 
@@ -100,7 +102,11 @@ def speedup(base: Record, cand: Record, rules: Rules) -> MetricChange:
     if not base.timing.samples_speedup or not cand.timing.samples_speedup:
         return MetricChange("speedup", "n/a", f"{shown} (no samples)")
     change = ratio_change(
-        base.timing.samples_speedup, cand.timing.samples_speedup, rules.threshold, rules.p_threshold, rules.seed + 1
+        base.timing.samples_speedup,
+        cand.timing.samples_speedup,
+        rules.limit("speedup"),
+        rules.p_threshold,
+        rules.seed + 1,
     )
     return _from_ratio("speedup", change, -1, shown, untrusted_note(base, cand))
 
@@ -124,7 +130,7 @@ def _sweep_speedup(base: LayersRecord, cand: LayersRecord, rules: Rules) -> Metr
     flagged = untrusted_note(base, cand)
     if flagged:
         return MetricChange("speedup", "untrusted", shown, f"speedup {flagged}", ratio)
-    direction = outside(ratio, rules.threshold)
+    direction = outside(ratio, rules.limit("speedup"))
     if direction == 0:
         return MetricChange("speedup", "unchanged", shown, value=ratio)
     # A GEMM of the sweep is counted as often as it occurs in the model, as the aggregate counts it.

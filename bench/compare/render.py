@@ -108,6 +108,8 @@ def terminal(comparison: Comparison, show_all: bool) -> str:
         skipped = _skipped_both(quiet)
         also = f" ({skipped} skipped on both sides: not a regression)" if skipped else ""
         lines.append(f"{len(quiet)} unchanged cells{also} not shown (--all shows them)")
+    if comparison.scatter_note:
+        lines.append(f"note: {comparison.scatter_note}")
     lines += [summary(comparison), headline(comparison)]
     return "\n".join(lines) + "\n"
 
@@ -125,10 +127,12 @@ def markdown(comparison: Comparison) -> str:
     parts = [f"## {mark} Benchmark comparison: {headline(comparison)}", "", summary(comparison), ""]
     if comparison.machine_note:
         parts += [f"> **Warning:** {comparison.machine_note}.", ""]
+    if comparison.scatter_note:
+        parts += [f"> **Note:** {comparison.scatter_note}.", ""]
     if changed:
         parts += ["### Changed cells", "", _markdown_table(changed), ""]
     else:
-        parts += [f"No cell changed beyond the noise (threshold {comparison.rules.threshold:.0%}).", ""]
+        parts += [f"No cell changed beyond the noise (threshold {comparison.rules.limit('latency'):.0%}).", ""]
     counted = ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n and verdict in VERDICTS)
     parts += [
         f"<details><summary>All {len(cells)} cells ({counted})</summary>",

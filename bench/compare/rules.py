@@ -29,6 +29,9 @@ class Rules:
         accuracy_z: how many combined binomial standard errors a top-1 change must exceed (95%, two-sided).
         strict_machine: refuse to compare records from different machines instead of comparing speedups only.
         seed: the bootstrap's seed, so a comparison prints the same intervals every time.
+        latency_limit, speedup_limit: the change a timing must exceed when the run-to-run scatter of a comparison's
+            cells raised it above `threshold` (set by `compare_runs`, see `bench.compare.scatter`); None: the
+            threshold.
     """
 
     threshold: float = 0.05
@@ -38,6 +41,8 @@ class Rules:
     accuracy_z: float = 1.96
     strict_machine: bool = False
     seed: int = 0
+    latency_limit: float | None = None
+    speedup_limit: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -51,6 +56,11 @@ class Rules:
         unknown = [metric for metric in self.fail_on if metric not in METRICS]
         if unknown:
             raise BenchError(f"--fail-on: unknown metric '{unknown[0]}' (accepted: {', '.join(METRICS)})")
+
+    def limit(self, metric: str) -> float:
+        """The relative change of a timing metric ("latency", "speedup") that counts."""
+        raised = self.latency_limit if metric == "latency" else self.speedup_limit
+        return raised if raised is not None else self.threshold
 
 
 def parse_fail_on(text: str) -> tuple[str, ...]:
