@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bench.compare import metrics
-from bench.compare.metrics import MetricChange
+from bench.compare.metrics import MetricChange, untrusted_note
 from bench.compare.rules import METRICS, Rules
 from bench.records import Record, record_json
 
@@ -118,6 +118,9 @@ def compare_cell(base: Record | None, cand: Record | None, rules: Rules) -> Cell
     regressed = frozenset(name for name, change in changes.items() if change.outcome == "regressed")
     verdict = next(v for v in ("regressed", "untrusted", "improved", "unchanged") if v in outcomes or v == "unchanged")
     notes = [change.note for change in changes.values() if change.note]
+    flagged = untrusted_note(base, cand)
+    if flagged and f"latency {flagged}" in notes and f"speedup {flagged}" in notes:
+        notes = [f"timing {flagged}"] + [n for n in notes if n not in (f"latency {flagged}", f"speedup {flagged}")]
     if base.machine_id != cand.machine_id:
         notes.append("other machine: speedups only")
     return CellComparison(label, verdict, base, cand, changes, regressed, "; ".join(notes))
