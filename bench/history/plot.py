@@ -38,6 +38,7 @@ def plot_history(history: History, path: Path) -> Path:
     fig = Figure(figsize=(11, 5.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    labels_at: dict[int, int] = {}  # changes already annotated at a run: the next one goes beside them
     for number, series in _drawn(history):
         scale = series.points[0].value if normalised else 1.0
         xs = [x_of[p.run] for p in series.points]
@@ -55,10 +56,12 @@ def plot_history(history: History, path: Path) -> Path:
         for step in series.steps:
             x = x_of[series.points[step.index].run]
             ax.axvline(x - 0.5, color=color, linestyle=":", linewidth=1)
+            beside = labels_at.get(x, 0)
+            labels_at[x] = beside + 1
             ax.annotate(
-                f"{history.runs[columns[x]].short} {metric.describe(step)}", xy=(x - 0.5, 1.0),
-                xycoords=("data", "axes fraction"), xytext=(2, -4), textcoords="offset points", rotation=90,
-                fontsize=7, color=color, va="top",
+                f"{number}: {history.runs[columns[x]].short} {metric.describe(step)}", xy=(x - 0.5, 1.0),
+                xycoords=("data", "axes fraction"), xytext=(2 + 9 * beside, -4), textcoords="offset points",
+                rotation=90, fontsize=7, color=color, va="top",
             )  # fmt: skip
     if metric.name == "speedup":
         ax.axhline(1.0, color="black", linewidth=0.8)
