@@ -138,6 +138,8 @@ def gate(verb: Verb, settings: GateSettings) -> int:
 def suite_benchmarks(data: Path, kind: str, out: Path, keep: bool, limit: str = "25%") -> int:
     """Run the suite's hot-path benchmarks, fail on a slowdown beyond `limit` against the kept ones, keep them."""
     _check_kind(kind)
+    if not re.fullmatch(r"[1-9][0-9]*%", limit):
+        raise BenchError(f"--limit is a whole percentage of slowdown that fails, e.g. 25%; got '{limit}'")
     out.mkdir(parents=True, exist_ok=True)
     result = out / "suite-benchmarks.json"
     kept = data / kind / "suite-benchmarks.json"

@@ -121,6 +121,7 @@ def test_a_regressed_run_stays_out_of_the_baseline_unless_refreshed(
         (["ci", "gate", "missing.sqlite", "--data", "d", "--kind", "cpu"], "not found: missing.sqlite"),
         (["ci", "gate", "SHARD", "--data", "d", "--kind", "../up"], "--kind names a folder"),
         (["ci", "shard", "x/2", "--out", "OUT"], "--shard expects K/N"),
+        (["ci", "suite", "--data", "d", "--kind", "cpu", "--out", "OUT", "--limit", "0.1%"], "whole percentage"),
         (["ci", "shard", "4/3", "--out", "OUT"], "--shard expects K/N"),
     ],
 )
