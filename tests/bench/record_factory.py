@@ -90,7 +90,10 @@ def model_record(
         or Sizes(params_total=1000, params_nonzero=1000, dense_bytes=4000, csr_bytes=8000, gzip_bytes=3600),
         "macs": Macs(dense=1000, effective=round(1000 / theoretical), baseline=1000),
         "accuracy": Accuracy(
-            top1=top1, baseline=top1, before_recovery=top1, note=None if top1 else "n/a (no weights)",
+            top1=top1,
+            baseline=top1,
+            before_recovery=top1,
+            note=None if top1 else "n/a (no weights)",
             images=1000 if top1 is not None else None,
         ),
         "timing": timing(speedup),

@@ -250,8 +250,9 @@ def test_the_ci_command_line_in_a_subprocess_with_more_cells_than_the_plot_draws
 def test_a_sharded_matrix_is_one_run_at_its_merged_run(tmp_path: Path) -> None:
     """Two shard runs and the merged run that links their records: one column, every cell's point in it."""
     path = tmp_path / "merged.sqlite"
-    first, second = model_record("none", model="mnist_cnn", **_latency(1e-3)), model_record(
-        "quant.int8", model="mnist_cnn", **_latency(2e-3)
+    first, second = (
+        model_record("none", model="mnist_cnn", **_latency(1e-3)),
+        model_record("quant.int8", model="mnist_cnn", **_latency(2e-3)),
     )
     commit = {"commit": _commit(0), "dirty": False}
     with open_store(path) as store:
