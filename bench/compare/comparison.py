@@ -8,6 +8,7 @@ speedups only, and the comparison carries one note naming the machines, which th
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,7 @@ from bench.compare.scatter import Scatter, estimate_scatter
 from bench.compare.sources import Side
 from bench.compare.verdicts import CellComparison, compare_cell
 from bench.errors import BenchError
-from bench.records import Record
+from bench.records import ModelRecord, Record
 
 __all__ = ["Comparison", "compare_runs", "machine_text"]
 
@@ -83,6 +84,30 @@ def _key(record: Record) -> tuple[str, str]:
     return record.cell_id, record.target
 
 
+# A median reference move needs a few cells of the model to stand for them.
+_SHARED_MIN_CELLS = 3
+
+
+def _reference_key(record: Record) -> tuple[str, int, str, str]:
+    """Cells that time the same reference artifact on the same machine."""
+    return record.model, record.batch, record.place, record.machine_id
+
+
+def _shared_references(pairs: list[tuple[Record, Record]]) -> dict[tuple[str, int, str, str], float]:
+    """Per reference model, how far its reference moved between the runs in the median trusted cell."""
+    moves: dict[tuple[str, int, str, str], list[float]] = {}
+    for base, cand in pairs:
+        if not (isinstance(base, ModelRecord) and isinstance(cand, ModelRecord) and base.ok and cand.ok):
+            continue
+        if base.timing is None or cand.timing is None or base.flags or cand.flags:
+            continue
+        if base.machine_id == cand.machine_id:
+            moves.setdefault(_reference_key(base), []).append(
+                cand.timing.baseline_median_s / base.timing.baseline_median_s
+            )
+    return {key: statistics.median(found) for key, found in moves.items() if len(found) >= _SHARED_MIN_CELLS}
+
+
 def compare_runs(base: Side, cand: Side, rules: Rules) -> Comparison:
     """Judge every cell of `cand` against `base`; cells are matched by cell id and target.
 
@@ -114,5 +139,6 @@ def compare_runs(base: Side, cand: Side, rules: Rules) -> Comparison:
     scatter = tuple(found for metric in ("latency", "speedup") if (found := estimate_scatter(matched, metric)))
     limits = {s.metric: s.limit(rules.threshold) for s in scatter}
     judged = replace(rules, latency_limit=limits.get("latency"), speedup_limit=limits.get("speedup"))
-    cells = tuple(compare_cell(b, c, judged) for b, c in pairs)
+    shared = _shared_references(matched)
+    cells = tuple(compare_cell(b, c, judged, shared.get(_reference_key(b)) if b else None) for b, c in pairs)
     return Comparison(base, cand, judged, cells, note, scatter)

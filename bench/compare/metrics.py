@@ -3,7 +3,14 @@
 Timing (latency, speedup) follows `bench.compare.stats` on the raw samples, and is `untrusted` when either side's
 timing is flagged busy, noisy or throttled: such a figure may be off by multiples, so it neither passes nor fails.
 Absolute latency is compared only on one machine (pyperf refuses to mix machines); a speedup is a ratio measured
-within one run, so it is compared across machines too.
+within one run, so it is compared across machines too. Even on one machine, a shared VM can run a whole phase of
+a run 1.5x slower with nothing visible inside it (two runs of one commit here: every mnist_cnn cell of one run,
+none of the other). Each cell times its uncompressed reference interleaved with the candidate, so a latency change
+that its own reference made as well (the same way, at least half as far, leaving less than the limit once divided
+out) is `untrusted`, unless the reference of the
+model's median cell moved so too: every cell of a model times the same reference artifact, so a change to it (or
+to what it shares with the candidate) moves all of them, while drift moves the cells of one phase. The speedup,
+which divides the reference out, is judged on its own either way.
 
 A layer sweep keeps no raw samples per GEMM, only each GEMM's speedup and its 95% interval, so its speedup is
 judged by the sweep's aggregate (count-weighted dense time / sparse time) and interval non-overlap, the check asv
@@ -19,6 +26,7 @@ deterministic: every change of any encoding is reported; growth is a regression,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.compare.rules import Rules
@@ -70,8 +78,12 @@ def _from_ratio(metric: str, change: RatioChange, worse: int, shown: str, flagge
     return MetricChange(metric, outcome, shown, note, change.ratio, change.low, change.high, change.p_value)
 
 
-def latency(base: Record, cand: Record, rules: Rules) -> MetricChange:
-    """The candidate's latency, cand / base of the medians of `timing.samples_s` (> 1 is slower)."""
+def latency(base: Record, cand: Record, rules: Rules, shared_reference: float | None = None) -> MetricChange:
+    """The candidate's latency, cand / base of the medians of `timing.samples_s` (> 1 is slower).
+
+    `shared_reference` is how far the reference moved in the median cell of the same reference model (None when
+    the comparison has too few such cells to say): a move every cell saw is a change, one cell's own is drift.
+    """
     if base.machine_id != cand.machine_id:
         return MetricChange("latency", "n/a", "n/a (other machine)")
     if isinstance(base, LayersRecord) and isinstance(cand, LayersRecord):
@@ -83,11 +95,22 @@ def latency(base: Record, cand: Record, rules: Rules) -> MetricChange:
         return MetricChange("latency", "n/a", "n/a (another kind of cell)")
     if base.timing is None or cand.timing is None or not base.timing.samples_s or not cand.timing.samples_s:
         return MetricChange("latency", "n/a", "n/a (no samples)")
-    change = ratio_change(
-        base.timing.samples_s, cand.timing.samples_s, rules.limit("latency"), rules.p_threshold, rules.seed
-    )
+    limit = rules.limit("latency")
+    change = ratio_change(base.timing.samples_s, cand.timing.samples_s, limit, rules.p_threshold, rules.seed)
     shown = f"{change.ratio:.2f} [{change.low:.2f}, {change.high:.2f}]"
-    return _from_ratio("latency", change, +1, shown, untrusted_note(base, cand))
+    flagged = untrusted_note(base, cand)
+    reference = cand.timing.baseline_median_s / base.timing.baseline_median_s
+    shared = shared_reference is not None and outside(shared_reference, limit) == change.direction
+    if not flagged and change.direction and not shared and _explained(change.ratio, reference, limit):
+        flagged = f"moved with its own reference ({reference - 1:+.0%}), not with the model's other cells: drift"
+    return _from_ratio("latency", change, +1, shown, flagged)
+
+
+def _explained(ratio: float, reference: float, limit: float) -> bool:
+    """Whether the reference's own move accounts for a latency change: it went the same way, at least half as far
+    (in log terms), and what is left once it is divided out is within the limit."""
+    moved, own = math.log(ratio), math.log(reference)
+    return moved * own > 0 and abs(own) >= abs(moved) / 2 and outside(ratio / reference, limit) == 0
 
 
 def speedup(base: Record, cand: Record, rules: Rules) -> MetricChange:

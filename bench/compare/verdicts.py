@@ -92,8 +92,13 @@ def _by_status(base: Record | None, cand: Record | None, label: str) -> CellComp
     return None
 
 
-def compare_cell(base: Record | None, cand: Record | None, rules: Rules) -> CellComparison:
+def compare_cell(
+    base: Record | None, cand: Record | None, rules: Rules, shared_reference: float | None = None
+) -> CellComparison:
     """Judge one cell: `base` and `cand` are its records in the two runs (None where a run lacks it).
+
+    `shared_reference`: how far the reference model moved in the comparison's median cell of that model
+    (`bench.compare.metrics.latency`); None when unknown.
 
     Raises:
         ValueError: both are None.
@@ -106,7 +111,7 @@ def compare_cell(base: Record | None, cand: Record | None, rules: Rules) -> Cell
         return decided
     assert base is not None and cand is not None
     changes = {
-        "latency": metrics.latency(base, cand, rules),
+        "latency": metrics.latency(base, cand, rules, shared_reference),
         "speedup": metrics.speedup(base, cand, rules),
         "accuracy": metrics.accuracy(base, cand, rules),
         "size": metrics.size(base, cand),

@@ -52,13 +52,20 @@ def timing(
     )  # fmt: skip
 
 
-def sampled_timing(samples_s: Sequence[float], samples_speedup: Sequence[float] | None = None, **flags: Any) -> Timing:
+def sampled_timing(
+    samples_s: Sequence[float], samples_speedup: Sequence[float] | None = None,
+    reference_s: Sequence[float] | None = None, **flags: Any,
+) -> Timing:  # fmt: skip
     """A timing with the given raw samples: the candidate's latencies and the per-round speedups (1.0 when None);
-    the medians are the samples' own."""
+    the medians are the samples' own. The reference's samples are `reference_s`, or the candidate's times the
+    speedup (a reference that moves with the candidate)."""
     speedups = tuple(samples_speedup) if samples_speedup is not None else (1.0,) * len(samples_s)
     made = timing(statistics.median(speedups), median_s=statistics.median(samples_s), **flags)
-    baseline = tuple(s * statistics.median(speedups) for s in samples_s)
-    return dataclasses.replace(made, samples_s=tuple(samples_s), samples_speedup=speedups, samples_baseline_s=baseline)
+    baseline = tuple(reference_s) if reference_s is not None else tuple(s * made.speedup_median for s in samples_s)
+    return dataclasses.replace(
+        made, samples_s=tuple(samples_s), samples_speedup=speedups, samples_baseline_s=baseline,
+        baseline_median_s=statistics.median(baseline),
+    )  # fmt: skip
 
 
 def _identity(cell: Cell, machine: Mapping[str, Any], status: str, error: str | None) -> dict[str, Any]:

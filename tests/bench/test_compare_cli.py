@@ -34,7 +34,7 @@ def _records(seed: int, *, slower: float = 1.0, speedup: float = 2.0, machine=MA
     return [
         model_record(
             "prune.unstructured", {"sparsity": 0.9}, machine=machine, sizes=sizes,
-            timing=sampled_timing(_draw(seed, slower), _speedups(seed + 1, speedup)),
+            timing=sampled_timing(_draw(seed, slower), _speedups(seed + 1, speedup), reference_s=_draw(seed)),
         ),
         model_record("none", machine=machine, timing=sampled_timing(_draw(seed + 2), _speedups(seed + 3, 1.0))),
         model_record("quant.int8", machine=machine, timing=sampled_timing(_draw(seed + 4), _speedups(seed + 5, 3.0))),

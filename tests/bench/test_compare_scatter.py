@@ -70,3 +70,33 @@ def test_too_few_or_flagged_cells_leave_the_threshold_alone() -> None:
     flagged = _runs(shifts, flagged=frozenset(range(CELLS - MIN_CELLS + 1)))
     pairs = list(zip(flagged[0].records, flagged[1].records, strict=True))
     assert estimate_scatter(pairs, "latency") is None
+
+
+def _phase(moved: set[int], factor: float, cells: int = 10) -> tuple[Side, Side]:
+    """Two runs of `cells` cells of one model; in CAND, the cells in `moved` ran `factor` slower, reference and
+    candidate alike (what a slow phase of a shared machine, or a change to what both share, does)."""
+    rng = np.random.default_rng(11)
+    base, cand = [], []
+    for i in range(cells):
+        samples = 1e-3 * (1 + i / 10) * np.exp(rng.normal(0, 0.005, (4, 40)))
+        speedups = np.exp(rng.normal(0, 0.005, (2, 40)))
+        scale = factor if i in moved else 1.0
+        base.append(model_record("none", {"i": i}, timing=sampled_timing(samples[0], speedups[0], samples[1])))
+        moved_timing = sampled_timing(samples[2] * scale, speedups[1], samples[3] * scale)
+        cand.append(model_record("none", {"i": i}, timing=moved_timing))
+    return _side("base", base), _side("cand", cand)
+
+
+def test_cells_that_moved_with_their_own_reference_in_one_phase_are_untrusted() -> None:
+    comparison = compare_runs(*_phase({0, 1, 2}, 1.5), Rules())
+    latency = [cell.metrics["latency"] for cell in comparison.cells]
+    assert [m.outcome for m in latency[:3]] == ["untrusted"] * 3
+    assert all("own reference (+50%)" in m.note for m in latency[:3])
+    assert {m.outcome for m in latency[3:]} == {"unchanged"}
+    assert {cell.metrics["speedup"].outcome for cell in comparison.cells} == {"unchanged"}
+
+
+def test_a_move_every_cell_of_the_model_shares_is_judged_as_a_change() -> None:
+    comparison = compare_runs(*_phase(set(range(10)), 1.3), Rules())
+    assert {cell.metrics["latency"].outcome for cell in comparison.cells} == {"regressed"}
+    assert comparison.failed

@@ -20,12 +20,14 @@ def _draw(seed: int, n: int = 30, scale: float = 1e-3, sigma: float = 0.05) -> l
 
 
 def _pair(base_samples, cand_samples, *, base_flags=None, cand_flags=None, **fields):
-    """Two records of one cell, differing in their timing samples (and in what `fields` gives the candidate)."""
+    """Two records of one cell, differing in their candidate's timing samples (and in what `fields` gives the
+    candidate); the reference is timed alike in both runs."""
+    timed = {"reference_s": base_samples}
     base = model_record(
-        "prune.unstructured", {"sparsity": 0.9}, timing=sampled_timing(base_samples, **(base_flags or {}))
+        "prune.unstructured", {"sparsity": 0.9}, timing=sampled_timing(base_samples, **timed, **(base_flags or {}))
     )
     cand = model_record(
-        "prune.unstructured", {"sparsity": 0.9}, timing=sampled_timing(cand_samples, **(cand_flags or {}))
+        "prune.unstructured", {"sparsity": 0.9}, timing=sampled_timing(cand_samples, **timed, **(cand_flags or {}))
     )
     return base, dataclasses.replace(cand, **fields)
 
