@@ -100,7 +100,12 @@ def latency(base: Record, cand: Record, rules: Rules, shared_reference: float | 
     shown = f"{change.ratio:.2f} [{change.low:.2f}, {change.high:.2f}]"
     flagged = untrusted_note(base, cand)
     reference = cand.timing.baseline_median_s / base.timing.baseline_median_s
-    shared = shared_reference is not None and outside(shared_reference, limit) == change.direction
+    # A move the model's cells share: the median cell's reference moved the same way, and this cell's about as far.
+    shared = (
+        shared_reference is not None
+        and outside(shared_reference, limit) == change.direction
+        and outside(reference / shared_reference, limit) == 0
+    )
     if not flagged and change.direction and not shared and _explained(change.ratio, reference, limit):
         flagged = f"moved with its own reference ({reference - 1:+.0%}), not with the model's other cells: drift"
     return _from_ratio("latency", change, +1, shown, flagged)

@@ -100,3 +100,13 @@ def test_a_move_every_cell_of_the_model_shares_is_judged_as_a_change() -> None:
     comparison = compare_runs(*_phase(set(range(10)), 1.3), Rules())
     assert {cell.metrics["latency"].outcome for cell in comparison.cells} == {"regressed"}
     assert comparison.failed
+
+
+def test_a_cell_whose_reference_moved_far_more_than_the_models_other_cells_is_untrusted() -> None:
+    """Every other cell of the model (and its reference) 20% slower, one cell 60%: that one is its own drift."""
+    base, shared = _phase(set(range(1, 10)), 1.2)
+    alone = _phase({0}, 1.6)[1].records[0]
+    comparison = compare_runs(base, _side("cand", [alone, *shared.records[1:]]), Rules())
+    latency = [cell.metrics["latency"] for cell in comparison.cells]
+    assert latency[0].outcome == "untrusted" and "own reference (+60%)" in latency[0].note
+    assert {m.outcome for m in latency[1:]} == {"regressed"}
