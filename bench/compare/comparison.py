@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.compare.rules import VERDICTS, Rules
-from bench.compare.scatter import Scatter, estimate_scatter
+from bench.compare.scatter import Scatter, estimate_scatter, trusted_pair
 from bench.compare.sources import Side
 from bench.compare.verdicts import CellComparison, compare_cell
 from bench.errors import BenchError
-from bench.records import ModelRecord, Record
+from bench.records import Record
 
 __all__ = ["Comparison", "compare_runs", "machine_text"]
 
@@ -96,15 +96,13 @@ def _reference_key(record: Record) -> tuple[str, int, str, str]:
 def _shared_references(pairs: list[tuple[Record, Record]]) -> dict[tuple[str, int, str, str], float]:
     """Per reference model, how far its reference moved between the runs in the median trusted cell."""
     moves: dict[tuple[str, int, str, str], list[float]] = {}
-    for base, cand in pairs:
-        if not (isinstance(base, ModelRecord) and isinstance(cand, ModelRecord) and base.ok and cand.ok):
+    for pair in pairs:
+        trusted = trusted_pair(*pair)
+        if trusted is None or trusted[0].machine_id != trusted[1].machine_id:
             continue
-        if base.timing is None or cand.timing is None or base.flags or cand.flags:
-            continue
-        if base.machine_id == cand.machine_id:
-            moves.setdefault(_reference_key(base), []).append(
-                cand.timing.baseline_median_s / base.timing.baseline_median_s
-            )
+        base, cand = trusted
+        assert base.timing is not None and cand.timing is not None
+        moves.setdefault(_reference_key(base), []).append(cand.timing.baseline_median_s / base.timing.baseline_median_s)
     return {key: statistics.median(found) for key, found in moves.items() if len(found) >= _SHARED_MIN_CELLS}
 
 

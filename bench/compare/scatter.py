@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from bench.records import ModelRecord, Record
 
-__all__ = ["Scatter", "estimate_scatter", "MIN_CELLS", "Z"]
+__all__ = ["Scatter", "estimate_scatter", "trusted_pair", "MIN_CELLS", "Z"]
 
 MIN_CELLS = 8
 # Beyond 3 sigma: with a hundred unchanged cells, fewer than one false alarm per comparison from the scatter.
@@ -45,7 +45,8 @@ class Scatter:
         return max(threshold, math.exp(Z * self.sigma) - 1.0)
 
 
-def _trusted(base: Record, cand: Record) -> tuple[ModelRecord, ModelRecord] | None:
+def trusted_pair(base: Record, cand: Record) -> tuple[ModelRecord, ModelRecord] | None:
+    """The pair as model records when both were measured ok and neither timing is flagged; else None."""
     if not (isinstance(base, ModelRecord) and isinstance(cand, ModelRecord) and base.ok and cand.ok):
         return None
     if base.timing is None or cand.timing is None or base.flags or cand.flags:
@@ -56,7 +57,7 @@ def _trusted(base: Record, cand: Record) -> tuple[ModelRecord, ModelRecord] | No
 def _log_ratios(pairs: Iterable[tuple[Record, Record]], metric: str) -> list[float]:
     ratios = []
     for base, cand in pairs:
-        trusted = _trusted(base, cand)
+        trusted = trusted_pair(base, cand)
         if trusted is None:
             continue
         b, c = trusted
