@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.models import resolve_model
+from bench.records import DEFAULT_ENGINE
 
 __all__ = ["Cell", "expand", "LAYER_COMPRESSOR", "SEMI_STRUCTURED"]
 
@@ -20,11 +21,12 @@ Ampere run on sparse tensor cores, so the sweep also shows a case where weight s
 
 @dataclass(frozen=True)
 class Cell:
-    """One measurement: a model, compressed one way, on one target, at one thread count and batch.
+    """One measurement: a model, compressed one way, run by one engine on one target, at one thread count and batch.
 
     `kind` is "model" for whole-network cells and "layers" for the layer-level GEMM sweep of a model at one
     sparsity. The id is a digest of the canonical JSON, so it is stable across runs and machines: it is what
-    makes resume work.
+    makes resume work. The default engine is left out of the digest, so cells measured before engines were an
+    axis keep their ids (their stored results are reused and compared with new ones).
     """
 
     kind: str
@@ -37,6 +39,7 @@ class Cell:
     finetune_steps: int
     assets: tuple[tuple[str, str], ...] = ()
     recovery: tuple[tuple[str, Any], ...] = ()
+    engine: str = DEFAULT_ENGINE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,11 +53,15 @@ class Cell:
             "finetune_steps": self.finetune_steps,
             "assets": dict(self.assets),
             "recovery": dict(self.recovery),
+            "engine": self.engine,
         }
 
     @property
     def id(self) -> str:
-        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        identity = self.to_json()
+        if self.engine == DEFAULT_ENGINE:
+            del identity["engine"]
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
@@ -66,7 +73,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.model} | {self.variant} | {self.target} t={self.threads} b={self.batch}"
+        engine = "" if self.engine == DEFAULT_ENGINE else f" {self.engine}"
+        return f"{self.model} | {self.variant} | {self.target}{engine} t={self.threads} b={self.batch}"
 
 
 def expand(config: RunConfig) -> list[Cell]:

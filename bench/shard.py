@@ -65,10 +65,10 @@ def parse_shard(text: str) -> Shard:
 
 
 def group_key(cell: Cell) -> str:
-    """What the cells of one prepared model share: the cell without its target, threads and execution fields."""
+    """What the cells of one prepared model share: the cell without its target, engine, threads and execution fields."""
     execution = compressors.get(cell.compressor).execution_fields if cell.compressor in compressors.names() else ()
     identity: dict[str, Any] = cell.to_json()
-    del identity["target"], identity["threads"]
+    del identity["target"], identity["threads"], identity["engine"]
     identity["params"] = {key: value for key, value in identity["params"].items() if key not in execution}
     return json.dumps(identity, sort_keys=True, separators=(",", ":"))
 

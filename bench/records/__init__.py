@@ -14,6 +14,7 @@ from typing import Any
 from bench.records._decode import RecordError
 from bench.records.schema import KINDS, SCHEMA_VERSION, NewerSchemaError, load_record, record_json
 from bench.records.types import (
+    DEFAULT_ENGINE,
     ENCODINGS,
     FLAGS,
     STATUSES,
@@ -29,7 +30,7 @@ from bench.records.types import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION", "KINDS", "STATUSES", "FLAGS", "ENCODINGS", "RecordError", "NewerSchemaError",
+    "SCHEMA_VERSION", "KINDS", "STATUSES", "FLAGS", "ENCODINGS", "DEFAULT_ENGINE", "RecordError", "NewerSchemaError",
     "load_record", "record_json", "machine_id", "Timing", "Sizes", "Macs", "Accuracy", "LayerResult",
     "CellRecord", "ModelRecord", "LayersRecord", "Record",
 ]  # fmt: skip

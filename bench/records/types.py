@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = [
-    "STATUSES", "FLAGS", "ENCODINGS", "Timing", "Sizes", "Macs", "Accuracy", "LayerResult",
+    "STATUSES", "FLAGS", "ENCODINGS", "DEFAULT_ENGINE", "Timing", "Sizes", "Macs", "Accuracy", "LayerResult",
     "CellRecord", "ModelRecord", "LayersRecord", "Record",
 ]  # fmt: skip
 
 STATUSES = ("ok", "failed", "skipped")
 # Why a timing may be off, in the order tables and progress lines show them.
 FLAGS = ("busy", "noisy", "throttled")
+
+DEFAULT_ENGINE = "torchscript"
+"""The inference engine of every cell measured before engines were a matrix axis, and of cells that name none."""
 # The real encodings whose byte counts a record can hold, in the order tables list them.
 ENCODINGS = ("dense", "gzip", "csr", "stored", "packed", "huffman")
 
@@ -252,6 +255,7 @@ class CellRecord:
     finetune_steps: int = 0
     assets: Mapping[str, str] = field(default_factory=dict)
     recovery: Mapping[str, Any] = field(default_factory=dict)
+    engine: str = DEFAULT_ENGINE
     status: str
     error: str | None = None
     traceback: str | None = None
@@ -274,8 +278,12 @@ class CellRecord:
 
     @property
     def place(self) -> str:
-        """Where the record was measured: target, threads and batch, as columns and plot titles show it."""
-        return f"{self.target} t={self.threads} b={self.batch}"
+        """Where the record was measured: target, engine, threads and batch, as columns and plot titles show it.
+
+        The default engine goes unnamed, so the places of runs from before engines were an axis read as they did.
+        """
+        engine = "" if self.engine == DEFAULT_ENGINE else f" {self.engine}"
+        return f"{self.target}{engine} t={self.threads} b={self.batch}"
 
     @property
     def flags(self) -> tuple[str, ...]:
