@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="NAME[:KEY=V1,V2[:KEY=V...]], e.g. prune.unstructured:sparsity=0.9,0.95:execution=csr prune.channel",
     )  # fmt: skip
     run.add_argument("--targets", type=_list_of(str, "--targets"), help="comma-separated target names")
+    run.add_argument(
+        "--engines", type=_list_of(str, "--engines"), help="inference engines, e.g. torchscript,onnxruntime"
+    )
     run.add_argument("--threads", type=_list_of(int, "--threads"), help="thread counts to measure, e.g. 1,2")
     run.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
     run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
@@ -169,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {"store": args.store, "force": args.force, "shard": args.shard}
-    for key in ("models", "targets", "threads", "batch"):
+    for key in ("models", "targets", "engines", "threads", "batch"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.compressors:

@@ -17,6 +17,7 @@ from typing import Any
 
 import compressors
 import targets
+from bench import engines
 from bench.config_checks import (
     MAX_BATCH,
     MAX_FINETUNE_STEPS,
@@ -138,6 +139,7 @@ class RunConfig:
     Attributes:
         compressors: every grid point, already validated by its compressor's config class.
         targets: the names of the targets to measure on, in order.
+        engines: the inference engines each model cell is timed with (see `bench.engines`), in order.
         target_specs: every target the config defines (the built-in ones and its ``[targets.NAME]`` tables).
         store: the SQLite file; reports land in `store.parent / "runs"`, trained models in `store.parent / "cache"`.
         shard: the share of the matrix this run measures (see `bench.shard`); None measures all of it.
@@ -157,6 +159,7 @@ class RunConfig:
     store: Path = DEFAULT_STORE
     force: bool = False
     shard: Shard | None = None
+    engines: tuple[str, ...] = (engines.DEFAULT_ENGINE,)
     reports_dir: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -170,6 +173,7 @@ class RunConfig:
             "models": list(self.models),
             "compressors": [{"name": c.name, **c.to_dict()} for c in self.compressors],
             "targets": {name: self.target_specs[name].to_json() for name in self.targets},
+            "engines": list(self.engines),
             "threads": list(self.threads),
             "batch": list(self.batch),
             "finetune_steps": self.finetune_steps,
@@ -381,6 +385,8 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     for target in target_names:
         if target not in specs:
             raise unknown_name("target", target, specs, also="or one defined as [targets.NAME] in a --config file")
+    engine_names = names("engines", as_list(table["engines"]))
+    engines.check_engines(engine_names)
     threads = positive_ints("threads", as_list(table["threads"]), MAX_THREADS)
     check_threads_fit(threads, target_names, specs)
     steps = table["finetune_steps"]
@@ -412,4 +418,5 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         store=store,
         force=force,
         shard=shard,
+        engines=engine_names,
     )

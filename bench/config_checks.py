@@ -40,6 +40,7 @@ TOP_LEVEL_KEYS = frozenset(
     {
         "models",
         "targets",
+        "engines",
         "threads",
         "batch",
         "finetune_steps",
@@ -171,7 +172,7 @@ def check_matrix_tree(table: Mapping[str, Any], source: Path | None, section_typ
 
 
 def _check_top_level(key: str, value: Any, section_types: Mapping[str, type]) -> None:
-    if key == "models" or (key == "targets" and not isinstance(value, Mapping)):
+    if key in ("models", "engines") or (key == "targets" and not isinstance(value, Mapping)):
         items = as_list(value)
         _check_kind(all(isinstance(item, str) for item in items), key, "a name or a list of names", value)
     elif key == "targets":

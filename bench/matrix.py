@@ -80,6 +80,8 @@ class Cell:
 def expand(config: RunConfig) -> list[Cell]:
     """Every cell of the matrix: model cells first (grouped by model), then the layer-level sweep.
 
+    Model cells are timed on each engine; layer cells time torch's own GEMMs, so they have the default engine.
+
     A layer-sweep model gets, besides its CSR sparsities, one 2:4 cell per CUDA target (at 50%, the only
     sparsity the pattern has).
     """
@@ -91,14 +93,16 @@ def expand(config: RunConfig) -> list[Cell]:
             steps = config.finetune_steps if trains and compressor.recoverable else 0
             recovery = tuple(sorted(config.recovery.to_json().items())) if steps else ()
             params = tuple(sorted(compressor.to_dict().items()))
-            for target in config.targets:
-                for threads in config.threads:
-                    for batch in config.batch:
-                        cells.append(
-                            Cell(
-                                "model", model, compressor.name, params, target, threads, batch, steps, assets, recovery
-                            )
-                        )
+            for engine in config.engines:
+                for target in config.targets:
+                    for threads in config.threads:
+                        for batch in config.batch:
+                            cells.append(
+                                Cell(
+                                    "model", model, compressor.name, params, target, threads, batch, steps, assets,
+                                    recovery, engine,
+                                )
+                            )  # fmt: skip
     for model in config.layers.models:
         if model not in config.models:
             continue

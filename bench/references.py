@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.artifacts import save_torchscript
 from bench.config import ModelAssets
 from bench.data import Split, load_dataset
+from bench.engines import Engine
 from bench.measure.accuracy import EvalSplit, top1
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
@@ -77,14 +77,15 @@ class Reference:
 
 @dataclass
 class References:
-    """Memo of references and of their TorchScript artifacts (one per batch size) for one run."""
+    """Memo of references and of their artifacts (one per engine, and per batch size where the engine needs it)
+    for one run."""
 
     cache_dir: Path
     artifact_dir: Path
     assets: Mapping[str, ModelAssets] = field(default_factory=dict)
     notify: Callable[[str], None] = lambda _message: None
     _models: dict[str, Reference] = field(default_factory=dict)
-    _artifacts: dict[tuple[str, int], Path] = field(default_factory=dict)
+    _artifacts: dict[tuple[str, str, int | None], Path] = field(default_factory=dict)
 
     def get(self, name: str) -> Reference:
         if name not in self._models:
@@ -114,11 +115,11 @@ class References:
             return Reference(spec.input_shape, model, None, None, None, NO_DATA)
         return Reference(spec.input_shape, model, test, train, top1(model, test), note)
 
-    def artifact(self, name: str, batch: int) -> Path:
-        """The baseline's TorchScript file for inputs of `batch` samples."""
-        key = (name, batch)
+    def artifact(self, name: str, batch: int, engine: Engine) -> Path:
+        """The baseline's artifact for `engine`, for inputs of `batch` samples."""
+        key = (name, engine.name, batch if engine.batch_specific else None)
         if key not in self._artifacts:
             reference = self.get(name)
-            path = self.artifact_dir / f"{name}-b{batch}-baseline.pt"
-            self._artifacts[key] = save_torchscript(reference.model, reference.example_input(batch), path)
+            path = self.artifact_dir / f"{name}-b{batch}-baseline.{engine.suffix}"
+            self._artifacts[key] = engine.baseline(reference.model, reference.example_input(batch), path)
         return self._artifacts[key]

@@ -16,11 +16,14 @@ from typing import Any, TextIO
 
 import compressors
 import targets
-from bench.cells import Candidates, measure_layers_cell, measure_model_cell
+from bench.cells import measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
+from bench.engines import EngineLimit
 from bench.errors import BenchError
 from bench.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.matrix import Cell, expand
+from bench.plan import plan
+from bench.prepare import Preparation
 from bench.progress import Progress
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
 from bench.references import References
@@ -136,13 +139,12 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
                 run_id=run_id,
                 outcome=outcome,
                 references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
-                candidates=Candidates(workdir),
                 targets=_Targets(stack, config.target_specs),
                 workdir=workdir,
                 progress=progress,
             )
-            for cell in cells:
-                session.run_cell(cell)
+            for group in plan(cells):
+                session.run_group(group.cells)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -162,12 +164,20 @@ class _Session:
     run_id: str
     outcome: RunOutcome
     references: References
-    candidates: Candidates
     targets: _Targets
     workdir: Path
     progress: Progress
 
-    def run_cell(self, cell: Cell) -> None:
+    def run_group(self, cells: tuple[Cell, ...]) -> None:
+        """Run the cells of one training group of the plan, sharing its compressed models and artifacts."""
+        preparation = Preparation(self.references, self.workdir / "candidates")
+        try:
+            for cell in cells:
+                self.run_cell(cell, preparation)
+        finally:
+            preparation.close()
+
+    def run_cell(self, cell: Cell, preparation: Preparation) -> None:
         """Reuse the cell's stored record, or measure it and store the record (ok, failed or skipped) at once."""
         target, machine = self.targets.get(cell.target)
         if isinstance(machine, dict) and not self.config.force:
@@ -183,7 +193,7 @@ class _Session:
         if isinstance(machine, _Unusable):
             fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
         else:
-            fields = self._measure(cell, target)
+            fields = self._measure(cell, target, preparation)
         record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
         self.store.add_record(self.run_id, record)
         self.outcome.counts[record.status] += 1
@@ -212,14 +222,14 @@ class _Session:
                 elapsed_s=fields.get("elapsed_s"),
             )
 
-    def _measure(self, cell: Cell, target: Target) -> dict[str, Any]:
+    def _measure(self, cell: Cell, target: Target, preparation: Preparation) -> dict[str, Any]:
         cell_dir = self.workdir / cell.id
         cell_dir.mkdir()
         timing = self.config.timing
         try:
             if cell.kind == "layers":
                 return measure_layers_cell(cell, self.references, target, timing, self.config.layers.budget_s, cell_dir)
-            return measure_model_cell(cell, self.references, self.candidates, target, timing)
+            return measure_model_cell(cell, self.references, preparation, target, timing)
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
         except compressors.CompressorLimit as limit:
@@ -227,6 +237,8 @@ class _Session:
                 "status": "skipped",
                 "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}",
             }
+        except EngineLimit as limit:
+            return {"status": "skipped", "error": f"{cell.compressor} on {limit.engine}: {limit.reason}"}
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
             return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
         finally:

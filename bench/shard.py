@@ -1,34 +1,33 @@
 """Split a matrix into N shards that N runners measure without talking to each other.
 
 Every runner expands the same matrix and computes the same assignment from it alone, so `--shard K/N` on N
-machines covers each cell exactly once. Cells that share a prepared model stay in one shard: the target or
-thread count of a cell, and the execution fields of its compressor (dense or CSR of one sparsity), do not change
-the compressed and fine-tuned weights, so splitting them would fine-tune the same model twice and let the dense
-and the CSR cell of one sparsity evaluate different weights.
+machines covers each cell exactly once. Cells that share a compressed model (`bench.plan.training_key`) stay in
+one shard: the target, engine, thread count and batch of a cell, and the execution fields of its compressor
+(dense or CSR of one sparsity), do not change the compressed and fine-tuned weights, so splitting them would
+fine-tune the same model twice and let the dense and the CSR cell of one sparsity evaluate different weights.
 
 Balance: groups go, largest first and then in the order of a digest of their key, to the shard with the fewest
 cells so far (lowest index on a tie). The shards' cell counts then differ by at most the size of the largest
 group, which for the default matrix is two cells, while hashing groups mod N leaves a small matrix lopsided.
-Each shard keeps the matrix's own order of cells, so candidates are still reused back to back. A model's
+Each shard keeps the matrix's own order of cells. A model's
 reference is trained once per machine and cached (see `bench.references`), so shards on one machine share it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import compressors
 from bench.errors import BenchError
+from bench.plan import training_key
 
 if TYPE_CHECKING:
     from bench.matrix import Cell
 
-__all__ = ["Shard", "MAX_SHARDS", "parse_shard", "group_key", "assign", "shard_cells", "matrix_digest", "shard_json"]
+__all__ = ["Shard", "MAX_SHARDS", "parse_shard", "assign", "shard_cells", "matrix_digest", "shard_json"]
 
 MAX_SHARDS = 1000
 """More runners than this would each get a handful of cells at most, and every runner stores every shard's size."""
@@ -64,15 +63,6 @@ def parse_shard(text: str) -> Shard:
     return Shard(int(match[1]), int(match[2]))
 
 
-def group_key(cell: Cell) -> str:
-    """What the cells of one prepared model share: the cell without its target, engine, threads and execution fields."""
-    execution = compressors.get(cell.compressor).execution_fields if cell.compressor in compressors.names() else ()
-    identity: dict[str, Any] = cell.to_json()
-    del identity["target"], identity["threads"], identity["engine"]
-    identity["params"] = {key: value for key, value in identity["params"].items() if key not in execution}
-    return json.dumps(identity, sort_keys=True, separators=(",", ":"))
-
-
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -84,7 +74,7 @@ def assign(cells: Sequence[Cell], count: int) -> list[list[Cell]]:
     """
     groups: dict[str, set[str]] = {}
     for cell in cells:
-        groups.setdefault(group_key(cell), set()).add(cell.id)
+        groups.setdefault(training_key(cell), set()).add(cell.id)
     loads = [0] * count
     shard_of: dict[str, int] = {}
     for _key, ids in sorted(groups.items(), key=lambda item: (-len(item[1]), _digest(item[0]))):

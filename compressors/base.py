@@ -109,6 +109,10 @@ class CompressorConfig(abc.ABC):
     # Fields that only choose how `finalize` executes the result, not what `apply` and fine-tuning produce:
     # configs differing only in these share one compressed (and recovered) model.
     execution_fields: ClassVar[tuple[str, ...]] = ()
+    # The post-training int8 scheme this config stands for ("static": weights and activations, calibrated;
+    # "dynamic": weights only), so an engine with a quantizer of its own (ONNX Runtime) applies its equivalent to
+    # the float model instead of running torch's int8 modules; None for every other compressor.
+    int8_scheme: ClassVar[str | None] = None
 
     @property
     def recoverable(self) -> bool:

@@ -143,6 +143,7 @@ class StaticInt8Quantization(_PacksForAnEngine):
     # Training the calibrated model would move weights under observers whose ranges no longer fit them; this is
     # post-training quantization, so it is measured as calibrated.
     recoverable = False
+    int8_scheme = "static"
 
     engine: str = "auto"
     calibration_batches: int = 8
@@ -182,7 +183,7 @@ class StaticInt8Quantization(_PacksForAnEngine):
             ValueError: If this torch build lacks the engine.
         """
         engine = resolve_engine(self.engine)
-        batches, source = self._calibration(example_input, calibration)
+        batches, source = self.observed_batches(example_input, calibration)
         with _quantized_engine(engine), torch.no_grad():
             prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (example_input,))
             for batch in batches:
@@ -207,10 +208,11 @@ class StaticInt8Quantization(_PacksForAnEngine):
             converted, executed_as=f"int8 kernels ({engine} engine)", notes=notes, quantized_engine=engine
         )
 
-    def _calibration(
+    def observed_batches(
         self, example_input: torch.Tensor, calibration: Sequence[torch.Tensor]
     ) -> tuple[list[torch.Tensor], str]:
-        """Returns the batches to observe and how to describe them in `info`."""
+        """Returns the batches to observe and how to describe them in `info` (an engine quantizing on its own
+        observes the same ones)."""
         if calibration:
             batches = list(calibration)[: self.calibration_batches]
             return batches, f"{len(batches)} batches of real inputs"
@@ -238,6 +240,7 @@ class DynamicInt8Quantization(_PacksForAnEngine):
     """
 
     execution_fields = ("engine",)
+    int8_scheme = "dynamic"
     # As for quant.int8. Measured on seeded random-weight models: the worst element is off by 1-2% of
     # max |y| (MNIST CNN, both Linear layers quantized; resnet18, only the classifier); 0.05 leaves 2x room.
     finalize_atol: ClassVar[float] = 0.05

@@ -303,6 +303,9 @@ class ModelRecord(CellRecord):
     executed_as: str | None = None
     execution_notes: str = ""
     quantized_engine: str | None = None
+    # What the worker reported of the engine that ran the pair: its version and settings (ONNX Runtime's graph
+    # optimization level, execution providers and threads); empty for records from before engines were an axis.
+    engine_details: Mapping[str, Any] = field(default_factory=dict)
     sizes: Sizes | None = None
     baseline_dense_bytes: int | None = None
     artifact_bytes: int | None = None

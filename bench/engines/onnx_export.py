@@ -1,0 +1,120 @@
+"""Torch modules -> ONNX files that ONNX Runtime loads, and ONNX Runtime's own int8 quantization of them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["OPSET", "export_onnx", "quantize_static_qdq", "quantize_dynamic_linear", "first_line"]
+
+OPSET = 17
+"""ONNX opset of every export: per-channel QDQ needs >= 13, and 17 loads in ONNX Runtime releases back to 1.15,
+which an older board may have."""
+
+INPUT = "input"
+"""The graph input's name, which the worker feeds (see `targets.worker`)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exporter's error: its later lines dump the whole graph."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
+
+
+@contextmanager
+def _stdout_discarded() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null meanwhile: the exporter's C++ side prints the whole graph there when a
+    module has no ONNX form, which `contextlib.redirect_stdout` cannot catch."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's deprecation warnings and graph dumps and the quantizer's logging, which no reader
+    acts on and which would break the run's progress lines."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), _stdout_discarded():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """Export `model` with a dynamic batch axis, so one file serves every batch size and the host's evaluation.
+
+    The TorchScript-based exporter is used: it exports the suite's modules in a fraction of a second, where the
+    `torch.export` one takes seconds per model and needs onnxscript.
+
+    Raises:
+        Exception: Whatever the exporter raises for a module it cannot express (sparse tensors, for instance).
+    """
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {INPUT: {0: "batch"}, "output": {0: "batch"}}
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, opset_version=OPSET,
+            input_names=[INPUT], output_names=["output"], dynamic_axes=axes,
+        )  # fmt: skip
+    return path
+
+
+class _Batches:
+    """The calibration batches as ONNX Runtime's `CalibrationDataReader` asks for them: one feed at a time."""
+
+    def __init__(self, batches: Sequence[torch.Tensor]) -> None:
+        self._feeds = iter([{INPUT: batch.detach().float().numpy()} for batch in batches])
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._feeds, None)
+
+
+def quantize_static_qdq(fp32: Path, path: Path, batches: Sequence[torch.Tensor]) -> Path:
+    """ONNX Runtime's static int8 quantization: QDQ format, per-channel int8 weights, uint8 activations.
+
+    uint8 activations with int8 weights is the combination ONNX Runtime's x86 kernels run fastest (and the one
+    its documentation recommends for CPUs); ranges are min-max over `batches`, after ONNX Runtime's own
+    pre-processing (shape inference, graph optimization), as its quantization guide prescribes.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static  # noqa: PLC0415
+
+    prepared = path.with_name(f"{path.stem}-preprocessed.onnx")
+    with _quiet():
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(
+            str(prepared), str(path), _Batches(batches), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        )  # fmt: skip
+    prepared.unlink(missing_ok=True)
+    return path
+
+
+def quantize_dynamic_linear(fp32: Path, path: Path) -> Path:
+    """ONNX Runtime's dynamic int8 quantization of the linear layers (MatMul, Gemm), as torch's dynamic int8 does:
+    int8 weights per tensor, activations quantized per call; convolutions stay fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
+
+    with _quiet():
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    return path
