@@ -4,6 +4,7 @@ one engine left as they were."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from bench.engines_report import engine_table
 from bench.records import ModelRecord
 from bench.report import model_table, write_report
 from bench.store import Run
-from tests.bench.record_factory import model_record
+from tests.bench.record_factory import model_record, timing
 
 ORT = "onnxruntime"
 NO_CSR = "onnxruntime runs no CSR sparse modules: the cell needs the torchscript engine"
@@ -141,3 +142,9 @@ def test_one_engine_run_has_no_engine_part(tmp_path: Path) -> None:
     assert "fastest way" not in out.getvalue() + report and "Across engines" not in report
     assert not (path.parent / "engines-m.png").exists()
     assert "CSR kernels never beat dense kernels at the model level." in report
+
+
+def test_engine_table_keeps_a_cells_flags(records: list[ModelRecord]) -> None:
+    noisy = replace(records[1], timing=timing(2.0, median_s=0.5e-3, busy=True, noisy=True))
+    (comparison,) = engine_comparisons([records[0], noisy, *records[2:]]).values()
+    assert engine_table(comparison)[1][2][1] == "0.500 (1.20x, busy, noisy)"
