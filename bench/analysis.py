@@ -159,11 +159,13 @@ def finding(series: dict[str, list[Point]], layer_break_even: str | None, model:
         ]
         verdict = f"Finding NOT reproduced for {model} on {place} ({'; '.join(failed)}): {evidence}."
     wins = [p for p in csr if p.speedup >= 1.0]
-    breaks = (
-        f" Where it breaks: CSR kernels first beat dense at {wins[0].x:.0%} of MACs removed ({_fmt(wins[0].speedup)})"
-        if wins
-        else " CSR kernels never beat dense kernels at the model level"
-    )
+    if wins:
+        breaks = f" Where it breaks: CSR kernels first beat dense at {wins[0].x:.0%} of MACs removed"
+        breaks += f" ({_fmt(wins[0].speedup)})"
+    elif csr:
+        breaks = " CSR kernels never beat dense kernels at the model level"
+    else:  # an engine without CSR kernels (onnxruntime skips those cells) has no such cell to judge
+        breaks = " No CSR-kernel cell ran here"
     if layer_break_even is not None:
         breaks += f"; layer-level break-even sparsity: {layer_break_even}."
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bench.analysis import SERIES, Point, short_variant
+from bench.analysis_engines import EngineComparison
 from bench.records import LayersRecord, ModelRecord
 
-__all__ = ["plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured", "slug"]
+__all__ = [
+    "plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured",
+    "plot_engine_latency", "slug",
+]  # fmt: skip
 
 _MARKERS = {SERIES[0]: "o", SERIES[1]: "s", SERIES[2]: "^"}
 
@@ -129,6 +134,50 @@ def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) 
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_engine_latency(comparisons: Sequence[EngineComparison], title: str, path: Path) -> Path:
+    """Median latency of every variant on every engine, grouped horizontal bars with the candidate's IQR as
+    whiskers (median +- IQR/2); one panel per place on a shared x axis, with the fastest fp32 baseline as a solid
+    line and each engine's own as a dashed one. A cell that did not run gets its status where its bar would be."""
+    engines = list(dict.fromkeys(engine for c in comparisons for engine in c.engines))
+    colors = {engine: f"C{index}" for index, engine in enumerate(engines)}
+    heights = [len(c.cells) * len(c.engines) for c in comparisons]
+    fig = Figure(figsize=(8, 1.0 + sum(0.8 + 0.22 * h for h in heights)))
+    axes = fig.subplots(len(comparisons), 1, sharex=True, squeeze=False, height_ratios=heights)[:, 0]
+    latencies = [r.timing.median_s for c in comparisons for v in c.cells.values() for r in v.values() if r.timing]
+    for ax, comparison in zip(axes, comparisons, strict=True):
+        names = list(comparison.cells)
+        width = 0.8 / len(comparison.engines)
+        for index, engine in enumerate(comparison.engines):
+            ys, medians, errors = [], [], []
+            for row, name in enumerate(names):
+                record = comparison.cells[name].get(engine)
+                y = row - 0.4 + width * (index + 0.5)
+                if record is not None and record.timing is not None:
+                    ys.append(y)
+                    medians.append(1e3 * record.timing.median_s)
+                    errors.append(1e3 * record.timing.iqr_s / 2)
+                elif record is not None:
+                    where = ax.get_yaxis_transform()  # x in axes fractions: a log axis has no 0
+                    ax.annotate(f"{engine}: {record.status}", (0.01, y), xycoords=where, va="center", fontsize=6)
+            ax.barh(ys, medians, height=width, xerr=errors, capsize=2, color=colors[engine], label=engine)
+            if engine in comparison.baselines:
+                ax.axvline(1e3 * comparison.baselines[engine], color=colors[engine], linestyle="--", linewidth=1)
+        fastest = comparison.fastest_baseline
+        if fastest is not None:
+            label = f"fastest fp32 baseline ({fastest[0]}, {1e3 * fastest[1]:.3f} ms)"
+            ax.axvline(1e3 * fastest[1], color="black", linewidth=1.5, label=label)
+        ax.set_yticks(np.arange(len(names)), [comparison.label(name) for name in names], fontsize=7)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        if latencies and max(latencies) > 20 * min(latencies):
+            ax.set_xscale("log")
+        ax.set_title(f"{comparison.model}, {comparison.where}", fontsize=9)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[-1].set_xlabel("median latency (ms); whiskers: candidate's IQR (median +- IQR/2)")
+    fig.suptitle(title)
     return _save(fig, path)
 
 

@@ -20,6 +20,8 @@ from bench.analysis import (
     speedup_series,
     variant,
 )
+from bench.analysis_engines import engine_comparisons, engine_finding
+from bench.engines_report import engine_sections
 from bench.errors import BenchError
 from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
 from bench.records import ENCODINGS, LayersRecord, ModelRecord, Record
@@ -218,6 +220,8 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
             directory, f"speedup-{slug(model)}-{slug(place)}.png", f"{model} speedup vs sparsity",
             partial(plot_speedup_vs_sparsity, series, f"{model}, {place}: speedup vs MACs removed"),
         )  # fmt: skip
+    comparisons = engine_comparisons(records)
+    findings += [engine_finding(comparison) for comparison in comparisons.values()]
     if findings:
         md += ["## Finding", ""] + [line for text in findings for line in (text, "")] + figures
 
@@ -231,6 +235,7 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
         headers, rows = model_table(model_records, full=True)
         md += [f"## {model}", "", tabulate(rows, headers, tablefmt="github"), ""]
         md += _model_figures(model_records, directory)
+        md += engine_sections([c for c in comparisons.values() if c.model == model], directory, stream)
     patterned = _pattern_layers(records)
     for model, place in dict.fromkeys([*layers, *patterned]):
         group = layers.get((model, place), [])

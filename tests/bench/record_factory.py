@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.matrix import LAYER_COMPRESSOR, Cell
 from bench.records import (
+    DEFAULT_ENGINE,
     SCHEMA_VERSION,
     Accuracy,
     LayerResult,
@@ -84,10 +85,13 @@ def _identity(cell: Cell, machine: Mapping[str, Any], status: str, error: str | 
 def model_record(
     compressor: str = "none", params: Mapping[str, Any] | None = None, *, model: str = "m", target: str = "cpu",
     status: str = "ok", error: str | None = None, machine: Mapping[str, Any] = MACHINE, theoretical: float = 1.0,
-    speedup: float = 1.0, top1: float | None = None, sizes: Sizes | None = None, finetune_steps: int = 0, **fields: Any,
+    speedup: float = 1.0, top1: float | None = None, sizes: Sizes | None = None, finetune_steps: int = 0,
+    engine: str = DEFAULT_ENGINE, threads: int = 1, batch: int = 1, median_s: float = 1e-3, **fields: Any,
 ) -> ModelRecord:  # fmt: skip
-    """A model record; an ok one gets sizes, MACs removed by `theoretical` and a timing at `speedup`."""
-    cell = Cell("model", model, compressor, tuple(sorted((params or {}).items())), target, 1, 1, finetune_steps)
+    """A model record run by `engine`; an ok one gets sizes, MACs removed by `theoretical` and a timing whose
+    candidate takes `median_s` and whose baseline (same engine) takes `speedup` times as long."""
+    params_items = tuple(sorted((params or {}).items()))
+    cell = Cell("model", model, compressor, params_items, target, threads, batch, finetune_steps, engine=engine)
     identity = _identity(cell, machine, status, error)
     if status != "ok":
         return ModelRecord(**identity, **fields)
@@ -103,7 +107,7 @@ def model_record(
             note=None if top1 else "n/a (no weights)",
             images=1000 if top1 is not None else None,
         ),
-        "timing": timing(speedup),
+        "timing": timing(speedup, median_s=median_s),
     }
     return ModelRecord(**identity, **{**parts, **fields})
 
