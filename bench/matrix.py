@@ -56,12 +56,16 @@ class Cell:
             "engine": self.engine,
         }
 
-    @property
-    def id(self) -> str:
+    def id_json(self) -> dict[str, Any]:
+        """What the id digests: `to_json` without the default engine."""
         identity = self.to_json()
         if self.engine == DEFAULT_ENGINE:
             del identity["engine"]
-        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return identity
+
+    @property
+    def id(self) -> str:
+        canonical = json.dumps(self.id_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property

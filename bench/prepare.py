@@ -110,6 +110,11 @@ class Preparation:
             )
         return self._macs[key]
 
+    def counts(self) -> dict[str, int]:
+        """How many compressed models, candidates and artifacts the group has made so far."""
+        made = {"compressed": self._recovered, "candidates": self._candidates, "artifacts": self._artifacts}
+        return {level: len(entries) for level, entries in made.items()}
+
     def close(self) -> None:
         """Drop every model and remove every artifact of the group."""
         for artifact in self._artifacts.values():

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 import compressors
-from bench.cells import Candidates, measure_model_cell
+from bench.cells import measure_model_cell
 from bench.config import load_config
 from bench.errors import BenchError
 from bench.matrix import expand
+from bench.prepare import Preparation
 from bench.references import References
 from targets import CpuTarget
 from tests.bench.conftest import write_fast_toml
@@ -34,5 +35,5 @@ def test_on_a_model_it_does_not_fit_the_cell_is_a_known_limit(tmp_path: Path) ->
     (cell,) = [c for c in expand(config) if c.model == "digits_cnn"]
     references = References(config.cache_dir, tmp_path / "baselines", config.assets, lambda text: None)
     with CpuTarget() as target, pytest.raises(compressors.CompressorLimit) as limit:
-        measure_model_cell(cell, references, Candidates(tmp_path), target, config.timing)
+        measure_model_cell(cell, references, Preparation(references, tmp_path), target, config.timing)
     assert limit.value.action == "apply to" and "no BatchNorm layer" in limit.value.reason

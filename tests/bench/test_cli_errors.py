@@ -36,6 +36,8 @@ BAD = {
     "store under a file": (["run", "--models", "digits_cnn", "--compressors", "none", *QUICK,
                             "--store", "{regular}/bench.sqlite"],
                            ["--store", "{regular}/bench.sqlite"]),
+    "unknown engine": (["run", "--models", "digits_cnn", "--engines", "torchscript,onnxrt", *QUICK, "--store", "{store}"],
+                       ["unknown engine 'onnxrt'", "did you mean 'onnxruntime'", "torchscript"]),
     "threads 0": (["run", "--models", "digits_cnn", "--threads", "0", *QUICK, "--store", "{store}"], ["threads", "0"]),
     "missing config": (["run", "--config", "{tmp}/missing.toml", "--store", "{store}"],
                        ["no such file", "missing.toml"]),

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cells import Candidates, measure_model_cell
+from bench.cells import measure_model_cell
 from bench.config import load_config
 from bench.matrix import SEMI_STRUCTURED, expand
+from bench.prepare import Preparation
 from bench.references import References
 from bench.report import write_report
 from bench.runner import run_matrix
@@ -77,7 +78,7 @@ def test_int8_cell_on_a_cuda_target_is_skipped_with_the_reason(
 ) -> None:
     config = _config(tmp_path, ["cuda"], compressors={compressor: {}}, layers={"models": []})
     (cell,) = expand(config)
-    fields = measure_model_cell(cell, references, Candidates(tmp_path), cuda_target, config.timing)
+    fields = measure_model_cell(cell, references, Preparation(references, tmp_path), cuda_target, config.timing)
     assert fields["status"] == "skipped"
     assert fields["error"].startswith("int8 (torch.ao, ") and fields["error"].endswith(
         "engine) has no CUDA kernels; measured on CPU targets"

@@ -10,7 +10,8 @@ import pytest
 from bench.config import load_config
 from bench.errors import BenchError
 from bench.matrix import Cell, expand
-from bench.shard import MAX_SHARDS, Shard, assign, group_key, matrix_digest, parse_shard, shard_cells, shard_json
+from bench.plan import training_key
+from bench.shard import MAX_SHARDS, Shard, assign, matrix_digest, parse_shard, shard_cells, shard_json
 from bench.store import read_store
 from tests.bench.conftest import TinyRun, run_main, tiny_run_args
 
@@ -21,7 +22,7 @@ def default_matrix() -> list[Cell]:
 
 
 def _candidate_key(cell: Cell) -> tuple[object, ...]:
-    """The key `bench.cells.Candidates` reuses a prepared candidate under (before device resolution)."""
+    """What identifies a prepared candidate (before device resolution)."""
     return (cell.model, cell.batch, cell.finetune_steps, cell.recovery, cell.assets, cell.compressor, cell.params)
 
 
@@ -63,14 +64,15 @@ def test_shards_partition_the_matrix(default_matrix: list[Cell], count: int) -> 
     ids = [cell.id for shard in shards for cell in shard]
     assert len(ids) == len(set(ids)) == len(default_matrix)
     assert set(ids) == {cell.id for cell in default_matrix}
-    for shard in shards:  # each keeps the matrix's order, so candidates are still reused back to back
+    for shard in shards:  # each keeps the matrix's order
         assert shard == [cell for cell in default_matrix if cell in shard]
 
 
 @pytest.mark.parametrize("count", [2, 3, 4])
 def test_default_matrix_shards_are_balanced(default_matrix: list[Cell], count: int) -> None:
     sizes = [len(part) for part in assign(default_matrix, count)]
-    largest_group = max(sum(group_key(cell) == group_key(other) for other in default_matrix) for cell in default_matrix)
+    keys = [training_key(cell) for cell in default_matrix]
+    largest_group = max(keys.count(key) for key in keys)
     assert largest_group == 2  # dense and CSR of one sparsity
     assert max(sizes) - min(sizes) <= largest_group
     assert min(sizes) >= len(default_matrix) // count - largest_group
@@ -83,7 +85,7 @@ def test_candidates_and_their_execution_siblings_are_never_split(count: int) -> 
     where = {cell.id: index for index, shard in enumerate(shards) for cell in shard}
     for cell in cells:
         for other in cells:
-            if _candidate_key(cell) == _candidate_key(other) or group_key(cell) == group_key(other):
+            if _candidate_key(cell) == _candidate_key(other) or training_key(cell) == training_key(other):
                 assert where[cell.id] == where[other.id], (cell.label, other.label)
     # dense and CSR of one sparsity share fine-tuned weights: 3 models x 2 sparsities = 6 groups of 8 cells
     expected = [8 * (6 // count + (index < 6 % count)) for index in range(count)]
@@ -92,8 +94,8 @@ def test_candidates_and_their_execution_siblings_are_never_split(count: int) -> 
 
 def test_layer_cells_have_groups_of_their_own(default_matrix: list[Cell]) -> None:
     layers = [cell for cell in default_matrix if cell.kind == "layers"]
-    assert layers and len({group_key(cell) for cell in layers}) == len(layers)
-    assert not {group_key(cell) for cell in layers} & {group_key(c) for c in default_matrix if c.kind == "model"}
+    assert layers and len({training_key(cell) for cell in layers}) == len(layers)
+    assert not {training_key(cell) for cell in layers} & {training_key(c) for c in default_matrix if c.kind == "model"}
 
 
 def test_split_is_repeatable_and_independent_of_cell_order(default_matrix: list[Cell]) -> None:
