@@ -16,8 +16,8 @@ from targets.cpu import LocalSettings
 MakePair = Callable[..., dict[str, Any]]
 
 MACHINE_KEYS = {
-    "arch", "cpu_model", "cpu_count", "memory_bytes", "os", "hostname", "python", "torch",
-    "quantized_engines", "mkl", "onnxruntime", "onnxruntime_providers", "cuda_device", "cuda", "cpu_freq_mhz", "governor", "thermal",
+    "arch", "cpu_model", "cpu_count", "memory_bytes", "os", "hostname", "python", "torch", "quantized_engines", "mkl",
+    "onnxruntime", "onnxruntime_providers", "cuda_device", "cuda", "cpu_freq_mhz", "governor", "thermal",
 }  # fmt: skip
 THERMAL_KEYS = {"temperature_c", "zones_c", "throttled", "cpu_freq_mhz"}
 RESULT_KEYS = {
