@@ -21,7 +21,6 @@ from bench import engines
 from bench.config_checks import (
     MAX_BATCH,
     MAX_FINETUNE_STEPS,
-    MAX_ROUNDS,
     MAX_SECONDS,
     MAX_THREADS,
     as_list,
@@ -39,6 +38,7 @@ from bench.models import resolve_model
 from bench.shard import Shard, parse_shard
 from bench.userdata import check_folder, file_digest, folder_digest, load_weights
 from targets import TargetSpec
+from targets.worker import TIMING_DEFAULTS, check_timing
 
 __all__ = [
     "TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "load_target_specs",
@@ -50,25 +50,25 @@ DEFAULT_STORE = Path("results") / "bench.sqlite"
 
 @dataclass(frozen=True)
 class TimingConfig:
-    """The latency protocol's knobs, sent to the worker in each plan."""
+    """The latency protocol's knobs, sent to the worker in each plan.
 
-    warmup_s: float = 0.3
-    block_min_s: float = 0.01
-    budget_s: float = 6.0
-    min_rounds: int = 6
-    max_rounds: int = 400
-    ci_rel: float = 0.02
+    Defaults and ranges are the worker's own (`targets.worker.TIMING_DEFAULTS` and `check_timing`), so a matrix
+    that leaves a knob out and a pair that leaves it out mean the same, and the host refuses exactly what the
+    worker would.
+    """
+
+    warmup_s: float = TIMING_DEFAULTS["warmup_s"]
+    block_min_s: float = TIMING_DEFAULTS["block_min_s"]
+    budget_s: float = TIMING_DEFAULTS["budget_s"]
+    min_rounds: int = TIMING_DEFAULTS["min_rounds"]
+    max_rounds: int = TIMING_DEFAULTS["max_rounds"]
+    ci_rel: float = TIMING_DEFAULTS["ci_rel"]
 
     def __post_init__(self) -> None:
-        for name in ("warmup_s", "block_min_s", "budget_s"):
-            value = getattr(self, name)
-            require(0 < value <= MAX_SECONDS, f"timing.{name} must be in (0, {MAX_SECONDS:g}] seconds, got {value}")
-        require(0 < self.ci_rel <= 1, f"timing.ci_rel must be in (0, 1], got {self.ci_rel}")
-        require(self.min_rounds >= 2, f"timing.min_rounds must be >= 2, got {self.min_rounds}")
-        require(
-            self.min_rounds <= self.max_rounds <= MAX_ROUNDS,
-            f"timing.max_rounds must be in timing.min_rounds ({self.min_rounds})..{MAX_ROUNDS}, got {self.max_rounds}",
-        )
+        try:
+            check_timing(asdict(self))
+        except ValueError as error:
+            raise BenchError(str(error)) from None
 
 
 @dataclass(frozen=True)

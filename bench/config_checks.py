@@ -17,6 +17,7 @@ from typing import Any
 
 import targets
 from bench.errors import BenchError
+from targets.worker import MAX_ROUNDS, MAX_SECONDS
 
 __all__ = [
     "MAX_BATCH", "MAX_FINETUNE_STEPS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_THREADS", "TOP_LEVEL_KEYS",
@@ -25,16 +26,13 @@ __all__ = [
 ]  # fmt: skip
 
 # Upper bounds of what a benchmark can mean; beyond them a value is a typo (an extra zero), not a wish.
-MAX_SECONDS = 86400.0
-"""A day: the longest time budget of one cell (timing.budget_s, layers.budget_s) or warm-up."""
+# MAX_SECONDS (a day: the longest budget or warm-up, also of layers.budget_s) and MAX_ROUNDS are the worker's own.
 MAX_BATCH = 4096
 """Inputs per timed call: more than any latency benchmark uses, and a 224x224 fp32 batch of it is 2.4 GB."""
 MAX_FINETUNE_STEPS = 100_000
 """Recovery mini-batches per compressed model: 500 times the default, hours per cell on a CPU."""
 MAX_THREADS = 1024
 """Intra-op threads; a target on this machine is held to its logical cores, a remote one when it is reached."""
-MAX_ROUNDS = 100_000
-"""Interleaved timing rounds: with blocks of at least 10 ms, more outlasts any budget."""
 
 TOP_LEVEL_KEYS = frozenset(
     {

@@ -22,7 +22,15 @@ __all__ = ["check_target"]
 
 _PROBE_FEATURES = 16
 # A few rounds of a tiny model: proves loading and running, not speed.
-_PROBE_TIMING = {"warmup_s": 0.0, "block_min_s": 0.001, "budget_s": 0.05, "min_rounds": 2, "max_rounds": 4}
+_PROBE_TIMING = {"warmup_s": 0.001, "block_min_s": 0.001, "budget_s": 0.05, "min_rounds": 2, "max_rounds": 4}
+
+
+def _onnxruntime(machine: dict[str, Any]) -> str:
+    version = machine.get("onnxruntime")
+    if not version:
+        return "not installed (pip install onnxruntime)"
+    providers = ", ".join(machine.get("onnxruntime_providers") or []) or "none"
+    return f"{version} (execution providers: {providers})"
 
 
 def _facts(spec: targets.TargetSpec, machine: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -44,7 +52,7 @@ def _facts(spec: targets.TargetSpec, machine: dict[str, Any]) -> list[tuple[str,
         ("OS", machine.get("os")),
         ("python", machine.get("python")),
         ("torch", machine.get("torch")),
-        ("onnxruntime", machine.get("onnxruntime") or "not installed"),
+        ("onnxruntime", _onnxruntime(machine)),
         ("quantized engines", ", ".join(machine.get("quantized_engines") or [])),
         ("int8 cells pack for", engine),
         (

@@ -72,7 +72,7 @@ class WorkerProcess:
         """Describe the worker; nothing starts yet.
 
         Args:
-            argv: Command that runs the worker, e.g. ``[python, "worker.py"]``.
+            argv: Command that runs the worker, e.g. ``[python, "worker.pyz"]``.
             label: Names the worker in error messages, e.g. ``"cpu worker"``.
             env: Environment of the worker process (the host's when None).
         """

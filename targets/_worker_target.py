@@ -45,7 +45,7 @@ def throttle_reason(before: dict[str, Any], after: dict[str, Any], limit_c: floa
 
 
 class WorkerTarget(Target):
-    """A target whose measurements come from ``worker.py`` answering JSON lines over a pipe.
+    """A target whose measurements come from the worker (``targets.worker``) answering JSON lines over a pipe.
 
     Subclasses set ``device`` and pass the argv that starts the worker; remote ones override ``_prepare``
     (put the worker in place before it starts), ``_ship`` (artifacts to the device) and ``_forget``

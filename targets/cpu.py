@@ -1,4 +1,4 @@
-"""The CPU of this machine, timed by ``worker.py`` in a local subprocess."""
+"""The CPU of this machine, timed by the worker zipapp in a local subprocess."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Self
 
 from targets._worker_target import WorkerTarget
+from targets._zipapp import worker_zipapp
 from targets.settings import ThermalPolicy, parse_settings
 
-__all__ = ["CpuTarget", "LocalSettings", "WORKER_PATH"]
-
-WORKER_PATH = Path(__file__).with_name("worker.py")
-"""The worker file; the same file other targets copy to their device."""
+__all__ = ["CpuTarget", "LocalSettings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +40,11 @@ class CpuTarget(WorkerTarget):
             settings: Interpreter, timeout margin and thermal policy; the defaults when None.
         """
         settings = settings or LocalSettings()
+        # The same zipapp other targets copy to their device, so a local and a remote worker run the same bytes.
+        self._zipapp = worker_zipapp()
         super().__init__(
             name,
-            [settings.python, str(WORKER_PATH)],
+            [settings.python, str(self._zipapp)],
             thermal=settings,
             timeout_margin_s=settings.timeout_margin_s,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -58,9 +57,9 @@ class CpuTarget(WorkerTarget):
         return cls(name, parse_settings(LocalSettings, table, f"[targets.{name}]"))
 
     def available(self) -> tuple[bool, str]:
-        """Whether the worker's interpreter and file exist (torch itself is checked by the first request)."""
+        """Whether the worker's interpreter and zipapp exist (torch itself is checked by the first request)."""
         if shutil.which(self._python) is None:
             return False, f"python interpreter not found or not executable: {self._python}"
-        if not WORKER_PATH.is_file():
-            return False, f"worker file missing: {WORKER_PATH}"
+        if not self._zipapp.is_file():
+            return False, f"worker zipapp missing: {self._zipapp}"
         return True, ""

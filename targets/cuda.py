@@ -1,4 +1,4 @@
-"""This machine's GPU, timed by ``worker.py`` in a local subprocess with CUDA events."""
+"""This machine's GPU, timed by the worker zipapp in a local subprocess with CUDA events."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A remote device (a Raspberry Pi, any ARM or x86 board) reached with the OpenSSH client.
 
-The host copies ``worker.py`` and each artifact into a private folder of the device's workdir, starts the worker
+The host copies the worker zipapp and each artifact into a private folder of the device's workdir, starts the worker
 there over one ssh connection that stays open, and speaks the worker protocol through it: only JSON comes back.
 The user's own ssh config, keys and agent apply; nothing here is passed through a shell on the host, and every
 word of the remote command is quoted for the remote shell.
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self
 
 from targets._worker_target import WorkerTarget
+from targets._zipapp import worker_zipapp
 from targets.base import TargetError
-from targets.cpu import WORKER_PATH
 from targets.settings import SettingsError, ThermalPolicy, parse_settings
 
 __all__ = ["MIN_DEVICE_TORCH", "SshSettings", "SshTarget"]
@@ -112,11 +112,14 @@ class SshTarget(WorkerTarget):
         settings.validate(f"[targets.{name}]")
         self.settings = settings
         self.session_dir = f"{settings.workdir.rstrip('/') or '/'}/session-{secrets.token_hex(4)}"
-        start = f"cd {shlex.quote(self.session_dir)} && exec {shlex.quote(settings.python)} -u worker.py"
+        # Named by its digest (worker-<sha256 prefix>.pyz), as artifacts are: the name says which sources run there.
+        self._zipapp = worker_zipapp()
+        python, zipapp = shlex.quote(settings.python), shlex.quote(self._zipapp.name)
+        start = f"cd {shlex.quote(self.session_dir)} && exec {python} -u {zipapp}"
         super().__init__(name, self._ssh_argv(start), thermal=settings, timeout_margin_s=settings.timeout_margin_s)
         self._uploaded: set[str] = set()
         self._digests: dict[tuple[str, int, int], str] = {}
-        self._prepared = False  # the session folder and worker.py are believed to be on the device
+        self._prepared = False  # the session folder and the zipapp are believed to be on the device
         self._created = False  # the session folder was made, so closing removes it
 
     @classmethod
@@ -211,7 +214,7 @@ class SshTarget(WorkerTarget):
             self.settings.command_timeout_s,
         )
         self._created = True
-        self._put(WORKER_PATH, "worker.py")
+        self._put(self._zipapp, self._zipapp.name)
         self._prepared = True
 
     def _check_machine(self, machine: dict[str, Any]) -> None:

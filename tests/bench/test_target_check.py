@@ -28,6 +28,13 @@ def test_cpu_check_describes_this_machine_and_runs_a_model() -> None:
         f"a TorchScript file written by torch {torch.__version__} here loaded and ran there"
     )
     assert facts["can run the worker"].startswith("yes")
+    try:
+        import onnxruntime
+    except ImportError:
+        assert facts["onnxruntime"] == "not installed (pip install onnxruntime)"
+    else:
+        assert facts["onnxruntime"].startswith(f"{onnxruntime.__version__} (execution providers: ")
+        assert "CPUExecutionProvider" in facts["onnxruntime"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")

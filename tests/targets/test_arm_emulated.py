@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from torch import nn
 
+import targets
+from bench.config import load_target_specs
 from tests.arm_target.emulated_pi import TARGET_NAME, EmulatedPi
 from tests.bench.conftest import FAST_TIMING, run_subprocess
 
@@ -60,3 +64,27 @@ def test_run_measures_the_host_cpu_and_the_emulated_pi_side_by_side(emulated_pi:
     assert "speedup cpu t=1 b=1" in report and f"speedup {TARGET_NAME} t=1 b=1" in report
     # The session folder on the device went away with the run.
     assert not list((emulated_pi.rootfs / "tmp" / "compression-bench").glob("session-*"))
+
+
+def test_an_onnxruntime_pair_runs_on_the_emulated_pi(emulated_pi: EmulatedPi, tmp_path: Path) -> None:
+    paths = []
+    for layers in (1, 4):
+        path = tmp_path / f"linear{layers}.onnx"
+        with pytest.warns(DeprecationWarning):  # the TorchScript-based exporter, asked for by dynamo=False
+            torch.onnx.export(
+                nn.Sequential(*(nn.Linear(16, 16) for _ in range(layers))), (torch.zeros(1, 16),), str(path),
+                dynamo=False, input_names=["input"], output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            )  # fmt: skip
+        paths.append(str(path))
+    pair = {
+        "id": "ort", "engine": "onnxruntime", "baseline": paths[0], "candidate": paths[1], "input_shape": [2, 16],
+        "warmup_s": 0.01, "block_min_s": 0.005, "budget_s": 0.2, "min_rounds": 2, "max_rounds": 6,
+    }  # fmt: skip
+    with targets.create(load_target_specs(emulated_pi.config)[TARGET_NAME]) as pi:
+        machine = pi.machine_info()
+        (result,) = pi.time_pairs([pair], threads=1)
+    assert machine["onnxruntime"] and "CPUExecutionProvider" in machine["onnxruntime_providers"]
+    assert result["engine"]["name"] == "onnxruntime" and result["engine"]["version"] == machine["onnxruntime"]
+    assert result["engine"]["providers"] == ["CPUExecutionProvider"] and result["engine"]["intra_op_threads"] == 1
+    assert result["rounds"] >= 2 and all(s > 0 for s in result["speedups"])

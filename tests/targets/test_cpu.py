@@ -16,14 +16,14 @@ from targets.cpu import LocalSettings
 MakePair = Callable[..., dict[str, Any]]
 
 MACHINE_KEYS = {
-    "arch", "cpu_model", "cpu_count", "memory_bytes", "os", "hostname", "python", "torch",
-    "quantized_engines", "mkl", "onnxruntime", "cuda_device", "cuda", "cpu_freq_mhz", "governor", "thermal",
+    "arch", "cpu_model", "cpu_count", "memory_bytes", "os", "hostname", "python", "torch", "quantized_engines", "mkl",
+    "onnxruntime", "onnxruntime_providers", "cuda_device", "cuda", "cpu_freq_mhz", "governor", "thermal",
 }  # fmt: skip
 THERMAL_KEYS = {"temperature_c", "zones_c", "throttled", "cpu_freq_mhz"}
 RESULT_KEYS = {
     "id", "iters_per_block", "baseline_s", "candidate_s", "speedups", "rounds", "stopped_by", "wall_s",
     "other_cpu_cores", "thermal_before", "thermal_after", "cooldown_waited_s", "throttled", "throttle_reason",
-    "summary",
+    "summary", "engine",
 }  # fmt: skip
 SUMMARY_KEYS = {
     "baseline_median_s", "baseline_iqr_s", "candidate_median_s", "candidate_iqr_s", "speedup_median",
@@ -74,14 +74,14 @@ def test_thirty_times_the_work_is_much_slower(cpu_target: CpuTarget, make_pair: 
 
 
 def test_tiny_budget_stops_by_budget_after_min_rounds(cpu_target: CpuTarget, make_pair: MakePair) -> None:
-    # ci_rel=0 is met only if every round's speedup were bit-identical.
-    (result,) = cpu_target.time_pairs([make_pair("fast", "slow", budget_s=0.0, ci_rel=0.0, min_rounds=5)], 1)
+    # A ci_rel of 1e-9 is met only if every round's speedup were bit-identical.
+    (result,) = cpu_target.time_pairs([make_pair("fast", "slow", budget_s=1e-6, ci_rel=1e-9, min_rounds=5)], 1)
     assert result["stopped_by"] == "budget"
     assert result["rounds"] == 5
 
 
 def test_max_rounds_caps_rounds(cpu_target: CpuTarget, make_pair: MakePair) -> None:
-    (result,) = cpu_target.time_pairs([make_pair("fast", "fast", ci_rel=0.0, min_rounds=3, max_rounds=3)], 1)
+    (result,) = cpu_target.time_pairs([make_pair("fast", "fast", ci_rel=1e-9, min_rounds=3, max_rounds=3)], 1)
     assert result["stopped_by"] == "max_rounds"
     assert result["rounds"] == 3
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from targets import CudaTarget, TargetError
-from targets.cpu import WORKER_PATH
-from targets.worker import _mask_2_4, _padded_gemm
+from targets._zipapp import worker_zipapp
+from targets.worker.gemm_2_4 import mask_2_4, padded_gemm
 
 MakePair = Callable[..., dict[str, Any]]
 
@@ -30,9 +30,9 @@ needs_pre_ampere = pytest.mark.skipif(
 
 
 def _converse(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Send ``requests`` to a fresh ``python worker.py``, then end of input; return its responses."""
+    """Send ``requests`` to a fresh worker zipapp, then end of input; return its responses."""
     done = subprocess.run(
-        [sys.executable, str(WORKER_PATH)],
+        [sys.executable, str(worker_zipapp())],
         input="".join(json.dumps(request) + "\n" for request in requests),
         capture_output=True,
         text=True,
@@ -99,7 +99,7 @@ def test_worker_validates_gemm_2_4_pairs_before_timing(artifacts: dict[str, str]
 def test_mask_2_4_keeps_the_two_largest_of_every_four(dtype: torch.dtype) -> None:
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(24, 64, generator=generator).to(dtype)
-    mask = _mask_2_4(weight)
+    mask = mask_2_4(weight)
     assert mask.dtype == torch.bool and mask.shape == weight.shape
     groups, kept = weight.abs().reshape(24, 16, 4), mask.reshape(24, 16, 4)
     assert (kept.sum(dim=-1) == 2).all()
@@ -110,10 +110,10 @@ def test_mask_2_4_keeps_the_two_largest_of_every_four(dtype: torch.dtype) -> Non
 
 def test_mask_2_4_on_a_known_row_and_bad_shapes() -> None:
     weight = torch.tensor([[0.1, -3.0, 2.0, 0.5, 4.0, 0.0, -0.2, -5.0]])
-    assert _mask_2_4(weight).tolist() == [[False, True, True, False, True, False, False, True]]
+    assert mask_2_4(weight).tolist() == [[False, True, True, False, True, False, False, True]]
     for shape in [(4, 6), (8,), (2, 4, 4)]:
         with pytest.raises(ValueError, match="multiple of 4 columns"):
-            _mask_2_4(torch.ones(shape))
+            mask_2_4(torch.ones(shape))
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_mask_2_4_on_a_known_row_and_bad_shapes() -> None:
     ],
 )
 def test_padded_gemm_rounds_up_to_the_semi_structured_multiples(gemm: list[int], padded: list[int]) -> None:
-    assert _padded_gemm(gemm) == padded
+    assert padded_gemm(gemm) == padded
 
 
 @needs_cuda

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from targets import SshTarget, TargetError, create, spec_from_table
+from targets._zipapp import worker_zipapp
 from targets.ssh import MIN_DEVICE_TORCH
 from tests.sshd import LocalSshd, free_port
 
@@ -44,8 +45,8 @@ def test_machine_info_comes_from_the_device_through_ssh(ssh_target: SshTarget) -
     assert ssh_target.available() == (True, "")
     machine = ssh_target.machine_info()
     assert machine["arch"] and machine["torch"] and "thermal" in machine
-    # The worker file was copied into this session's own folder on the device.
-    assert _session_files(ssh_target) == {"worker.py"}
+    # The worker zipapp was copied into this session's own folder on the device, named by its digest.
+    assert _session_files(ssh_target) == {worker_zipapp().name}
     assert ssh_target.pid is not None  # the local ssh client that carries the worker's stdin/stdout
 
 
@@ -58,7 +59,7 @@ def test_pairs_are_shipped_timed_and_candidates_removed(
     assert slower["rounds"] >= 4 and slower["thermal_after"] is not None
     # Both files were baselines of one pair, so both stay for the next cells; nothing else is left behind.
     files = _session_files(ssh_target)
-    assert "worker.py" in files and len(files) == 3 and not any(name.endswith(".part") for name in files)
+    assert worker_zipapp().name in files and len(files) == 3 and not any(name.endswith(".part") for name in files)
     (result,) = ssh_target.time_pairs([make_pair("fast", "fast_copy")], threads=1)
     assert result["rounds"] >= 4
     # fast_copy is byte-identical to fast: shipped under the same content name, so it is the baseline and stays.
@@ -126,7 +127,7 @@ def _remote_worker(target: SshTarget) -> psutil.Process:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for process in psutil.process_iter(["cmdline", "cwd"]):
-            if process.info["cwd"] == target.session_dir and "worker.py" in (process.info["cmdline"] or []):
+            if process.info["cwd"] == target.session_dir and worker_zipapp().name in (process.info["cmdline"] or []):
                 return process
         time.sleep(0.05)
     raise AssertionError("remote worker process not found")
@@ -157,7 +158,7 @@ def test_crash_in_the_middle_of_a_cell_fails_it_and_the_next_cell_runs(
         TargetError,
         match=r"ssh-test worker (exited with code \d+|was killed by SIG\w+ \(signal \d+\)) while answering 'time'",
     ):
-        ssh_target.time_pairs([make_pair("fast", "slow", budget_s=30.0, ci_rel=0.0, max_rounds=400)], threads=1)
+        ssh_target.time_pairs([make_pair("fast", "slow", budget_s=30.0, ci_rel=1e-9, max_rounds=400)], threads=1)
     killer.join()
     assert ssh_target.pid is None
     (result,) = ssh_target.time_pairs([make_pair("fast", "slow")], threads=1)

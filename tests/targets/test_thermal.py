@@ -11,7 +11,7 @@ import pytest
 from targets import CpuTarget
 from targets._worker_target import throttle_reason
 from targets.cpu import LocalSettings
-from targets.worker import _temperatures_c
+from targets.worker.machine import temperatures_c
 
 MakePair = Callable[..., dict[str, Any]]
 
@@ -28,8 +28,8 @@ def test_thermal_zones_are_read_in_degrees_by_type(tmp_path: Path) -> None:
     _zone(tmp_path, 1, "acpitz", "-1500")
     _zone(tmp_path, 2, "acpitz", "40000")
     _zone(tmp_path, 3, "broken", "N/A")
-    assert _temperatures_c(str(tmp_path)) == {"cpu-thermal": 61.85, "acpitz": -1.5, "acpitz#2": 40.0}
-    assert _temperatures_c(str(tmp_path / "absent")) == {}
+    assert temperatures_c(str(tmp_path)) == {"cpu-thermal": 61.85, "acpitz": -1.5, "acpitz#2": 40.0}
+    assert temperatures_c(str(tmp_path / "absent")) == {}
 
 
 def _snapshot(temperature: float | None = None, throttled: int | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The worker's JSON-lines protocol, spoken directly to ``python worker.py``."""
+"""The worker's JSON-lines protocol, spoken directly to ``python worker-<digest>.pyz``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import subprocess
 import sys
 from typing import Any
 
-from targets.cpu import WORKER_PATH
+from targets._zipapp import worker_zipapp
 
 
 def _converse(lines: list[str]) -> tuple[list[dict[str, Any]], int]:
     """Send ``lines`` then end of input; return the parsed responses and the exit status."""
     done = subprocess.run(
-        [sys.executable, str(WORKER_PATH)],
+        [sys.executable, str(worker_zipapp())],
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
