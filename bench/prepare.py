@@ -112,8 +112,8 @@ class Preparation:
 
     def counts(self) -> dict[str, int]:
         """How many compressed models, candidates and artifacts the group has made so far."""
-        made = {"compressed": self._recovered, "candidates": self._candidates, "artifacts": self._artifacts}
-        return {level: len(entries) for level, entries in made.items()}
+        return {"compressed": len(self._recovered), "candidates": len(self._candidates),
+                "artifacts": len(self._artifacts)}  # fmt: skip
 
     def close(self) -> None:
         """Drop every model and remove every artifact of the group."""

@@ -66,12 +66,13 @@ def _first_ok(records: list[ModelRecord]) -> ModelRecord | None:
     return next((r for r in records if r.ok), None)
 
 
-def _executed_as(group: list[ModelRecord]) -> str:
-    """What ran, once when every target ran the same, else per target (int8 packs for each device's engine)."""
-    ran = {r.place: r.executed_as or "-" for r in group if r.ok}
-    if len(set(ran.values())) <= 1:
-        return next(iter(ran.values()), "-")
-    return "; ".join(f"{place}: {executed}" for place, executed in ran.items())
+def _per_place(group: list[ModelRecord], text: Callable[[ModelRecord], str]) -> str:
+    """`text` once when every place gives the same, else per place: int8 packs for each device's engine, and each
+    inference engine runs (and is evaluated on) its own form of the model."""
+    said = {r.place: text(r) for r in group if r.ok}
+    if len(set(said.values())) <= 1:
+        return next(iter(said.values()), "-")
+    return "; ".join(f"{place}: {value}" for place, value in said.items())
 
 
 def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list[list[Any]]]:
@@ -95,7 +96,8 @@ def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list
         else:
             sizes = first.sizes
             row = [
-                name, _executed_as(group), f"{sizes.params_nonzero:,} / {sizes.params_total:,}",
+                name, _per_place(group, lambda r: r.executed_as or "-"),
+                f"{sizes.params_nonzero:,} / {sizes.params_total:,}",
                 f"{sizes.dense_bytes / _MB:.2f}", "{1:.3f} ({0})".format(*_mb(smallest_encoding(first))),
             ]  # fmt: skip
             if full:
@@ -113,7 +115,7 @@ def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list
                 row.append(f"{1e3 * timing.baseline_median_s:.3f} -> {1e3 * timing.median_s:.3f}" if timing else "")
             efficiency = first.efficiency if first is not None else None
             row.append(f"{efficiency:.2f}" if efficiency is not None else "-")
-        row.append(_accuracy_text(first) if first is not None else "-")
+        row.append(_per_place(group, _accuracy_text) if first is not None else "-")
         rows.append(row)
     return headers, rows
 
