@@ -40,6 +40,7 @@ def test_run_measures_the_host_cpu_and_the_emulated_pi_side_by_side(emulated_pi:
     done = run_subprocess(
         "run", "--config", str(config), "--targets", f"cpu,{TARGET_NAME}", "--models", "digits_cnn",
         "--compressors", "none", "quant.int8", "prune.unstructured:sparsity=0.9:execution=csr",
+        "--engines", "torchscript,onnxruntime",
         "--no-layers", "--finetune-steps", "5", "--budget", "0.5", "--store", str(store), timeout=900,
     )  # fmt: skip
     print(done.stdout)
@@ -48,6 +49,8 @@ def test_run_measures_the_host_cpu_and_the_emulated_pi_side_by_side(emulated_pi:
     records = json.loads(exported.stdout)["records"]
     by_target: dict[str, list[dict[str, Any]]] = {}
     for record in records:
+        if record["engine"] == "onnxruntime":
+            continue
         by_target.setdefault(record["target"], []).append(record)
     assert sorted(by_target) == ["cpu", TARGET_NAME]
     for group in by_target.values():
@@ -60,8 +63,17 @@ def test_run_measures_the_host_cpu_and_the_emulated_pi_side_by_side(emulated_pi:
     assert pi["quant.int8"]["quantized_engine"] == "qnnpack" and "qnnpack" in pi["quant.int8"]["executed_as"]
     cpu_int8 = next(r for r in by_target["cpu"] if r["compressor"] == "quant.int8")
     assert cpu_int8["quantized_engine"] != "qnnpack"
+    # ONNX Runtime cells on the Pi: its own aarch64 onnxruntime ran fp32 and its static int8; CSR has no ONNX form.
+    ort = {r["compressor"]: r for r in records if r["engine"] == "onnxruntime" and r["target"] == TARGET_NAME}
+    statuses = [ort[name]["status"] for name in ("none", "quant.int8")]
+    assert statuses == ["ok", "ok"], [r.get("error") for r in ort.values()]
+    assert ort["quant.int8"]["executed_as"].startswith("int8 QDQ (ONNX Runtime static quantization")
+    assert ort["none"]["engine_details"]["providers"] == ["CPUExecutionProvider"]
+    csr = ort["prune.unstructured"]
+    assert csr["status"] == "skipped" and "cannot be exported to ONNX" in csr["error"]
     report = next((store.parent / "runs").glob("*/report.md")).read_text()
     assert "speedup cpu t=1 b=1" in report and f"speedup {TARGET_NAME} t=1 b=1" in report
+    assert f"speedup {TARGET_NAME} onnxruntime t=1 b=1" in report
     # The session folder on the device went away with the run.
     assert not list((emulated_pi.rootfs / "tmp" / "compression-bench").glob("session-*"))
 
