@@ -18,6 +18,7 @@ from typing import Any
 import compressors
 import targets
 from bench import engines
+from bench.assets import ModelAssets, model_assets
 from bench.config_checks import (
     MAX_BATCH,
     MAX_FINETUNE_STEPS,
@@ -36,12 +37,11 @@ from bench.config_checks import (
 from bench.errors import BenchError, unknown_name
 from bench.models import resolve_model
 from bench.shard import Shard, parse_shard
-from bench.userdata import check_folder, file_digest, folder_digest, load_weights
 from targets import TargetSpec
 from targets.worker import TIMING_DEFAULTS, check_timing
 
 __all__ = [
-    "TimingConfig", "LayerSweep", "RecoveryConfig", "ModelAssets", "RunConfig", "load_config", "load_target_specs",
+    "TimingConfig", "LayerSweep", "RecoveryConfig", "RunConfig", "load_config", "load_target_specs",
     "parse_compressor_spec", "DEFAULT_STORE",
 ]  # fmt: skip
 
@@ -116,20 +116,6 @@ class RecoveryConfig:
         if self.method == "finetune":
             return {"method": "finetune"}
         return {"method": "distill", "temperature": self.temperature, "alpha": self.alpha}
-
-
-@dataclass(frozen=True)
-class ModelAssets:
-    """Weights and labelled images a user gave for one model, with digests that make them part of cell ids."""
-
-    weights: Path | None = None
-    data: Path | None = None
-    weights_digest: str | None = None
-    data_digest: str | None = None
-
-    def digests(self) -> dict[str, str]:
-        found = {"weights": self.weights_digest, "data": self.data_digest}
-        return {key: value for key, value in found.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -296,44 +282,6 @@ def _section(cls: type, name: str, table: Mapping[str, Any]) -> Any:
     return cls(**check_section_types(cls, name, table))
 
 
-def _assets(models: tuple[str, ...], weights: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, ModelAssets]:
-    """Validate the user's weights files and image folders now, so a bad one stops the run before it starts.
-
-    Weights are loaded (weights-only) into the model and must fit its keys and shapes; a folder's image headers
-    are read and its class count must be the model's number of outputs. Both are then digested.
-    """
-    for flag, table in (("weights", weights), ("data", data)):
-        for model, path in table.items():
-            require(model in models, f"--{flag}: model '{model}' is not in the run (models: {', '.join(models)})")
-            require(isinstance(path, (str, Path)), f"--{flag} {model}: expected a path, got {path!r}")
-    assets = {}
-    for model in sorted(set(weights) | set(data)):
-        spec = resolve_model(model)
-        weights_path = Path(weights[model]) if model in weights else None
-        data_path = Path(data[model]) if model in data else None
-        network = spec.build()
-        if weights_path is not None:
-            require(weights_path.exists(), f"--weights {model}: no such file: {weights_path}")
-            require(
-                weights_path.is_file(),
-                f"--weights {model}: {weights_path} is not a regular file, expected a state_dict file",
-            )
-            network = load_weights(network, weights_path, model)
-        if data_path is not None:
-            require(
-                weights_path is not None or spec.dataset is not None,
-                f"--data {model}: needs --weights {model}=PATH too (no accuracy is reported for random weights)",
-            )
-            check_folder(data_path, spec.input_shape, model, network)
-        assets[model] = ModelAssets(
-            weights=weights_path,
-            data=data_path,
-            weights_digest=file_digest(weights_path) if weights_path else None,
-            data_digest=folder_digest(data_path) if data_path else None,
-        )
-    return assets
-
-
 def _default_table() -> dict[str, Any]:
     return tomllib.loads(files("bench").joinpath("default.toml").read_text())
 
@@ -413,7 +361,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         recovery=recovery,
         timing=timing,
         layers=layers,
-        assets=_assets(models, table.get("weights", {}), table.get("data", {})),
+        assets=model_assets(models, table.get("weights", {}), table.get("data", {})),
         target_specs=specs,
         store=store,
         force=force,

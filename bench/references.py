@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.config import ModelAssets
+from bench.assets import ModelAssets
 from bench.data import Split, load_dataset
 from bench.engines import Engine
 from bench.measure.accuracy import EvalSplit, top1

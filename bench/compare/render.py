@@ -69,10 +69,10 @@ def _row(cell: CellComparison, label: str) -> list[str]:
 
 
 def summary(comparison: Comparison) -> str:
-    """One line: cells per verdict, and which runs were compared."""
+    """Cells per verdict, then which runs were compared: two lines, as run ids and commits fill one."""
     counts = ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n)
     return (
-        f"{len(comparison.cells)} cells: {counts}; BASE {comparison.base.description}"
+        f"{len(comparison.cells)} cells: {counts}\nBASE {comparison.base.description}"
         f" vs CAND {comparison.cand.description}"
     )
 

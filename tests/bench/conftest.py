@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Timing knobs small enough that a digits_cnn cell is timed in a fraction of a second.
 FAST_TIMING = """
+# One engine: the fast tests time TorchScript; the ONNX Runtime cells have tests of their own.
+engines = ["torchscript"]
+
 [timing]
 warmup_s = 0.02
 block_min_s = 0.002

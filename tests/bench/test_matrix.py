@@ -32,7 +32,7 @@ def test_cell_count_with_layers_only_for_models_in_the_run() -> None:
     config = _config(layers={"models": ["resnet18", "mnist_cnn"], "sparsities": [0.5, 0.9, 0.99]})
     cells = expand(config)
     grid_points = 1 + 2 * 2 + 3
-    model_cells = 2 * grid_points * 1 * 2 * 2
+    model_cells = 2 * grid_points * 1 * 2 * 2 * 2  # models x grid x targets x threads x batch x engines
     layer_cells = 1 * 3 * 1 * 2 * 2  # mnist_cnn is not in the run's models
     assert len(cells) == model_cells + layer_cells
     assert sum(c.kind == "model" for c in cells) == model_cells

@@ -54,7 +54,8 @@ def test_recovery_settings_are_validated_and_part_of_the_cell() -> None:
         load_config(None, {"recovery": {"method": "magic"}})
     with pytest.raises(BenchError, match=r"recovery.alpha must be in \[0, 1\], got 1.5"):
         load_config(None, {"recovery": {"alpha": 1.5}})
-    base = {"models": ["digits_cnn"], "compressors": {"prune.channel": {}}, "layers": {"models": []}}
+    base = {"models": ["digits_cnn"], "compressors": {"prune.channel": {}}, "layers": {"models": []},
+            "engines": ["torchscript"]}  # fmt: skip
     (finetuned,) = expand(load_config(None, base))
     (distilled,) = expand(load_config(None, {**base, "recovery": {"method": "distill"}}))
     assert finetuned.to_json()["recovery"] == {"method": "finetune"}

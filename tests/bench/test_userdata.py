@@ -109,9 +109,9 @@ def test_config_validates_paths_and_refuses_data_without_real_weights(tmp_path: 
 def test_weights_and_data_become_part_of_the_cell_ids(tmp_path: Path) -> None:
     weights = _write_weights(tmp_path / "w.pt")
     folder = _write_folder(tmp_path / "images", classes=10, per_class=1)  # one class folder per output
-    plain = load_config(None, {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}})
-    given = load_config(None, {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []},
-                               "weights": {MODEL: str(weights)}, "data": {MODEL: str(folder)}})  # fmt: skip
+    table = {"models": [MODEL], "compressors": {"none": {}}, "layers": {"models": []}, "engines": ["torchscript"]}
+    plain = load_config(None, table)
+    given = load_config(None, {**table, "weights": {MODEL: str(weights)}, "data": {MODEL: str(folder)}})
     (plain_cell,), (given_cell,) = expand(plain), expand(given)
     assert set(given_cell.to_json()["assets"]) == {"weights", "data"}
     assert plain_cell.id != given_cell.id
