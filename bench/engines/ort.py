@@ -47,7 +47,7 @@ class OnnxRuntime(Engine):
     def unavailable(self) -> str | None:
         missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
         if missing:
-            return f"engine '{self.name}' needs {' and '.join(missing)}, which are not installed: {_INSTALL}"
+            return f"engine '{self.name}' needs {' and '.join(missing)}, not installed here: {_INSTALL}"
         return None
 
     def device_unavailable(self, machine: Mapping[str, Any], device: str) -> str | None:

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bench import engines
 from bench.config import load_config
 from bench.errors import BenchError
 from bench.matrix import expand
 from tests.bench.conftest import write_fast_toml
+
+PROVIDER = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 def _config(tmp_path: Path, **table: object):
@@ -50,3 +53,22 @@ def test_an_engine_whose_packages_are_missing_says_how_to_install_them(
 def test_bad_engines_are_one_line(tmp_path: Path, engines: list[object], fragment: str) -> None:
     with pytest.raises(BenchError, match=fragment):
         _config(tmp_path, engines=engines)
+
+
+@pytest.mark.parametrize(
+    ("machine", "device", "reason"),
+    [
+        ({"onnxruntime": None, "onnxruntime_providers": []}, "cpu", "onnxruntime is not installed on the device"),
+        (
+            {"onnxruntime": "1.32.0", "onnxruntime_providers": ["CPUExecutionProvider"]},
+            "cuda",
+            "has no CUDAExecutionProvider (it has CPUExecutionProvider; pip install onnxruntime-gpu there)",
+        ),
+    ],
+)
+def test_a_device_that_cannot_run_onnx_runtime_says_why(machine: dict, device: str, reason: str) -> None:
+    onnxruntime = engines.get("onnxruntime")
+    assert reason in (onnxruntime.device_unavailable(machine, device) or "")
+    able = {"onnxruntime": "1.32.0", "onnxruntime_providers": [PROVIDER[device]]}
+    assert onnxruntime.device_unavailable(able, device) is None
+    assert engines.get("torchscript").device_unavailable(machine, device) is None
