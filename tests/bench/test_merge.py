@@ -331,7 +331,8 @@ def test_two_shard_runs_merge_into_the_whole_matrix(tmp_path: Path) -> None:
     for index, store in enumerate(stores, start=1):
         done = run_subprocess(
             "run", "--models", "digits_cnn", "--compressors", "none", "prune.channel:macs_removed=0.5", "--no-layers",
-            "--budget", "1", "--finetune-steps", "0", "--shard", f"{index}/2", "--store", str(store),
+            "--engines", "torchscript", "--budget", "1", "--finetune-steps", "0", "--shard", f"{index}/2",
+            "--store", str(store),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "[1/1] ok" in done.stderr  # each shard measures one of the two cells, and counts only its own

@@ -14,6 +14,7 @@ from tests.bench.conftest import run_main, run_subprocess
 
 TINY = """
 models = ["digits_cnn"]
+engines = ["torchscript"]
 finetune_steps = 0
 [compressors]
 none = {}

@@ -42,6 +42,7 @@ def test_expand_a_10000_cell_matrix(benchmark: Any) -> None:
                 "prune.channel": [{"macs_removed": LEVELS}],
             },
             "batch": BATCHES,
+            "engines": ["torchscript"],
             "layers": {"models": []},
         },
     )
