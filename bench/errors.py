@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["BenchError", "unknown_name"]
+__all__ = ["BenchError", "unknown_name", "one_line"]
 
 
 class BenchError(Exception):
@@ -37,3 +37,10 @@ def unknown_name(kind: str, name: str, valid: Iterable[str], also: str = "") -> 
     hint = f"; did you mean '{close[0]}'?" if close else ""
     accepted = ", ".join(options + ([also] if also else []))
     return BenchError(f"unknown {kind} '{name}'{hint} (valid: {accepted})")
+
+
+def one_line(error: BaseException) -> str:
+    """`Type: first line of the message`: what a failed cell or a skip reason says of an exception whose later
+    lines (a traceback, an exporter's graph dump) belong in the details."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()

@@ -19,7 +19,7 @@ import targets
 from bench.cells import measure_layers_cell, measure_model_cell
 from bench.config import RunConfig
 from bench.engines import EngineLimit
-from bench.errors import BenchError
+from bench.errors import BenchError, one_line
 from bench.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.matrix import Cell, expand
 from bench.plan import plan
@@ -84,11 +84,6 @@ class _Targets:
                 except targets.TargetError as error:
                     self._machine[name] = _Unusable("failed", str(error))  # its message names the target
         return self._open[name], self._machine[name]
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
 
 
 def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
@@ -240,6 +235,6 @@ class _Session:
         except EngineLimit as limit:
             return {"status": "skipped", "error": f"{cell.compressor} on {limit.engine}: {limit.reason}"}
         except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
-            return {"status": "failed", "error": _one_line(error), "traceback": traceback.format_exc()}
+            return {"status": "failed", "error": one_line(error), "traceback": traceback.format_exc()}
         finally:
             shutil.rmtree(cell_dir, ignore_errors=True)

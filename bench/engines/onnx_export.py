@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["OPSET", "export_onnx", "quantize_static_qdq", "quantize_dynamic_linear", "first_line"]
+__all__ = ["OPSET", "export_onnx", "quantize_static_qdq", "quantize_dynamic_linear"]
 
 OPSET = 17
 """ONNX opset of every export: per-channel QDQ needs >= 13, and 17 loads in ONNX Runtime releases back to 1.15,
@@ -22,12 +22,6 @@ which an older board may have."""
 
 INPUT = "input"
 """The graph input's name, which the worker feeds (see `targets.worker`)."""
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exporter's error: its later lines dump the whole graph."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
 
 
 @contextmanager

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from bench.engines.base import Engine, EngineLimit, Exported, Source
-from bench.engines.onnx_export import INPUT, export_onnx, first_line, quantize_dynamic_linear, quantize_static_qdq
+from bench.engines.onnx_export import INPUT, export_onnx, quantize_dynamic_linear, quantize_static_qdq
+from bench.errors import one_line
 from bench.measure.accuracy import EvalSplit
 from compressors.quant_int8 import StaticInt8Quantization
 
@@ -77,7 +78,7 @@ class OnnxRuntime(Engine):
         try:
             export_onnx(source.float_model if scheme else executable.model, example, fp32)
         except Exception as error:  # noqa: BLE001 - any exporter failure means: no ONNX form of this candidate
-            reason = f"{executable.executed_as} cannot be exported to ONNX ({first_line(error)})"
+            reason = f"{executable.executed_as} cannot be exported to ONNX ({one_line(error)})"
             raise EngineLimit(self.name, reason) from None
         executed_as, notes = f"{executable.executed_as}, on ONNX Runtime", executable.notes
         if scheme == "static":
@@ -95,7 +96,7 @@ class OnnxRuntime(Engine):
         try:
             _session(path)
         except Exception as error:  # noqa: BLE001 - a graph ONNX Runtime cannot load has no kernel here
-            raise EngineLimit(self.name, f"ONNX Runtime cannot load the exported graph ({first_line(error)})") from None
+            raise EngineLimit(self.name, f"ONNX Runtime cannot load the exported graph ({one_line(error)})") from None
         return Exported(path, executed_as, notes, quantized_engine=None, stored_bytes=path.stat().st_size)
 
     def top1(self, source: Source, exported: Exported, test: EvalSplit) -> float:
