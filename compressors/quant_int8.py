@@ -27,7 +27,7 @@ from compressors._checks import check_choice
 from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
 
-__all__ = ["DynamicInt8Quantization", "StaticInt8Quantization", "int8_layers", "resolve_engine"]
+__all__ = ["DynamicInt8Quantization", "StaticInt8Quantization", "int8_layers", "quantized_engine", "resolve_engine"]
 
 _ENGINES = ("auto", "x86", "fbgemm", "qnnpack", "onednn")
 _ARM_MACHINES = ("aarch64", "arm64", "armv7l")
@@ -90,14 +90,16 @@ def int8_layers(model: nn.Module) -> int:
 
 
 @contextmanager
-def _quantized_engine(engine: str) -> Iterator[None]:
-    """Sets `torch.backends.quantized.engine` for the block, then restores the previous one.
+def quantized_engine(engine: str | None) -> Iterator[None]:
+    """Sets `torch.backends.quantized.engine` for the block (None leaves it as it is), then restores the previous one.
 
-    Weights are packed for the engine that is current when a model is converted, so conversion must run under
-    the target engine; restoring it keeps this process's other models on the engine they were packed for.
+    Weights are packed for the engine that is current when a model is converted, and run on the one current when
+    it is called, so conversion and evaluation run under the target engine; restoring it keeps this process's
+    other models on the engine they were packed for.
     """
     previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = engine
+    if engine is not None:
+        torch.backends.quantized.engine = engine
     try:
         yield
     finally:
@@ -184,7 +186,7 @@ class StaticInt8Quantization(_PacksForAnEngine):
         """
         engine = resolve_engine(self.engine)
         batches, source = self.observed_batches(example_input, calibration)
-        with _quantized_engine(engine), torch.no_grad():
+        with quantized_engine(engine), torch.no_grad():
             prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (example_input,))
             for batch in batches:
                 prepared(batch)
@@ -200,7 +202,7 @@ class StaticInt8Quantization(_PacksForAnEngine):
         """
         assert isinstance(model, GraphModule), "finalize takes the model that apply prepared (an FX GraphModule)"
         engine = resolve_engine(self.engine)
-        with _quantized_engine(engine):
+        with quantized_engine(engine):
             converted = convert_fx(copy.deepcopy(model))
         left_float = sum(isinstance(module, _FLOAT_LAYERS) for module in converted.modules())
         notes = f"{left_float} conv/linear layers left fp32 (not quantized)" if left_float else ""
@@ -281,7 +283,7 @@ class DynamicInt8Quantization(_PacksForAnEngine):
     def finalize(self, model: nn.Module) -> Executable:
         """Returns an eval-mode copy of `model` with every `nn.Linear` swapped for a dynamic int8 Linear."""
         engine = resolve_engine(self.engine)
-        with _quantized_engine(engine):
+        with quantized_engine(engine):
             quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
         return Executable(
             quantized,

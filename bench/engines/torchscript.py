@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -13,20 +11,9 @@ from bench.artifacts import save_torchscript
 from bench.engines.base import Engine, Exported, Source
 from bench.measure.accuracy import EvalSplit, top1
 from bench.measure.size import dense_bytes
+from compressors.quant_int8 import quantized_engine
 
 __all__ = ["TorchScript"]
-
-
-@contextmanager
-def _quantized_engine(engine: str | None) -> Iterator[None]:
-    """Run int8 kernels on the engine they were packed for, as the timing worker does, then restore the default."""
-    previous = torch.backends.quantized.engine
-    if engine is not None:
-        torch.backends.quantized.engine = engine
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = previous
 
 
 class TorchScript(Engine):
@@ -54,5 +41,5 @@ class TorchScript(Engine):
 
     def top1(self, source: Source, exported: Exported, test: EvalSplit) -> float:
         # The CSR or int8 module itself is evaluated, not assumed equal to the trainable one.
-        with _quantized_engine(exported.quantized_engine):
+        with quantized_engine(exported.quantized_engine):
             return top1(source.executable.model, test)
