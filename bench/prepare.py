@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 import compressors
-from bench.engines import Engine, Exported, Source
+from bench.engines import Engine, EngineLimit, Exported, Source
 from bench.matrix import Cell
 from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
@@ -79,6 +79,8 @@ class Preparation:
         self._recovered: dict[str, tuple[Compressed, float | None]] = {}
         self._candidates: dict[tuple[Any, ...], _Candidate] = {}
         self._artifacts: dict[tuple[Any, ...], Artifact] = {}
+        # Why an engine cannot run a candidate, kept so the candidate's other cells skip without trying again.
+        self._limits: dict[tuple[Any, ...], EngineLimit] = {}
         self._accuracy: dict[tuple[Any, ...], float | None] = {}
         self._macs: dict[tuple[Any, ...], Macs] = {}
 
@@ -91,10 +93,16 @@ class Preparation:
         candidate = self._candidate(cell, config)
         batch = cell.batch if engine.batch_specific else None
         key = (*_key(config), engine.name, batch)
+        if key in self._limits:
+            raise self._limits[key]
         if key not in self._artifacts:
             reference = self._references.get(cell.model)
-            path = self._directory / f"candidate-{len(self._artifacts) + 1}.{engine.suffix}"
-            exported = engine.candidate(candidate.source, reference.example_input(cell.batch), path)
+            path = self._directory / f"candidate-{len(self._artifacts) + len(self._limits) + 1}.{engine.suffix}"
+            try:
+                exported = engine.candidate(candidate.source, reference.example_input(cell.batch), path)
+            except EngineLimit as limit:
+                self._limits[key] = limit
+                raise
             self._artifacts[key] = Artifact(exported, self._engine_fields(candidate, engine, exported, reference))
         artifact = self._artifacts[key]
         fields = {**candidate.fields, **artifact.fields, "macs": self._macs_of(cell, config, candidate)}
@@ -122,6 +130,7 @@ class Preparation:
         self._recovered.clear()
         self._candidates.clear()
         self._artifacts.clear()
+        self._limits.clear()
         self._accuracy.clear()
         self._macs.clear()
 

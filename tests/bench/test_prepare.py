@@ -111,6 +111,10 @@ def test_onnx_runtime_quantizes_int8_itself_and_evaluates_what_it_runs(tmp_path:
 def test_a_candidate_onnx_cannot_express_is_a_limit_of_the_engine(tmp_path: Path, references: References) -> None:
     (cell, *_) = _cells(tmp_path, {"prune.unstructured": {"sparsity": 0.9, "execution": "csr"}}, ["onnxruntime"])
     preparation = Preparation(references, tmp_path / "scratch")
-    with pytest.raises(EngineLimit, match="sparse CSR .* cannot be exported to ONNX"):
+    with pytest.raises(EngineLimit, match="sparse CSR .* cannot be exported to ONNX") as first:
         preparation.artifact(cell, _config(cell), engines.get("onnxruntime"))
+    # The candidate's other cells are skipped for the same reason without exporting again.
+    with pytest.raises(EngineLimit) as again:
+        preparation.artifact(cell, _config(cell), engines.get("onnxruntime"))
+    assert again.value is first.value and preparation.counts()["artifacts"] == 0
     preparation.close()
