@@ -5,7 +5,18 @@ Importing this package registers every built-in compressor, so `names()` lists t
 
 from compressors import chain, channel, dsconv, identity, lowrank, quant_int8, quant_weights, unstructured
 from compressors._checks import parse_value
-from compressors.base import Compressed, CompressorConfig, CompressorLimit, Executable, WeightCode
+from compressors._modules import reinitialize
+from compressors.base import (
+    Compressed,
+    CompressorConfig,
+    CompressorLimit,
+    Executable,
+    Fit,
+    Training,
+    TrainingFacts,
+    TrainLoss,
+    WeightCode,
+)  # fmt: skip
 from compressors.registry import UnknownCompressorError, get, names, register
 
 __all__ = [
@@ -13,11 +24,16 @@ __all__ = [
     "CompressorConfig",
     "CompressorLimit",
     "Executable",
+    "Fit",
+    "Training",
+    "TrainingFacts",
+    "TrainLoss",
     "UnknownCompressorError",
     "WeightCode",
     "get",
     "names",
     "parse_value",
+    "reinitialize",
     "register",
 ]
 

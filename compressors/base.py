@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import torch
 from torch import nn
 
-__all__ = ["Compressed", "CompressorConfig", "CompressorLimit", "Executable", "WeightCode"]
+__all__ = [
+    "Compressed", "CompressorConfig", "CompressorLimit", "Executable", "Fit", "Training", "TrainingFacts", "TrainLoss",
+    "WeightCode",
+]  # fmt: skip
 
 
 class CompressorLimit(Exception):
@@ -97,6 +100,75 @@ class Executable:
     quantized_engine: str | None = None
 
 
+TrainLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+"""`loss(model, images, labels)`: the scalar loss of one mini-batch, for a compressor whose training is not plain
+cross-entropy on the model's output (exit heads, several widths)."""
+
+
+class Fit(Protocol):
+    """The suite's training loop, lent to a compressor that trains."""
+
+    def __call__(
+        self,
+        model: nn.Module,
+        steps: int,
+        *,
+        masks: Mapping[str, torch.Tensor] | None = None,
+        loss: TrainLoss | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Train `model` in place for `steps` mini-batches of the model's training split (Adam), then eval mode.
+
+        Args:
+            masks: Parameter name -> bool tensor of kept entries, reapplied after every step so pruned weights
+                stay zero.
+            loss: The mini-batch loss; cross-entropy of `model(images)` when None.
+            seed: Seeds the data order; the cell's seed (`Training.seed`) when None.
+        """
+
+
+@dataclass(frozen=True)
+class TrainingFacts:
+    """What is known before anything trains, for a compressor that trains to refuse a cell it cannot do.
+
+    Attributes:
+        steps: The cell's training budget in mini-batches (the run's `finetune_steps`).
+        reference_steps: How many mini-batches the suite's training of the reference takes; None when the suite
+            does not train the model (user weights, or no bundled data).
+        initial_weights: Whether the reference's weights before training are stored (models the suite trains).
+    """
+
+    steps: int
+    reference_steps: int | None
+    initial_weights: bool
+
+
+@dataclass(frozen=True)
+class Training:
+    """What the suite lends a compressor that trains (`CompressorConfig.trains`): a loop over the model's real
+    training split, the cell's budget and seed, and the reference's own starting points.
+
+    Attributes:
+        steps: The cell's whole training budget in mini-batches, for the compressor to spend as its method says.
+        seed: The cell's training seed: data order, and anything the compressor draws at random.
+        fit: The training loop.
+        evaluate: Top-1 of a model on the held-out split, for figures a compressor reports along its way.
+        initial_state: The reference's weights before its training (seeded, stored with the cached model), or
+            None when the suite did not train it.
+        rewound_state: `rewound_state(k)`: the reference's weights after k steps of its own training, replayed
+            from `initial_state` with the reference's recipe; None where `initial_state` is None.
+        reference_steps: How many mini-batches the reference's training took, or None.
+    """
+
+    steps: int
+    seed: int
+    fit: Fit
+    evaluate: Callable[[nn.Module], float]
+    initial_state: Mapping[str, torch.Tensor] | None
+    rewound_state: Callable[[int], dict[str, torch.Tensor]] | None
+    reference_steps: int | None
+
+
 @dataclass(frozen=True)
 class CompressorConfig(abc.ABC):
     """Base of every compressor config: frozen, validated in `__post_init__`, JSON round-trip.
@@ -113,6 +185,9 @@ class CompressorConfig(abc.ABC):
     # "dynamic": weights only), so an engine with a quantizer of its own (ONNX Runtime) applies its equivalent to
     # the float model instead of running torch's int8 modules; None for every other compressor.
     int8_scheme: ClassVar[str | None] = None
+    # Whether the compressor trains as it compresses (iterative pruning, exit heads, slimmable widths): the suite
+    # calls `apply_trained` with the cell's whole training budget, and runs no recovery after it.
+    trains: ClassVar[bool] = False
 
     @property
     def recoverable(self) -> bool:
@@ -140,6 +215,24 @@ class CompressorConfig(abc.ABC):
         Returns:
             The trainable compressed model with its masks and facts.
         """
+
+    def apply_trained(
+        self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor], training: Training
+    ) -> Compressed:
+        """Compresses a copy of `model`, training with what the suite lends; only called where `trains` is True.
+
+        Args:
+            model: The trained dense reference, never mutated.
+            example_input: As for `apply`.
+            calibration: As for `apply`.
+            training: The training loop, budget, seed and the reference's starting points.
+        """
+        raise NotImplementedError(f"{self.name} does not train; the suite calls apply")
+
+    def check_training(self, facts: TrainingFacts) -> None:
+        """Raises ValueError (one line) if this config cannot train under `facts`; called at config time for every
+        model the run trains. The default accepts everything (compressors that do not train)."""
+        return None
 
     def check(self, model: nn.Module) -> None:
         """Raises ValueError (one line: what is wrong, what is accepted) if this config cannot apply to `model`.
