@@ -33,7 +33,7 @@ aarch64 with torch 2.9.1)."""
 _HOST = re.compile(r"^[A-Za-z0-9_.:\[\]%@-]+$")
 _OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=\S.*$")
 _HASH_CHUNK = 1 << 20
-_ARTIFACT_KEYS = ("baseline", "candidate")  # the pair fields that are host paths (other pair kinds have none)
+_ARTIFACT_KEYS = ("baseline", "candidate", "inputs")  # the pair fields that are host paths (a gemm pair has none)
 _ASSUMED_LINK_BYTES_PER_S = 1e6  # an upload's timeout grows by its size at 1 MB/s, a slow Wi-Fi link
 
 

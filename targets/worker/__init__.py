@@ -21,6 +21,12 @@ Requests:
       alone). The result adds ``engine``: the engine's name and version, and for torchscript the
       ``quantized_engine``, for onnxruntime the ``graph_optimization_level``, the session's ``providers`` and its
       ``intra_op_threads`` and ``inter_op_threads``. An engine not installed on the device fails the request.
+    - ``"stream"``: like ``"artifacts"``, but timed on real inputs instead of a random one: ``inputs`` is a file
+      of one float tensor (N, ...) saved by ``torch.save`` (read with ``weights_only``), and each of its N rows is
+      run alone, at batch 1, one call per side and input, interleaved (see ``stream``); for models whose work
+      depends on the input. ``baseline_s``/``candidate_s`` are then each round's mean over the inputs, and the
+      result adds ``inputs`` (N) and ``baseline_inputs_s``/``candidate_inputs_s``: each input's median over the
+      rounds, in the file's order.
     - ``"gemm_2_4"`` (``device: "cuda"``, compute capability >= 8.0): ``gemm: [m, k, n]``. The worker builds a
       seeded random fp16 weight (m x k) pruned 2:4 along k (in every 4 consecutive weights the 2 largest
       magnitudes are kept) and an fp16 input (k x n), and times ``torch.mm`` with the dense weight (baseline)

@@ -42,6 +42,7 @@ PAIR_DEFAULTS: dict[str, Any] = {
 
 PAIR_KINDS: dict[str, tuple[str, ...]] = {
     "artifacts": ("baseline", "candidate", "input_shape"),
+    "stream": ("baseline", "candidate", "inputs"),
     "gemm_2_4": ("gemm",),
 }
 """What a PAIR of each kind must give besides ``id``."""
@@ -121,11 +122,13 @@ def validate_pair(raw: Any, device: str) -> dict[str, Any]:
     name = pair["engine"]
     if not isinstance(name, str) or name not in ENGINES:
         raise ValueError(f"pair {pair['id']!r}: engine must be one of {', '.join(sorted(ENGINES))}, got {name!r}")
-    shape = pair["input_shape"]
-    if not isinstance(shape, list) or not all(_is_integer(d) and d > 0 for d in shape):
-        raise ValueError(f"input_shape must be a list of positive integers, got {shape!r}")
+    if kind == "artifacts":
+        shape = pair["input_shape"]
+        if not isinstance(shape, list) or not all(_is_integer(d) and d > 0 for d in shape):
+            raise ValueError(f"input_shape must be a list of positive integers, got {shape!r}")
     ENGINES[name].check(pair, device)
-    for key in ("baseline", "candidate"):
+    files = ("baseline", "candidate", "inputs") if kind == "stream" else ("baseline", "candidate")
+    for key in files:
         if not isinstance(pair[key], str) or not os.path.isfile(pair[key]):
-            raise FileNotFoundError(f"{key} artifact not found: {pair[key]}")
+            raise FileNotFoundError(f"{key} {'file' if key == 'inputs' else 'artifact'} not found: {pair[key]}")
     return pair

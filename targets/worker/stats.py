@@ -5,10 +5,15 @@ The host imports these from ``targets.worker``; the worker summarizes each pair 
 
 from __future__ import annotations
 
+import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable
 
-__all__ = ["ci_rel_halfwidth", "iqr", "median", "median_ci", "summarize"]
+__all__ = [
+    "bootstrap_ratio_ci", "ci_rel_halfwidth", "distribution", "iqr", "median", "median_ci", "percentile", "summarize",
+    "verdict",
+]  # fmt: skip
 
 
 def median(xs: Sequence[float]) -> float:
@@ -99,6 +104,18 @@ def ci_rel_halfwidth(speedups: Sequence[float]) -> float:
     return max(speedup - low, high - speedup) / speedup
 
 
+def verdict(speedups: Sequence[float], used_s: float, pair: Mapping[str, Any]) -> str | None:
+    """Why the rounds stop now, or None to go on: ``ci`` once the median speedup's interval is within
+    ``ci_rel``, ``budget`` once ``budget_s`` of timed work is spent; neither before ``min_rounds``."""
+    if len(speedups) < pair["min_rounds"]:
+        return None
+    if ci_rel_halfwidth(speedups) <= pair["ci_rel"]:
+        return "ci"
+    if used_s >= pair["budget_s"]:
+        return "budget"
+    return None
+
+
 def summarize(baseline_s: Sequence[float], candidate_s: Sequence[float], speedups: Sequence[float]) -> dict[str, float]:
     """Summary statistics of one timed pair.
 
@@ -126,3 +143,61 @@ def summarize(baseline_s: Sequence[float], candidate_s: Sequence[float], speedup
         "speedup_ci_high": high,
         "ci_rel_halfwidth": ci_rel_halfwidth(speedups),
     }
+
+
+def percentile(xs: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) with linear interpolation between order statistics, numpy's default.
+
+    Raises:
+        ValueError: If ``xs`` is empty or ``q`` is outside [0, 100].
+    """
+    if not xs:
+        raise ValueError("percentile of an empty sample")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"q must be in [0, 100], got {q}")
+    ordered = sorted(xs)
+    position = (len(ordered) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def distribution(xs: Sequence[float]) -> dict[str, float]:
+    """Mean, median, 90th and 99th percentile of latencies: what a stream of inputs costs on average and what
+    its slowest inputs cost, which differ when the work depends on the input."""
+    return {
+        "mean_s": float(statistics.fmean(xs)),
+        "p50_s": percentile(xs, 50.0),
+        "p90_s": percentile(xs, 90.0),
+        "p99_s": percentile(xs, 99.0),
+    }
+
+
+def bootstrap_ratio_ci(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    statistic: Callable[[Sequence[float]], float],
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic(baseline) / statistic(candidate)`` over paired items.
+
+    Items (the inputs of a stream) are drawn with replacement, the same draw for both sides, so the interval
+    says how much the ratio depends on which inputs the stream happened to hold, timing noise included.
+
+    Raises:
+        ValueError: If the sides are empty or of different lengths, or ``confidence`` is outside (0, 1).
+    """
+    if not baseline or len(baseline) != len(candidate):
+        raise ValueError(f"paired samples of equal, non-zero length needed, got {len(baseline)} and {len(candidate)}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = random.Random(seed)
+    indices = range(len(baseline))
+    ratios = []
+    for _ in range(resamples):
+        drawn = rng.choices(indices, k=len(baseline))
+        ratios.append(statistic([baseline[i] for i in drawn]) / statistic([candidate[i] for i in drawn]))
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    return percentile(ratios, tail), percentile(ratios, 100.0 - tail)

@@ -1,6 +1,7 @@
 """How one pair is timed: warm-up, calibrated blocks, interleaved rounds until the stopping rule fires.
 
-The loop knows nothing of engines or pair kinds: it times two callables of one input, whatever produced them.
+The loop knows nothing of engines or pair kinds: it times two callables of one input, whatever produced them; a
+``stream`` pair's callables are timed over its list of real inputs instead (see ``stream``).
 """
 
 from __future__ import annotations
@@ -8,42 +9,16 @@ from __future__ import annotations
 import math
 import time
 from contextlib import AbstractContextManager
-from typing import Any, Callable
+from typing import Any
 
-import torch
-
-from . import gemm_2_4
+from . import gemm_2_4, stream
+from .clock import Model, time_block
 from .engines import ENGINES
 from .machine import machine_busy_s, own_cpu_s, thermal
 from .operands import Operands
-from .stats import ci_rel_halfwidth, summarize
+from .stats import summarize, verdict
 
 __all__ = ["time_pair"]
-
-Model = Callable[[Any], Any]
-
-
-def _time_block(model: Model, x: Any, iters: int) -> float:
-    """Seconds for ``iters`` back-to-back calls.
-
-    On a GPU the calls only queue kernels, so a block on a CUDA tensor is bracketed by CUDA events and ends with a
-    synchronization: the time is the GPU's, not the time the host took to launch. Inputs that are not CUDA tensors
-    (a numpy array for ONNX Runtime, whose runs return only when done) are timed by the host clock.
-    """
-    if getattr(x, "is_cuda", False):
-        torch.cuda.synchronize()
-        start_event = torch.cuda.Event(enable_timing=True)
-        end_event = torch.cuda.Event(enable_timing=True)
-        start_event.record()
-        for _ in range(iters):
-            model(x)
-        end_event.record()
-        end_event.synchronize()
-        return float(start_event.elapsed_time(end_event)) / 1000.0
-    start = time.perf_counter()
-    for _ in range(iters):
-        model(x)
-    return time.perf_counter() - start
 
 
 def _warm_up(model: Model, x: Any, seconds: float) -> None:
@@ -61,7 +36,7 @@ def _calibrate(model: Model, x: Any, block_min_s: float) -> int:
     """
     iters = 1
     while True:
-        elapsed = _time_block(model, x, iters)
+        elapsed = time_block(model, x, iters)
         if elapsed >= block_min_s:
             return iters
         # Aim 20% past the target, but grow at most 10x per step in case one fast block was a fluke.
@@ -87,22 +62,37 @@ def _rounds(
     while len(speedups) < pair["max_rounds"]:
         # Alternate A B / B A so that slow drift (frequency, thermal) does not favour either side.
         if len(speedups) % 2 == 0:
-            t_base = _time_block(baseline, x, n_base)
-            t_cand = _time_block(candidate, x, n_cand)
+            t_base = time_block(baseline, x, n_base)
+            t_cand = time_block(candidate, x, n_cand)
         else:
-            t_cand = _time_block(candidate, x, n_cand)
-            t_base = _time_block(baseline, x, n_base)
+            t_cand = time_block(candidate, x, n_cand)
+            t_base = time_block(baseline, x, n_base)
         used_s += t_base + t_cand
         baseline_s.append(t_base / n_base)
         candidate_s.append(t_cand / n_cand)
         speedups.append(baseline_s[-1] / candidate_s[-1])
-        if len(speedups) < pair["min_rounds"]:
-            continue
-        if ci_rel_halfwidth(speedups) <= pair["ci_rel"]:
-            return baseline_s, candidate_s, speedups, "ci"
-        if used_s >= pair["budget_s"]:
-            return baseline_s, candidate_s, speedups, "budget"
+        stopped_by = verdict(speedups, used_s, pair)
+        if stopped_by is not None:
+            return baseline_s, candidate_s, speedups, stopped_by
     return baseline_s, candidate_s, speedups, "max_rounds"
+
+
+def _measure(operands: Operands, pair: dict[str, Any]) -> dict[str, Any]:
+    """Warm-up, calibration and rounds of a pair timed on its one input."""
+    _warm_up(operands.baseline, operands.x, pair["warmup_s"])
+    _warm_up(operands.candidate, operands.x, pair["warmup_s"])
+    iters = (
+        _calibrate(operands.baseline, operands.x, pair["block_min_s"]),
+        _calibrate(operands.candidate, operands.x, pair["block_min_s"]),
+    )
+    baseline_s, candidate_s, speedups, stopped_by = _rounds(operands, iters, pair)
+    return {
+        "iters_per_block": {"baseline": iters[0], "candidate": iters[1]},
+        "baseline_s": baseline_s,
+        "candidate_s": candidate_s,
+        "speedups": speedups,
+        "stopped_by": stopped_by,
+    }
 
 
 def _operands(pair: dict[str, Any], device: str, threads: int) -> AbstractContextManager[Operands]:
@@ -119,13 +109,7 @@ def time_pair(pair: dict[str, Any], device: str, threads: int) -> dict[str, Any]
     own_start = own_cpu_s()
     wall_start = time.perf_counter()
     with _operands(pair, device, threads) as operands:
-        _warm_up(operands.baseline, operands.x, pair["warmup_s"])
-        _warm_up(operands.candidate, operands.x, pair["warmup_s"])
-        iters = (
-            _calibrate(operands.baseline, operands.x, pair["block_min_s"]),
-            _calibrate(operands.candidate, operands.x, pair["block_min_s"]),
-        )
-        baseline_s, candidate_s, speedups, stopped_by = _rounds(operands, iters, pair)
+        measured = stream.measure(operands, pair) if pair["kind"] == "stream" else _measure(operands, pair)
     wall_s = time.perf_counter() - wall_start
     busy_end = machine_busy_s()
     other_cpu_cores = None
@@ -135,16 +119,12 @@ def time_pair(pair: dict[str, Any], device: str, threads: int) -> dict[str, Any]
         other_cpu_cores = max(0.0, other_s / wall_s)
     return {
         "id": pair["id"],
-        "iters_per_block": {"baseline": iters[0], "candidate": iters[1]},
-        "baseline_s": baseline_s,
-        "candidate_s": candidate_s,
-        "speedups": speedups,
-        "rounds": len(speedups),
-        "stopped_by": stopped_by,
+        **measured,
+        "rounds": len(measured["speedups"]),
         "wall_s": wall_s,
         "other_cpu_cores": other_cpu_cores,
         "thermal_before": thermal_before,
         "thermal_after": thermal(),
-        "summary": summarize(baseline_s, candidate_s, speedups),
+        "summary": summarize(measured["baseline_s"], measured["candidate_s"], measured["speedups"]),
         **operands.facts,
     }

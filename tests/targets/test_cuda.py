@@ -90,7 +90,7 @@ def test_worker_validates_gemm_2_4_pairs_before_timing(artifacts: dict[str, str]
     assert all(r["ok"] is False and "\n" not in r["error"] for r in (on_cpu, extra_field, bad_kind, bad_gemm, engine))
     assert on_cpu["error"] == "ValueError: gemm_2_4 pairs run on device 'cuda' only, got 'cpu'"
     assert extra_field["error"] == "ValueError: pair 'gemm' has unknown field(s) baseline"
-    assert bad_kind["error"] == "ValueError: pair kind must be one of artifacts, gemm_2_4, got 'gemm_3_4'"
+    assert bad_kind["error"] == "ValueError: pair kind must be one of artifacts, stream, gemm_2_4, got 'gemm_3_4'"
     assert bad_gemm["error"].startswith("ValueError: gemm must be [m, k, n], three positive integers")
     assert engine["error"].startswith("ValueError: quantized_engine applies to artifact pairs, not gemm_2_4")
 

@@ -2,8 +2,9 @@
 
 Sessions are set up the same way everywhere, so that numbers from two devices differ by the device only: the
 request's threads inside an operator, one thread across operators, sequential execution, all graph optimizations,
-and exactly the execution provider of the asked device. The input is the same seeded ``torch.randn`` a TorchScript
-pair gets, handed over as a float32 numpy array; on CUDA each run therefore includes its copies to and from the GPU.
+and exactly the execution provider of the asked device. The input is the same seeded ``torch.randn`` (or the same
+stream of real inputs) a TorchScript pair gets, handed over as float32 numpy arrays; on CUDA each run therefore
+includes its copies to and from the GPU.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable
 
-import torch
-
+from ..inputs import pair_inputs
 from ..operands import Operands
 
 __all__ = ["NOT_INSTALLED", "PROVIDERS", "check", "info", "operands"]
@@ -97,12 +97,11 @@ def _runner(session: Any, path: str) -> Callable[[Any], Any]:
 
 @contextmanager
 def operands(pair: dict[str, Any], device: str, threads: int) -> Iterator[Operands]:
-    """Both ``.onnx`` files as ORT sessions with ``threads`` intra-op threads, and the seeded float32 input."""
+    """Both ``.onnx`` files as ORT sessions with ``threads`` intra-op threads, and the pair's float32 input(s)."""
     ort = _require()
     baseline = _session(ort, pair["baseline"], device, threads)
     candidate = _session(ort, pair["candidate"], device, threads)
-    torch.manual_seed(pair["seed"])
-    x = torch.randn(pair["input_shape"]).numpy()
+    x = pair_inputs(pair, lambda tensor: tensor.numpy())
     facts = {
         "engine": {
             "name": "onnxruntime",

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..inputs import pair_inputs
 from ..operands import Operands
 
 __all__ = ["check", "info", "operands"]
@@ -28,7 +29,8 @@ def check(pair: dict[str, Any], device: str) -> None:
 
 @contextmanager
 def operands(pair: dict[str, Any], device: str, threads: int) -> Iterator[Operands]:
-    """Both TorchScript files loaded onto ``device``, a seeded ``torch.randn`` input there, under inference mode.
+    """Both TorchScript files loaded onto ``device``, the pair's input(s) there (``inputs.pair_inputs``), under
+    inference mode.
 
     int8 kernels dispatch on the quantized engine set when the model runs (fbgemm/x86 on x86, qnnpack on ARM), so
     the pair's engine is set for the pair and the previous one put back after it: a long-lived worker must not
@@ -40,8 +42,7 @@ def operands(pair: dict[str, Any], device: str, threads: int) -> Iterator[Operan
             torch.backends.quantized.engine = pair["quantized_engine"]
         baseline = torch.jit.load(pair["baseline"], map_location=device).eval()
         candidate = torch.jit.load(pair["candidate"], map_location=device).eval()
-        torch.manual_seed(pair["seed"])
-        x = torch.randn(pair["input_shape"]).to(device)
+        x = pair_inputs(pair, lambda tensor: tensor.to(device))
         facts = {
             "engine": {"name": "torchscript", "torch": torch.__version__, "quantized_engine": pair["quantized_engine"]}
         }
