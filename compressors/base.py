@@ -188,6 +188,9 @@ class CompressorConfig(abc.ABC):
     # Whether the compressor trains as it compresses (iterative pruning, exit heads, slimmable widths): the suite
     # calls `apply_trained` with the cell's whole training budget, and runs no recovery after it.
     trains: ClassVar[bool] = False
+    # Whether what the executable computes, and so its latency, depends on the input (an early exit): the suite
+    # times it over a stream of real inputs at batch 1 instead of one random tensor.
+    input_dependent: ClassVar[bool] = False
 
     @property
     def recoverable(self) -> bool:

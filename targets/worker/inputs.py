@@ -19,7 +19,7 @@ def load_inputs(path: str) -> list[torch.Tensor]:
     """
     tensor = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() or tensor.dim() < 2 or not len(tensor):
-        found = f"a tensor of shape {tuple(tensor.shape)}" if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        found = f"a tensor of shape {tuple(tensor.shape)}" if isinstance(tensor, torch.Tensor) else type(tensor)
         raise ValueError(f"inputs {path} must hold a float tensor (N, ...) with N >= 1, got {found}")
     return [tensor[i : i + 1].float().contiguous() for i in range(len(tensor))]
 

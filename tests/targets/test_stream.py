@@ -99,7 +99,9 @@ def test_a_stream_pair_runs_on_onnxruntime(tmp_path: Path) -> None:
         ({"inputs": "/nonexistent/inputs.pt"}, r"^inputs file not found: /nonexistent/inputs.pt$"),
     ],
 )
-def test_a_bad_stream_pair_is_refused_before_timing(stream: dict[str, Any], change: dict[str, Any], message: str) -> None:
+def test_a_bad_stream_pair_is_refused_before_timing(
+    stream: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
     pair = {key: value for key, value in {**_pair(stream), **change}.items() if value is not None}
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         validate_pair(pair, "cpu")
