@@ -20,18 +20,21 @@ from bench.records.types import (
     STATUSES,
     Accuracy,
     CellRecord,
+    LatencyStats,
     LayerResult,
     LayersRecord,
     Macs,
     ModelRecord,
     Record,
     Sizes,
+    StreamLatency,
     Timing,
 )
 
 __all__ = [
     "SCHEMA_VERSION", "KINDS", "STATUSES", "FLAGS", "ENCODINGS", "DEFAULT_ENGINE", "RecordError", "NewerSchemaError",
-    "load_record", "record_json", "machine_id", "Timing", "Sizes", "Macs", "Accuracy", "LayerResult",
+    "load_record", "record_json", "machine_id", "Timing", "LatencyStats", "StreamLatency", "Sizes", "Macs", "Accuracy",
+    "LayerResult",
     "CellRecord", "ModelRecord", "LayersRecord", "Record",
 ]  # fmt: skip
 

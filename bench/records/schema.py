@@ -11,6 +11,10 @@ Version history:
        model, efficiency) are no longer stored.
     3: `accuracy.images`, the size of the held-out set (for top-1's standard error); version-2 records get it
        from their note, which the suite wrote as "top-1 on SET (N images)".
+
+Parts that only add detail come without a new version, as the decoder ignores keys it does not know: a model
+record's optional `latency` (the distribution over a stream of real inputs, see `StreamLatency`) is absent from
+older records and read as None.
 """
 
 from __future__ import annotations

@@ -6,13 +6,16 @@ A record is what the store keeps and every report reads: SI units in the field n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from targets.worker.stats import bootstrap_ratio_ci, distribution, percentile
+
 __all__ = [
-    "STATUSES", "FLAGS", "ENCODINGS", "DEFAULT_ENGINE", "Timing", "Sizes", "Macs", "Accuracy", "LayerResult",
-    "CellRecord", "ModelRecord", "LayersRecord", "Record",
+    "STATUSES", "FLAGS", "ENCODINGS", "DEFAULT_ENGINE", "Timing", "LatencyStats", "StreamLatency", "Sizes", "Macs",
+    "Accuracy", "LayerResult", "CellRecord", "ModelRecord", "LayersRecord", "Record",
 ]  # fmt: skip
 
 STATUSES = ("ok", "failed", "skipped")
@@ -111,6 +114,71 @@ class Timing:
     @property
     def flags(self) -> tuple[str, ...]:
         return tuple(flag for flag in FLAGS if getattr(self, flag))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyStats:
+    """One side's latency over a stream of inputs: the mean (what the stream costs per input) and percentiles
+    over the inputs (what its slower inputs cost)."""
+
+    mean_s: float
+    p50_s: float
+    p90_s: float
+    p99_s: float
+
+    def __post_init__(self) -> None:
+        _positive("latency", mean_s=self.mean_s, p50_s=self.p50_s, p90_s=self.p90_s, p99_s=self.p99_s)
+
+
+def _p99(xs: Sequence[float]) -> float:
+    return percentile(xs, 99.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamLatency:
+    """Latency of a model whose work depends on its input, over a stream of real inputs each timed alone at batch
+    1 (a worker ``stream`` pair), against the baseline on the same inputs.
+
+    The samples are each input's median over the rounds, in the stream's order. The intervals are 95% percentile
+    bootstraps over the inputs (paired, `BOOTSTRAP_RESAMPLES` draws, seeded), so they carry both the timing noise
+    and how much the figure depends on which inputs the stream holds. The mean speedup says what the stream
+    costs; the p99 speedup what its slowest inputs cost, which an early exit can make worse than the baseline's.
+    """
+
+    inputs: int
+    baseline: LatencyStats
+    candidate: LatencyStats
+    speedup_mean: float
+    speedup_mean_ci_low: float
+    speedup_mean_ci_high: float
+    speedup_p99: float
+    speedup_p99_ci_low: float
+    speedup_p99_ci_high: float
+    samples_baseline_s: tuple[float, ...]
+    samples_s: tuple[float, ...]
+
+    BOOTSTRAP_RESAMPLES: ClassVar[int] = 2000
+
+    def __post_init__(self) -> None:
+        _positive("latency", inputs=self.inputs, speedup_mean=self.speedup_mean, speedup_p99=self.speedup_p99)
+        if not len(self.samples_baseline_s) == len(self.samples_s) == self.inputs:
+            raise ValueError(f"latency has {self.inputs} inputs but {len(self.samples_s)} samples")
+
+    @classmethod
+    def from_worker(cls, result: Mapping[str, Any]) -> StreamLatency:
+        """The distribution from a stream pair's answer (``baseline_inputs_s``, ``candidate_inputs_s``)."""
+        baseline = [float(x) for x in result["baseline_inputs_s"]]
+        candidate = [float(x) for x in result["candidate_inputs_s"]]
+        ours, theirs = distribution(candidate), distribution(baseline)
+        resamples = cls.BOOTSTRAP_RESAMPLES
+        mean_low, mean_high = bootstrap_ratio_ci(baseline, candidate, statistics.fmean, resamples)
+        p99_low, p99_high = bootstrap_ratio_ci(baseline, candidate, _p99, resamples)
+        return cls(
+            inputs=len(candidate), baseline=LatencyStats(**theirs), candidate=LatencyStats(**ours),
+            speedup_mean=theirs["mean_s"] / ours["mean_s"], speedup_mean_ci_low=mean_low,
+            speedup_mean_ci_high=mean_high, speedup_p99=theirs["p99_s"] / ours["p99_s"], speedup_p99_ci_low=p99_low,
+            speedup_p99_ci_high=p99_high, samples_baseline_s=tuple(baseline), samples_s=tuple(candidate),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -313,6 +381,9 @@ class ModelRecord(CellRecord):
     macs: Macs | None = None
     accuracy: Accuracy | None = None
     timing: Timing | None = None
+    # For a compressor whose work depends on the input (`input_dependent`): latency over a stream of real inputs,
+    # whose per-round means `timing` also holds; None for every other cell and for older records.
+    latency: StreamLatency | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
