@@ -15,10 +15,11 @@ import compressors
 from bench import engines
 from bench.config import TimingConfig
 from bench.engines import EngineLimit
+from bench.exit_facts import check_branches, stream_file
 from bench.layers import Gemm, gemm_2_4_pairs, gemm_pairs
 from bench.matrix import SEMI_STRUCTURED, Cell
 from bench.prepare import Preparation
-from bench.records import LayerResult, Timing
+from bench.records import LayerResult, StreamLatency, Timing
 from bench.references import References
 from targets import Target
 
@@ -57,6 +58,10 @@ def measure_model_cell(
     missing = engine.device_unavailable(machine, target.device)
     if missing is not None:
         raise EngineLimit(engine.name, f"target '{cell.target}': {missing}")
+    if config.input_dependent and cell.batch != 1:
+        # One batched graph cannot leave early for some samples and not others: it would run every exit for all.
+        raise compressors.CompressorLimit("time", f"at batch {cell.batch}: its work is decided per input, so it is"
+                                          " timed at batch 1 only")  # fmt: skip
     artifact = preparation.artifact(cell, config, engine)
     if artifact.exported.quantized_engine is not None and target.device == "cuda":
         # torch.ao int8 modules only have CPU kernels: whatever ran on the GPU would not be int8.
@@ -72,8 +77,15 @@ def measure_model_cell(
         "input_shape": list(reference.example_input(cell.batch).shape),
         "quantized_engine": artifact.exported.quantized_engine,
     }
+    if config.input_dependent:
+        check_branches(artifact.exported, engine.name)
+        assert reference.test is not None, "a compressor that trains has the model's data"
+        del pair["input_shape"]
+        pair.update(kind="stream", inputs=str(stream_file(cell.model, reference.test, references.artifact_dir)))
     (result,) = target.time_pairs([_pair(pair, timing)], cell.threads)
     fields["timing"] = Timing.from_worker(result)
+    if config.input_dependent:
+        fields["latency"] = StreamLatency.from_worker(result)
     fields["engine_details"] = result.get("engine", {})
     return fields
 

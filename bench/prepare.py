@@ -13,6 +13,7 @@ from typing import Any
 
 import compressors
 from bench.engines import Engine, EngineLimit, Exported, Source
+from bench.exit_facts import ExitFacts, exit_facts
 from bench.matrix import Cell
 from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
@@ -35,6 +36,8 @@ class _Candidate:
     accuracy_before: float | None
     sizes: dict[str, int]
     fields: dict[str, Any]
+    # Where test inputs leave and what that costs, for a compressor whose work depends on the input.
+    exit_facts: ExitFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,9 @@ class Preparation:
                 raise
             self._artifacts[key] = Artifact(exported, self._engine_fields(candidate, engine, exported, reference))
         artifact = self._artifacts[key]
-        fields = {**candidate.fields, **artifact.fields, "macs": self._macs_of(cell, config, candidate)}
+        fields = {**candidate.fields, **artifact.fields}
+        exits = candidate.exit_facts
+        fields["macs"] = exits.macs(cell.batch) if exits is not None else self._macs_of(cell, config, candidate)
         return Artifact(artifact.exported, fields)
 
     def _macs_of(self, cell: Cell, config: compressors.CompressorConfig, candidate: _Candidate) -> Macs:
@@ -165,10 +170,15 @@ class Preparation:
                 "baseline_dense_bytes": reference.size()["size_dense_bytes"],
             }
             executable = config.finalize(compressed.model)
+            exits = None
+            if config.input_dependent and reference.test is not None:
+                example = reference.example_input(1)
+                exits = exit_facts(compressed.model, executable.model, reference.test, example, reference.macs_dense(1))
+                fields["compressor_info"] = {**compressed.info, **exits.info()}
             # Static int8's prepared model carries torch's observers; the model it was made from is the float one.
             float_model = reference.model if config.int8_scheme == "static" else compressed.model
             source = Source(config, executable, float_model, reference.calibration())
-            self._candidates[key] = _Candidate(source, compressed, before, sizes, fields)
+            self._candidates[key] = _Candidate(source, compressed, before, sizes, fields, exits)
         return self._candidates[key]
 
     def _recover(

@@ -36,7 +36,7 @@ from compressors._exits import (
 from compressors.base import Compressed, CompressorConfig, Executable, Training, TrainingFacts
 from compressors.registry import register
 
-__all__ = ["EarlyExit", "parse_exits"]
+__all__ = ["EarlyExit", "EarlyExitNet", "MultiExit", "exit_path", "find_stages", "parse_exits"]
 
 _SEPARATOR = "+"  # not ",", which separates a grid's values on the command line
 
