@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
 
 from bench.errors import unknown_name
 
@@ -108,6 +109,44 @@ def digits_cnn() -> nn.Module:
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
     )  # fmt: skip
+
+
+_RESNET18_WIDTH = 32
+
+
+def _resnet18_layer(inplanes: int, planes: int, stride: int) -> nn.Sequential:
+    """Two of torchvision's BasicBlocks, the first projecting the shortcut where shape changes (as resnet18 does)."""
+    downsample = None
+    if stride != 1 or inplanes != planes:
+        downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+    return nn.Sequential(BasicBlock(inplanes, planes, stride, downsample), BasicBlock(planes, planes))
+
+
+@register_model(
+    "mnist_resnet18", input_shape=(1, 28, 28), dataset="mnist", recipe=TrainRecipe(epochs=1, batch_size=64, lr=1e-3)
+)
+def mnist_resnet18() -> nn.Module:
+    """resnet18's topology (torchvision's ResNet: 7x7 stem, max-pool, four stages of two BasicBlocks, pooled linear
+    head) at half width (32-64-128-256 channels), one input channel, 10 classes: a residual network with stages an
+    early exit can follow, trained on MNIST. Half width because full width (64-512) took 0.56 s per training step
+    at batch 64 on a shared 2-core CPU (9 minutes an epoch), half width 0.16 s (2.5 minutes)."""
+    torch.manual_seed(0)
+    width = _RESNET18_WIDTH
+    model = torchvision.models.resnet18(num_classes=10)
+    model.conv1 = nn.Conv2d(1, width, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    model.layer1 = _resnet18_layer(width, width, 1)
+    model.layer2 = _resnet18_layer(width, 2 * width, 2)
+    model.layer3 = _resnet18_layer(2 * width, 4 * width, 2)
+    model.layer4 = _resnet18_layer(4 * width, 8 * width, 2)
+    model.fc = nn.Linear(8 * width, 10)
+    for module in model.modules():  # torchvision's own initialization, for the replaced layers too
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+    return model
 
 
 def _torchvision_classifiers() -> list[str]:
