@@ -187,8 +187,9 @@ class EarlyExitNet(nn.Module):
 
     Scripted with `torch.jit.script`, the decision stays a branch in the saved graph (`prim::If`), so the time an
     input takes depends on the input, as it does in deployment. At batch > 1 no single branch fits every sample,
-    so `forward` computes every exit and takes each sample's first sure one: the predictions of the rule, at more
-    than the full cost; the suite evaluates accuracy that way and times batch 1 only.
+    so `forward` carries on with the samples no head was sure of (gathered out of the batch after each head) and
+    puts each sample's logits back in its place: the rule's predictions, sample by sample, which is how the suite
+    evaluates accuracy. The suite times batch 1 only: a batch's time depends on how many of its samples go on.
     """
 
     # Constants of the scripted graph: the rule's other branch is compiled away, and the threshold is inlined.
@@ -225,20 +226,29 @@ class EarlyExitNet(nn.Module):
 
     @torch.jit.export
     def decide(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For a batch: each sample's logits at its exit and that exit's index, every exit computed for all."""
-        outputs: list[torch.Tensor] = []
-        sure: list[torch.Tensor] = []
+        """For a batch: each sample's logits at its exit and that exit's index. Each stage runs on the samples no
+        earlier head was sure of, so every sample takes its own path, as it would alone."""
+        remaining = torch.arange(x.size(0), device=x.device)
+        logits_parts: list[torch.Tensor] = []
+        index_parts: list[torch.Tensor] = []
+        exit_parts: list[torch.Tensor] = []
+        index = 0
         for segment, head in zip(self.segments, self.heads):  # noqa: B905 - TorchScript's zip takes no strict
             x = segment(x)
             logits = head(x)
-            outputs.append(logits)
-            sure.append(self._sure(logits))
-        chosen = self.final(x)
-        index = torch.full([x.size(0)], len(outputs), dtype=torch.long, device=x.device)
-        for i in range(len(outputs) - 1, -1, -1):
-            chosen = torch.where(sure[i].unsqueeze(1), outputs[i], chosen)
-            index = torch.where(sure[i], torch.full_like(index, i), index)
-        return chosen, index
+            sure = self._sure(logits)
+            logits_parts.append(logits[sure])
+            index_parts.append(remaining[sure])
+            exit_parts.append(torch.full_like(remaining[sure], index))
+            unsure = torch.logical_not(sure)
+            x = x[unsure]
+            remaining = remaining[unsure]
+            index += 1
+        logits_parts.append(self.final(x))
+        index_parts.append(remaining)
+        exit_parts.append(torch.full_like(remaining, index))
+        order = torch.argsort(torch.cat(index_parts))
+        return torch.cat(logits_parts)[order], torch.cat(exit_parts)[order]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.size(0) == 1:

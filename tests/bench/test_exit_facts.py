@@ -12,6 +12,7 @@ from torch import nn
 
 from bench.data import Split
 from bench.engines import EngineLimit, Exported
+from bench.engines.onnx_export import export_onnx
 from bench.exit_facts import STREAM_INPUTS, check_branches, exit_facts, stream_file, stream_inputs
 from bench.records import SCHEMA_VERSION, StreamLatency, load_record, record_json
 from compressors.early_exit import EarlyExit, MultiExit
@@ -126,3 +127,23 @@ def test_a_record_with_a_latency_distribution_round_trips_and_older_ones_read_no
     assert load_record(older).latency is None
     with pytest.raises(ValueError, match="latency has 3 inputs but 2 samples"):
         StreamLatency(**{**vars(latency), "samples_s": latency.samples_s[:2]})
+
+
+def test_onnx_runtime_keeps_the_branch_and_each_samples_path(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    config = EarlyExit(exits="1", threshold=0.9)
+    net = _sure_of_bright_inputs(config.apply(_tiny(), torch.zeros(1, 1, 4, 4)).model)
+    executable = config.finalize(net).model
+    path = export_onnx(executable, torch.zeros(1, 1, 4, 4), tmp_path / "exit.onnx")
+    check_branches(Exported(path, "x", "", None, 1), "onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    bright, dark = torch.full((1, 1, 4, 4), 10.0), torch.zeros(1, 1, 4, 4)
+    with torch.no_grad():
+        head_logits = net.heads[0](net.segments[0](bright))
+        for batch in ([bright], [dark], [bright, dark, bright], [dark, dark], [bright, bright]):
+            x = torch.cat(batch)
+            (logits,) = session.run(None, {"input": x.numpy()})
+            expected, _exits = executable.decide(x)
+            torch.testing.assert_close(torch.from_numpy(logits), expected)
+        (alone,) = session.run(None, {"input": bright.numpy()})
+    torch.testing.assert_close(torch.from_numpy(alone), head_logits)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from bench.artifacts import save_torchscript
@@ -205,3 +206,20 @@ def test_joint_training_repeats_with_its_seed(digits_training: tuple[nn.Module, 
     for (name, a), b in zip(first.model.state_dict().items(), again.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"same seed, same data order: {name} must repeat"
     assert not torch.equal(first.model.heads[0][2].weight, other.model.heads[0][2].weight)
+
+
+def test_mnist_resnet18_has_resnet18s_topology_and_three_stages() -> None:
+    spec = resolve_model("mnist_resnet18")
+    model = spec.build().eval()
+    assert isinstance(model, torchvision.models.ResNet) and spec.dataset == "mnist" and spec.input_shape == (1, 28, 28)
+    assert [len(getattr(model, f"layer{k}")) for k in (1, 2, 3, 4)] == [2, 2, 2, 2]
+    assert [getattr(model, f"layer{k}")[0].conv1.out_channels for k in (1, 2, 3, 4)] == [32, 64, 128, 256]
+    assert [stage.label for stage in find_stages(model)] == ["after layer1", "after layer2", "after layer3"]
+    x = torch.randn(3, 1, 28, 28)
+    config = EarlyExit(exits="1+2+3", threshold=0.5)
+    config.check(model)
+    compressed = config.apply(model, x[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(compressed.model(x), model(x))
+        _logits, index = config.finalize(compressed.model).model.decide(x)
+    assert index.tolist() == [3, 3, 3]  # untrained heads are never sure
