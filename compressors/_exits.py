@@ -13,6 +13,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -49,6 +50,12 @@ class Stage:
     label: str
 
 
+def _torchvision_resnet(model: nn.Module) -> TypeGuard[ResNet]:
+    """torchvision's ResNet itself: a subclass may forward otherwise (the quantizable ResNet adds quantization
+    stubs), so its order of layers is not known."""
+    return type(model) is ResNet
+
+
 def _layers(model: nn.Module) -> list[nn.Module] | None:
     """The model's top-level layers in forward order, or None for an architecture whose order is not known.
 
@@ -57,7 +64,7 @@ def _layers(model: nn.Module) -> list[nn.Module] | None:
     """
     if isinstance(model, nn.Sequential):
         return list(model)
-    if isinstance(model, ResNet):
+    if _torchvision_resnet(model):
         stem = [model.conv1, model.bn1, model.relu, model.maxpool]
         body = [model.layer1, model.layer2, model.layer3, model.layer4]
         return [*stem, *body, model.avgpool, nn.Flatten(1), model.fc]
@@ -69,7 +76,7 @@ def find_stages(model: nn.Module) -> list[Stage]:
     layers = _layers(model)
     if layers is None:
         return []
-    if isinstance(model, ResNet):
+    if _torchvision_resnet(model):
         return [Stage(k, 4 + k, f"after layer{k}") for k in (1, 2, 3)]
     stages: list[Stage] = []
     for position, layer in enumerate(layers[:-1], start=1):

@@ -164,7 +164,7 @@ class EarlyExit(CompressorConfig):
         executed_as = (
             f"early exit after stage {self.exits} ({self.rule} {relation} {self.threshold:g}), scripted control flow"
         )
-        notes = "timed at batch 1 over a stream of real test inputs; at batch > 1 every exit is computed"
+        notes = "timed at batch 1 over a stream of real test inputs, each taking its own path"
         return Executable(scripted, executed_as=executed_as, notes=notes)
 
     def _info(self, model: nn.Module, net: MultiExit, steps: int, exit_top1: list[float] | None) -> dict[str, object]:

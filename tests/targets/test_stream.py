@@ -128,3 +128,10 @@ def test_distribution_and_bootstrap_of_a_known_sample() -> None:
 
 def distribution_mean(xs: Any) -> float:
     return sum(xs) / len(xs)
+
+
+def test_a_stream_pair_runs_on_cuda(stream: dict[str, Any]) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    result = time_pair(validate_pair(_pair(stream), "cuda"), "cuda", 1)
+    assert result["inputs"] == 8 and min(result["candidate_inputs_s"][1::2]) > max(result["candidate_inputs_s"][0::2])
