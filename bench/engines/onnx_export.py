@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.engines.onnx_subgraphs import localize_weights
+
 __all__ = ["OPSET", "export_onnx", "quantize_static_qdq", "quantize_dynamic_linear"]
 
 OPSET = 17
@@ -58,7 +60,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """Export `model` with a dynamic batch axis, so one file serves every batch size and the host's evaluation.
 
     The TorchScript-based exporter is used: it exports the suite's modules in a fraction of a second, where the
-    `torch.export` one takes seconds per model and needs onnxscript.
+    `torch.export` one takes seconds per model and needs onnxscript. A scripted module keeps its branches as `If`
+    nodes, whose weights then go into the branches that read them (see `onnx_subgraphs`).
 
     Raises:
         Exception: Whatever the exporter raises for a module it cannot express (sparse tensors, for instance).
@@ -71,6 +74,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
             model, (example,), str(path), dynamo=False, opset_version=OPSET,
             input_names=[INPUT], output_names=["output"], dynamic_axes=axes,
         )  # fmt: skip
+    if isinstance(model, torch.jit.ScriptModule):
+        localize_weights(path)
     return path
 
 

@@ -25,8 +25,9 @@ class Engine(Protocol):
         """Raise one clear line unless this device can run ``pair``: called for every pair before any is timed."""
 
     def operands(self, pair: dict[str, Any], device: str, threads: int) -> AbstractContextManager[Operands]:
-        """Baseline and candidate loaded as callables, the input seeded with ``pair["seed"]``, and the result's
-        ``engine`` facts; whatever process-wide state loading changes is restored when the context exits."""
+        """Baseline and candidate loaded as callables, the input (``inputs.pair_inputs``: seeded with
+        ``pair["seed"]``, or a ``stream`` pair's list of real inputs) and the result's ``engine`` facts; whatever
+        process-wide state loading changes is restored when the context exits."""
 
 
 DEFAULT_ENGINE = "torchscript"
