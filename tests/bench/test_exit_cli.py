@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.config import load_config
+from bench.matrix import expand
+from bench.plan import training_key
+from bench.studies import study_file
 from tests.bench.conftest import run_main, write_fast_toml
 
 QUICK = ["--models", "digits_cnn", "--no-layers", "--budget", "0.2", "--finetune-steps", "5"]
@@ -92,3 +96,13 @@ def test_a_threshold_grid_trains_once_and_is_timed_over_real_inputs(tmp_path: Pa
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "## Early exit: digits_cnn, exits 1, cpu t=1 b=1" in markdown
     assert "confidence >= 0.99" in markdown and "early-exit-digits-cnn-1-cpu-t-1-b-1.png" in markdown
+
+
+def test_the_dynamic_studys_early_exit_block_trains_once_per_model_and_exits(tmp_path: Path) -> None:
+    config = load_config(study_file("dynamic"), {"store": tmp_path / "s.sqlite"})
+    cells = [cell for cell in expand(config) if cell.compressor == "dynamic.early_exit"]
+    assert {cell.model for cell in cells} == {"mnist_cnn", "mnist_resnet18"} and {c.batch for c in cells} == {1}
+    groups = {training_key(cell) for cell in cells}
+    assert len(groups) == len({(cell.model, dict(cell.params)["exits"]) for cell in cells})
+    rules = {dict(cell.params)["rule"] for cell in cells}
+    assert rules == {"confidence", "entropy"} and config.layers.models == ()
