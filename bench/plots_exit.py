@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from bench.records import ModelRecord
 
@@ -39,6 +40,10 @@ def plot_exit_tradeoff(records: list[ModelRecord], reference_top1: float | None,
         ax.scatter([1.0], [100 * reference_top1], marker="*", s=90, color="black", label="reference", zorder=4)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
+    ticks = FuncFormatter(lambda value, _position: f"{value:g}x")
+    ax.xaxis.set_major_formatter(ticks)
+    ax.xaxis.set_minor_formatter(ticks)
+    ax.tick_params(axis="x", which="minor", labelsize=6)
     ax.set_xlabel("speedup vs the reference on the same inputs (log)")
     ax.set_ylabel("top-1 (%)")
     ax.set_title(title)
