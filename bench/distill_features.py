@@ -10,8 +10,8 @@ Where the features are is found generically, with forward pre-hooks, for teacher
 * the *embedding* of RKD is the input of the model's last `nn.Linear`: the penultimate representation, the one
   a classifier separates linearly.
 
-Both losses are written as `TrainLoss` functions of a trainable module, so the training loop that fine-tunes
-(Adam, masks reapplied after every step) runs them unchanged.
+Both losses are `TrainLoss` functions, so the loop that fine-tunes (Adam, masks reapplied after every step) runs
+them unchanged on the same budget as logits distillation and plain fine-tuning.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,9 +27,12 @@ from torch.nn import functional
 
 from compressors import TrainLoss
 
+if TYPE_CHECKING:
+    from bench.recovery import RecoveryJob  # the table of methods imports this module
+
 __all__ = [
-    "HintedStudent", "feature_layer", "embedding_layer", "captured_input", "hint_loss", "rkd_distance_loss",
-    "rkd_angle_loss", "Objective", "feature_objective", "relational_objective",
+    "Objective", "captured_input", "embedding_layer", "feature_distillation", "feature_layer", "feature_objective",
+    "hint_loss", "relational_distillation", "relational_objective", "rkd_angle_loss", "rkd_distance_loss",
 ]  # fmt: skip
 
 
@@ -146,22 +149,6 @@ def _check_batch(student: torch.Tensor, teacher: torch.Tensor, least: int) -> No
         raise ValueError(f"RKD needs at least {least} samples per batch, got {student.shape[0]}")
 
 
-class HintedStudent(nn.Module):
-    """The student with FitNet's 1x1 adapter beside it, so one optimizer trains both; its forward is the student's.
-
-    The adapter exists only for training: recovery keeps `student` and discards the adapter, so the model that is
-    measured has exactly the compressed architecture.
-    """
-
-    def __init__(self, student: nn.Module, adapter: nn.Conv2d) -> None:
-        super().__init__()
-        self.student = student
-        self.adapter = adapter
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.student(x)
-
-
 @torch.no_grad()
 def _feature_map(model: nn.Module, example_input: torch.Tensor) -> torch.Tensor:
     was_training = model.training
@@ -176,12 +163,17 @@ def _feature_map(model: nn.Module, example_input: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Objective:
-    """What a recovery method trains and how: the module the optimizer updates, its loss, and how a parameter of
-    the compressed model is named inside that module (for its mask)."""
+    """What a recovery method trains with: its mini-batch loss, the parameters trained beside the model's own (the
+    FitNet adapter, discarded after training) and the facts the record keeps of where the loss looks."""
 
-    trainable: nn.Module
     loss: TrainLoss
-    prefix: str = ""
+    extra_parameters: tuple[nn.Parameter, ...]
+    facts: dict[str, Any]
+
+
+def _where(model: nn.Module, layer: nn.Module) -> str:
+    name = next(name for name, module in model.named_modules() if module is layer)
+    return f"input of {type(layer).__name__} '{name}'"
 
 
 def feature_objective(
@@ -190,7 +182,8 @@ def feature_objective(
     """FitNet in one stage: `cross_entropy(student) + hint_weight * MSE(adapter(student map), teacher map)`.
 
     The adapter is a 1x1 conv from the student's channels at the feature map to the teacher's (a channel-pruned
-    student has fewer), drawn with `seed`, trained with the student and discarded after.
+    student has fewer), drawn with `seed`; it is trained with the student and discarded after, so the model that
+    is measured is the compressed architecture alone.
 
     Raises:
         ValueError: The two feature maps differ in spatial size, which a 1x1 adapter cannot bridge.
@@ -208,18 +201,19 @@ def feature_objective(
         adapter = nn.Conv2d(student_map.shape[1], teacher_map.shape[1], kernel_size=1)
     finally:
         torch.random.set_rng_state(generator_state)
-    trainable = HintedStudent(student, adapter)
     teacher_layer, student_layer = feature_layer(teacher), feature_layer(student)
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        teacher.eval()
         with torch.no_grad(), captured_input(teacher_layer) as target:
             teacher(x)
         with captured_input(student_layer) as features:
-            logits = student(x)
+            logits = model(x)
         adapted = adapter(_as_map(features.get()))
         return functional.cross_entropy(logits, y) + hint_weight * hint_loss(adapted, _as_map(target.get()))
 
-    return Objective(trainable, loss, prefix="student.")
+    facts = {"feature_map": _where(student, student_layer), "adapter": [student_map.shape[1], teacher_map.shape[1]]}
+    return Objective(loss, tuple(adapter.parameters()), facts)
 
 
 def relational_objective(
@@ -229,10 +223,11 @@ def relational_objective(
     teacher_layer, student_layer = embedding_layer(teacher), embedding_layer(student)
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        teacher.eval()
         with torch.no_grad(), captured_input(teacher_layer) as target:
             teacher(x)
         with captured_input(student_layer) as embedding:
-            logits = student(x)
+            logits = model(x)
         student_embedding, teacher_embedding = embedding.get().flatten(1), target.get().flatten(1)
         total = functional.cross_entropy(logits, y)
         if distance_weight:
@@ -241,4 +236,19 @@ def relational_objective(
             total = total + angle_weight * rkd_angle_loss(student_embedding, teacher_embedding)
         return total
 
-    return Objective(student, loss)
+    return Objective(loss, (), {"embedding": _where(student, student_layer)})
+
+
+def feature_distillation(job: RecoveryJob) -> dict[str, Any]:
+    """The `feature` recovery method: FitNet's hint at the last conv map, beside the labels, on the job's budget."""
+    objective = feature_objective(job.model, job.teacher, job.example_input, job.settings["hint_weight"], job.seed)
+    job.fit(objective.loss, extra_parameters=objective.extra_parameters)
+    return objective.facts
+
+
+def relational_distillation(job: RecoveryJob) -> dict[str, Any]:
+    """The `relational` recovery method: RKD's distance and angle relations, beside the labels, on the job's budget."""
+    settings = job.settings
+    objective = relational_objective(job.model, job.teacher, settings["distance_weight"], settings["angle_weight"])
+    job.fit(objective.loss)
+    return objective.facts

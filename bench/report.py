@@ -63,7 +63,9 @@ def _accuracy_text(record: ModelRecord) -> str:
     after = f"{100 * accuracy.top1:.2f}%"
     if record.finetune_steps and accuracy.before_recovery is not None:
         method = record.recovery.get("method", "finetune")
-        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {record.finetune_steps} steps)"
+        # A method that trains its own budget (from scratch) says how many steps it really trained.
+        steps = record.compressor_info.get("recovery", {}).get("steps", record.finetune_steps)
+        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {steps} steps)"
     return after
 
 

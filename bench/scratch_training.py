@@ -12,24 +12,23 @@ model, what pruning found is the architecture, not the weights.
   do not shrink with the layers), so Scratch-B's wall time is more than the reference's.
 
 Both use the reference's recipe (learning rate and batch size), since that is what training from scratch means;
-fine-tuning's smaller learning rate is for weights that are already trained.
+fine-tuning's smaller learning rate is for weights that are already trained. The cell's `finetune_steps` does not
+apply: the record's `compressor_info["recovery"]["steps"]` says what was trained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 import compressors
-from bench.data import Split
 from bench.measure.flops import macs_report
-from bench.models import TrainRecipe
-from bench.recovery_loop import train_steps
 
-__all__ = ["SCRATCH_METHODS", "scratch_steps", "train_from_scratch"]
+if TYPE_CHECKING:
+    from bench.recovery import RecoveryJob  # the table of methods imports this module
+
+__all__ = ["SCRATCH_METHODS", "scratch_b", "scratch_e", "scratch_steps"]
 
 SCRATCH_METHODS = ("scratch-e", "scratch-b")
 
@@ -49,34 +48,43 @@ def scratch_steps(method: str, reference_steps: int, reference_macs: int, compre
     return max(1, round(reference_steps * reference_macs / compressed_macs))
 
 
-def train_from_scratch(
-    method: str,
-    model: nn.Module,
-    masks: Mapping[str, torch.Tensor],
-    reference: nn.Module,
-    split: Split,
-    example_input: torch.Tensor,
-    reference_steps: int,
-    recipe: TrainRecipe,
-    seed: int,
-) -> dict[str, Any]:
-    """Redraw `model`'s weights (seeded; its masks kept, so a pruned pattern stays the architecture) and train it in
-    place for `method`'s budget with the reference's recipe.
+def _from_scratch(method: str, job: RecoveryJob) -> dict[str, Any]:
+    """Redraw the job's model (seeded; its masks kept, so a pruned pattern stays part of the architecture) and train
+    it in place for `method`'s budget with the reference's recipe.
 
     Returns:
         The facts of what was really trained: `steps`, `from` ("random init"), `lr`, `batch_size`, and for
         scratch-b the `macs_ratio` the steps were scaled by.
+
+    Raises:
+        CompressorLimit: The suite did not train the reference (user weights, no recipe), so there is no training to
+            repeat from scratch.
     """
-    reference_macs = macs_report(reference, example_input)["macs_effective"]
-    compressed_macs = macs_report(model, example_input)["macs_effective"]
-    steps = scratch_steps(method, reference_steps, reference_macs, compressed_macs)
-    compressors.reinitialize(model, seed)
-    params = dict(model.named_parameters())
+    if job.reference_steps is None or job.recipe is None:
+        raise compressors.CompressorLimit(
+            "train from scratch", "only a model the suite trains (a recipe, no --weights) has a training to repeat"
+        )
+    reference_macs = macs_report(job.teacher, job.example_input)["macs_effective"]
+    compressed_macs = macs_report(job.model, job.example_input)["macs_effective"]
+    steps = scratch_steps(method, job.reference_steps, reference_macs, compressed_macs)
+    compressors.reinitialize(job.model, job.seed)
+    params = dict(job.model.named_parameters())
     with torch.no_grad():
-        for name, mask in masks.items():
+        for name, mask in job.masks.items():
             params[name].masked_fill_(~mask, 0.0)
-    trained = train_steps(model, split, steps, masks, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed)
-    facts: dict[str, Any] = {"steps": trained, "from": "random init", "lr": recipe.lr, "batch_size": recipe.batch_size}
+    job.fit(steps=steps, lr=job.recipe.lr, batch_size=job.recipe.batch_size)
+    facts: dict[str, Any] = {"steps": steps, "from": "random init", "lr": job.recipe.lr,
+                             "batch_size": job.recipe.batch_size}  # fmt: skip
     if method == "scratch-b":
         facts["macs_ratio"] = reference_macs / compressed_macs
     return facts
+
+
+def scratch_e(job: RecoveryJob) -> dict[str, Any]:
+    """The `scratch-e` recovery method: from random weights, as many mini-batches as the reference's training."""
+    return _from_scratch("scratch-e", job)
+
+
+def scratch_b(job: RecoveryJob) -> dict[str, Any]:
+    """The `scratch-b` recovery method: from random weights, the reference's training compute in MACs."""
+    return _from_scratch("scratch-b", job)

@@ -12,7 +12,6 @@ from torch import nn
 import compressors
 from bench.data import load_dataset
 from bench.distill_features import (
-    HintedStudent,
     captured_input,
     embedding_layer,
     feature_layer,
@@ -23,8 +22,7 @@ from bench.distill_features import (
     rkd_distance_loss,
 )
 from bench.models import resolve_model
-from bench.recovery_loop import train_steps
-from bench.training import train
+from bench.training import fit, train
 
 
 def _embeddings(n: int, d: int, seed: int) -> torch.Tensor:
@@ -113,8 +111,8 @@ def test_a_model_without_flatten_gives_the_last_linear_input_as_a_one_by_one_map
     model = Pooled()
     assert feature_layer(model) is model.fc
     objective = feature_objective(Pooled(), Pooled(), torch.zeros(1, 1, 8, 8), hint_weight=1.0, seed=0)
-    assert isinstance(objective.trainable, HintedStudent)
-    assert objective.trainable.adapter.weight.shape == (6, 6, 1, 1)
+    assert [p.shape for p in objective.extra_parameters] == [(6, 6, 1, 1), (6,)]
+    assert objective.facts == {"feature_map": "input of Linear 'fc'", "adapter": [6, 6]}
     with pytest.raises(ValueError, match="no nn.Linear"):
         embedding_layer(nn.Sequential(nn.Conv2d(1, 2, 3)))
 
@@ -123,11 +121,12 @@ def test_the_adapter_maps_the_pruned_students_channels_to_the_teachers(teacher: 
     student = _pruned(teacher)
     example = load_dataset("digits").train.x[:1]
     objective = feature_objective(student, teacher, example, hint_weight=1.0, seed=0)
-    assert isinstance(objective.trainable, HintedStudent)
     kept = student[2].out_channels  # digits_cnn: conv, relu, conv (the map's channels), ...
     assert kept < 32
-    assert objective.trainable.adapter.weight.shape == (32, kept, 1, 1)
-    assert objective.prefix == "student."
+    assert objective.extra_parameters[0].shape == (32, kept, 1, 1)
+    assert objective.facts == {"feature_map": "input of Flatten '5'", "adapter": [kept, 32]}
+    again = feature_objective(student, teacher, example, hint_weight=1.0, seed=0)
+    assert torch.equal(again.extra_parameters[0], objective.extra_parameters[0])  # the adapter is drawn seeded
 
 
 def test_feature_maps_of_different_spatial_size_are_refused() -> None:
@@ -147,31 +146,42 @@ def _hint(student: nn.Module, teacher: nn.Module, adapter: nn.Module) -> float:
         return hint_loss(adapter(features.get()), target.get()).item()
 
 
+def _adapter(weights: tuple[nn.Parameter, ...]) -> nn.Conv2d:
+    weight, bias = weights
+    adapter = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
+    adapter.load_state_dict({"weight": weight.detach().clone(), "bias": bias.detach().clone()})
+    return adapter
+
+
 def test_feature_distillation_trains_the_adapter_with_the_student_toward_the_teachers_map(teacher: nn.Module) -> None:
     student = _pruned(teacher)
     labels_only = copy.deepcopy(student)
     objective = feature_objective(student, teacher, load_dataset("digits").train.x[:1], hint_weight=1.0, seed=0)
-    assert isinstance(objective.trainable, HintedStudent)
-    adapter = objective.trainable.adapter
-    initial = copy.deepcopy(adapter)
-    before = _hint(student, teacher, adapter)
+    initial = _adapter(objective.extra_parameters)
+    before = _hint(student, teacher, initial)
     digits = load_dataset("digits").train
-    train_steps(objective.trainable, digits, 30, {}, objective.loss, lr=5e-4, batch_size=64, seed=0)
-    train_steps(labels_only, digits, 30, {}, lr=5e-4, batch_size=64, seed=0)
-    assert not torch.equal(adapter.weight, initial.weight)
-    hinted = _hint(student, teacher, adapter)
+    fit(student, digits, 30, loss=objective.loss, extra_parameters=objective.extra_parameters)
+    fit(labels_only, digits, 30)
+    trained = _adapter(objective.extra_parameters)
+    assert not torch.equal(trained.weight, initial.weight)
+    hinted = _hint(student, teacher, trained)
     assert hinted < before
     # The hint, not training as such, moved the map: labels alone leave it as far from the teacher's as it was.
     assert hinted < _hint(labels_only, teacher, initial)
+    assert not any(module._forward_pre_hooks for module in student.modules())
 
 
 def test_relational_distillation_brings_the_students_relations_toward_the_teachers(teacher: nn.Module) -> None:
     student = _pruned(teacher, macs_removed=0.9)
+    labels_only = copy.deepcopy(student)
     objective = relational_objective(student, teacher, distance_weight=25.0, angle_weight=50.0)
-    assert objective.trainable is student
+    assert objective.extra_parameters == () and objective.facts == {"embedding": "input of Linear '8'"}
     before = _relations(student, teacher)
-    train_steps(student, load_dataset("digits").train, 30, {}, objective.loss, lr=5e-4, batch_size=64, seed=0)
-    assert _relations(student, teacher) < before
+    fit(student, load_dataset("digits").train, 30, loss=objective.loss)
+    fit(labels_only, load_dataset("digits").train, 30)
+    related = _relations(student, teacher)
+    assert related < before
+    assert related < _relations(labels_only, teacher)
 
 
 def _relations(student: nn.Module, teacher: nn.Module) -> float:
