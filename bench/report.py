@@ -89,12 +89,24 @@ def _per_place(group: list[ModelRecord], text: Callable[[ModelRecord], str]) -> 
     return "; ".join(f"{place}: {value}" for place, value in said.items())
 
 
+def _row_label(record: ModelRecord) -> str:
+    """The variant, and how it was trained where a run has more than one way: a recovery method other than plain
+    fine-tuning, a seed other than 0 (each its own row: a study's seeds are not averaged away here)."""
+    label = variant(record)
+    method = record.recovery.get("method", "finetune")
+    if method != "finetune":
+        label += f" [{method}]"
+    if "seed" in record.recovery:
+        label += f" (seed {record.recovery['seed']})"
+    return label
+
+
 def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list[list[Any]]]:
     """Rows: compressor variants; columns: size, MACs, accuracy, and the speedup on each target/threads/batch."""
     places = list(dict.fromkeys(r.place for r in records))
     by_variant: dict[str, list[ModelRecord]] = defaultdict(list)
     for record in records:
-        by_variant[variant(record)].append(record)
+        by_variant[_row_label(record)].append(record)
     headers = ["compressor", "executed as", "non-zero / params", "dense MB", "smallest MB (encoding)"]
     if full:
         headers += ["gzip MB", "CSR MB", "stored MB", "packed MB", "Huffman MB", "MMACs dense", "MMACs effective"]
