@@ -100,8 +100,12 @@ _LOSSES: dict[str, TrainLoss] = {"labels": labels_at_every_width, "inplace": inp
 
 def _slimmable(model: nn.Module) -> Slimmable:
     if not isinstance(model, Slimmable):
-        raise TypeError(f"dynamic.width trains a Slimmable, got {type(model).__name__}")
+        raise TypeError(f"dynamic.width runs a Slimmable, got {type(model).__name__}")
     return model
+
+
+def _narrow(model: nn.Module, width: float) -> nn.Sequential:
+    return _slimmable(model).narrow(width).eval()
 
 
 @register("dynamic.width")
@@ -192,13 +196,15 @@ class SlimmableWidth(CompressorConfig):
                             "widths_per_step": len(slim.widths)}  # fmt: skip
         return Compressed(model=slim, masks={}, info=info)
 
+    def measured(self, model: nn.Module) -> nn.Module:
+        """The plain model of `width`, whose parameters and MACs are the cell's (not the shared widest model's)."""
+        return _narrow(model, self.width)
+
     def finalize(self, model: nn.Module) -> Executable:
         """The plain model of `width`: Conv2d/Linear layers as narrow as a model built at that width, holding copies
         of the shared weights' first channels, and that width's own BatchNorm."""
-        if not isinstance(model, Slimmable):
-            raise TypeError(f"dynamic.width finalizes a Slimmable, got {type(model).__name__}")
         share = f"{100 * self.width:g}%"
-        return Executable(model.narrow(self.width).eval(), executed_as=f"dense at width {self.width:g} ({share} of the"
+        return Executable(_narrow(model, self.width), executed_as=f"dense at width {self.width:g} ({share} of the"
                           " shared slimmable weights' channels)")  # fmt: skip
 
     def _slim(self, model: nn.Module) -> Slimmable:
