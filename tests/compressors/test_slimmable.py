@@ -15,8 +15,8 @@ from bench.data import load_dataset
 from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
 from bench.models import resolve_model
-from bench.training import train
-from compressors import CompressorLimit, Training, TrainingFacts, TrainLoss, get
+from bench.training import fit, train
+from compressors import CompressorLimit, Fit, Training, TrainingFacts, TrainLoss, get
 from compressors._slim_modules import Slimmable, SwitchableNorm
 from compressors.slimmable import SlimmableWidth, inplace_distillation, labels_at_every_width
 from tests.compressors.conftest import example_input
@@ -171,32 +171,16 @@ def test_each_width_has_its_own_batchnorm() -> None:
     torch.testing.assert_close(before[1], _reference("normed")[1].running_mean[:6])
 
 
-def _fit_on(data_name: str) -> tuple[object, list[int]]:
-    """A `Fit` like the suite's (Adam, lr 5e-4, batch 64, seeded) over a bundled training split, and its calls."""
+def _fit_on(data_name: str) -> tuple[Fit, list[int]]:
+    """The suite's loop over a bundled training split, as a `Fit`, and the budgets it was called with."""
     split = load_dataset(data_name).train
     calls: list[int] = []
 
-    def fit(model: nn.Module, steps: int, *, masks=None, loss: TrainLoss | None = None, seed: int | None = None):
+    def train_for(model: nn.Module, steps: int, *, masks=None, loss: TrainLoss | None = None, seed=None) -> None:
         calls.append(steps)
-        generator = torch.Generator().manual_seed(seed or 0)
-        optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-        model.train()
-        done = 0
-        while done < steps:
-            order = torch.randperm(len(split), generator=generator)
-            for start in range(0, len(order), 64):
-                index = order[start : start + 64]
-                x, y = split.x[index], split.y[index]
-                optimizer.zero_grad()
-                value = loss(model, x, y) if loss is not None else nn.functional.cross_entropy(model(x), y)
-                value.backward()
-                optimizer.step()
-                done += 1
-                if done == steps:
-                    break
-        model.eval()
+        fit(model, split, steps, masks=masks, loss=loss, seed=seed or 0)
 
-    return fit, calls
+    return train_for, calls
 
 
 @pytest.fixture(scope="module")
@@ -209,9 +193,9 @@ def digits_reference() -> nn.Module:
 @pytest.mark.parametrize("loss", ["labels", "inplace"])
 def test_training_lifts_the_narrow_widths_over_slicing_the_reference(digits_reference: nn.Module, loss: str) -> None:
     test = load_dataset("digits").test
-    fit, calls = _fit_on("digits")
-    training = Training(steps=60, seed=0, fit=fit, evaluate=lambda model: top1(model, test), initial_state=None,
-                        rewound_state=None, reference_steps=None)  # type: ignore[arg-type]  # fmt: skip
+    train_for, calls = _fit_on("digits")
+    training = Training(steps=60, seed=0, fit=train_for, evaluate=lambda model: top1(model, test), initial_state=None,
+                        rewound_state=None, reference_steps=None)  # fmt: skip
     config = SlimmableWidth(loss=loss)
     x = example_input((1, 1, 8, 8))
     compressed = config.apply_trained(digits_reference, x, (), training)
