@@ -15,9 +15,12 @@ from bench.config import load_config
 from bench.matrix import expand
 from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
+from bench.models import resolve_model
 from bench.plan import plan
 from bench.prepare import Preparation
 from bench.references import References
+from bench.studies import STUDIES_DIR
+from compressors._slim_modules import Slimmable
 from compressors.slimmable import SlimmableWidth
 from tests.bench.conftest import run_main
 
@@ -105,3 +108,23 @@ def test_bad_widths_exit_2_with_one_line(argv: list[str], message: str, tmp_path
     assert result.code == 2, result.err
     assert result.err.strip().splitlines() == [message]
     assert not store.exists()
+
+
+def test_the_width_study_trains_one_model_per_loss_beside_a_pruned_model_per_budget() -> None:
+    cells = expand(load_config(STUDIES_DIR / "dynamic.toml"))
+    width_groups = [group for group in plan(cells) if group.cells[0].compressor == "dynamic.width"]
+    assert [len(group.cells) for group in width_groups] == [8, 8]  # 4 widths x 2 engines, per loss
+    assert {dict(group.cells[0].params)["loss"] for group in width_groups} == {"labels", "inplace"}
+    removed = sorted({dict(c.params)["macs_removed"] for c in cells if c.compressor == "prune.channel"})
+    assert removed == [0.427, 0.737, 0.927]
+
+
+def test_the_study_budgets_match_the_widths_measured_macs() -> None:
+    model = resolve_model("mnist_cnn").build().eval()
+    x = torch.zeros(1, 1, 28, 28)
+    slim = SlimmableWidth().apply(model, x).model
+    assert isinstance(slim, Slimmable)
+    for width, removed in ((0.25, 0.927), (0.5, 0.737), (0.75, 0.427)):
+        pruned = compressors.get("prune.channel")(macs_removed=removed).apply(model, x).model
+        ratio = macs_report(pruned, x)["macs_dense"] / macs_report(slim.narrow(width), x)["macs_dense"]
+        assert 1 / 1.06 < ratio < 1.06, (width, removed, ratio)
