@@ -182,16 +182,25 @@ def _table(rows: list[_Row]) -> tuple[list[str], list[list[str]]]:
 
 
 def _storage(rows: list[_Row]) -> str:
-    """What switching saves in storage: one model for every width against one pruned model per budget."""
+    """What switching saves in storage: one model for every width against one model per budget (the pruned ones
+    beside the widths, and the dense architecture itself for the full width, which no pruning stands for)."""
     width = rows[0].width
     shared = width.compressor_info.get("params_shared")
-    widths = width.compressor_info.get("widths", [])
+    if not shared:
+        return ""
+    text = (
+        f"One slimmable model holds its {len(width.compressor_info.get('widths', []))} widths in {shared:,} parameters"
+    )
     pruned = list({id(row.pruned): row.pruned for row in rows if row.pruned is not None}.values())
-    text = f"One slimmable model holds its {len(widths)} widths in {shared:,} parameters" if shared else ""
-    if text and pruned:
-        total = sum(r.sizes.params_total for r in pruned if r.sizes is not None)
-        text += f"; the {len(pruned)} pruned models beside them hold {total:,} together, one per budget"
-    return f"{text}." if text else ""
+    if not pruned:
+        return f"{text}."
+    total = sum(r.sizes.params_total for r in pruned if r.sizes is not None)
+    models = f"the {len(pruned)} pruned models beside them"
+    full = [row.width for row in rows if row.pruned is None and float(row.width.params["width"]) == 1.0]
+    if full and full[0].sizes is not None:
+        total += full[0].sizes.params_total
+        models += " and the dense model for the full width"
+    return f"{text}; {models} hold {total:,} together, one model per budget."
 
 
 def _point(record: ModelRecord) -> WidthPoint:

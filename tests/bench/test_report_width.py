@@ -83,8 +83,8 @@ def test_each_width_stands_beside_the_pruned_model_of_its_budget_and_the_winner_
     ) in md
     assert "- MAC budget 1.000 (width 1), the full model: top-1 99.00% against the reference's 98.00%." in md
     assert (
-        "One slimmable model holds its 3 widths in 10,000 parameters; the 2 pruned models beside them hold 3,370"
-        " together, one per budget."
+        "One slimmable model holds its 3 widths in 10,000 parameters; the 2 pruned models beside them and the dense"
+        " model for the full width hold 13,370 together, one model per budget."
     ) in md
 
 
