@@ -61,9 +61,14 @@ def _accuracy_text(record: ModelRecord) -> str:
     if accuracy is None or accuracy.top1 is None:
         return (accuracy.note if accuracy else None) or "n/a"
     after = f"{100 * accuracy.top1:.2f}%"
+    seed = f", seed {record.recovery['seed']}" if "seed" in record.recovery else ""
     if record.finetune_steps and accuracy.before_recovery is not None:
         method = record.recovery.get("method", "finetune")
-        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {record.finetune_steps} steps)"
+        # A method that trains its own budget (from scratch) says how many steps it really trained.
+        steps = record.compressor_info.get("recovery", {}).get("steps", record.finetune_steps)
+        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {steps} steps{seed})"
+    if record.finetune_steps:  # trained as it was compressed: no accuracy before recovery to show
+        return f"{after} (trained {record.finetune_steps} steps{seed})"
     return after
 
 
