@@ -13,12 +13,13 @@ from pathlib import Path
 
 from bench.records import ModelRecord
 from bench.report_recovery import recovery_section
+from bench.report_width import width_section
 
 __all__ = ["SECTIONS", "study_sections", "summary_lines"]
 
 Section = Callable[[list[ModelRecord], Path | None], list[str]]
 
-SECTIONS: tuple[Section, ...] = (recovery_section,)
+SECTIONS: tuple[Section, ...] = (recovery_section, width_section)
 """Every study section, in the order the report shows them."""
 
 
