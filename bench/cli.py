@@ -32,10 +32,12 @@ from bench.config_checks import is_integer, is_number
 from bench.errors import BenchError, unknown_name
 from bench.export import FORMATS, export_run
 from bench.models import list_models
+from bench.recovery import RECOVERY_METHODS
 from bench.report import write_report
 from bench.runner import run_matrix
 from bench.shard import parse_shard
 from bench.store import read_store
+from bench.studies import STUDIES_DIR, study_file, study_names
 from bench.target_check import check_target
 
 __all__ = ["main", "build_parser"]
@@ -98,45 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="measure a matrix of models x compressors x targets (default: offline CPU matrix)"
     )
     run.add_argument("--config", type=Path, help="TOML matrix file (keys as in bench/default.toml)")
-    run.add_argument("--models", type=_list_of(str, "--models"), help="comma-separated model names")
-    run.add_argument(
-        "--compressors", nargs="+", metavar="SPEC",
-        help="NAME[:KEY=V1,V2[:KEY=V...]], e.g. prune.unstructured:sparsity=0.9,0.95:execution=csr prune.channel",
-    )  # fmt: skip
-    run.add_argument("--targets", type=_list_of(str, "--targets"), help="comma-separated target names")
-    run.add_argument(
-        "--engines", type=_list_of(str, "--engines"), help="inference engines, e.g. torchscript,onnxruntime"
-    )
-    run.add_argument("--threads", type=_list_of(int, "--threads"), help="thread counts to measure, e.g. 1,2")
-    run.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
-    run.add_argument("--finetune-steps", type=int, help="fine-tuning mini-batches after compression (trained models)")
-    run.add_argument("--recovery", choices=["finetune", "distill"], help="how the fine-tuning steps recover accuracy")
-    run.add_argument("--budget", type=_seconds("--budget"), help="timing budget per cell in seconds")
-    run.add_argument(
-        "--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep"
-    )
-    run.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
-    run.add_argument(
-        "--weights",
-        action="append",
-        type=_model_path("--weights"),
-        metavar="MODEL=PATH",
-        help="state_dict file for a model (repeatable)",
-    )
-    run.add_argument(
-        "--data",
-        action="append",
-        type=_model_path("--data"),
-        metavar="MODEL=PATH",
-        help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)",
-    )
-    run.add_argument("--force", action="store_true", help="measure again cells already in the store")
-    run.add_argument(
-        "--shard", type=parse_shard, metavar="K/N",
-        help="measure only shard K of N (each runner of N picks its own; `merge` reassembles the matrix)",
-    )  # fmt: skip
+    _matrix_flags(run)
     store_flag(run)
     run.set_defaults(handler=_run)
+
+    study = verbs.add_parser(
+        "study", help="run a study: the matrix file studies/NAME.toml (flags override it as they do a --config file)"
+    )
+    study.add_argument("name", help=f"a study of {STUDIES_DIR}: {', '.join(study_names()) or '(none found)'}")
+    _matrix_flags(study)
+    store_flag(study)
+    study.set_defaults(handler=_study)
 
     listing = verbs.add_parser("list", help="show the models, compressors, targets or stored runs")
     listing.add_argument("what", choices=["models", "compressors", "targets", "runs"])
@@ -170,6 +144,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _matrix_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that shape a matrix, shared by `run` and `study`."""
+    parser.add_argument("--models", type=_list_of(str, "--models"), help="comma-separated model names")
+    parser.add_argument(
+        "--compressors", nargs="+", metavar="SPEC",
+        help="NAME[:KEY=V1,V2[:KEY=V...]], e.g. prune.unstructured:sparsity=0.9,0.95:execution=csr prune.channel",
+    )  # fmt: skip
+    parser.add_argument("--targets", type=_list_of(str, "--targets"), help="comma-separated target names")
+    parser.add_argument(
+        "--engines", type=_list_of(str, "--engines"), help="inference engines, e.g. torchscript,onnxruntime"
+    )
+    parser.add_argument("--threads", type=_list_of(int, "--threads"), help="thread counts to measure, e.g. 1,2")
+    parser.add_argument("--batch", type=_list_of(int, "--batch"), help="batch sizes to measure, e.g. 1,8")
+    parser.add_argument(
+        "--finetune-steps", type=int, help="training mini-batches after compression (models the suite trains)"
+    )
+    parser.add_argument(
+        "--recovery", type=_list_of(str, "--recovery"), metavar="METHODS",
+        help=f"how the fine-tuning steps recover accuracy, an axis: {', '.join(RECOVERY_METHODS)}",
+    )  # fmt: skip
+    parser.add_argument("--seeds", type=_list_of(int, "--seeds"), help="training seeds, an axis, e.g. 0,1,2")
+    parser.add_argument("--budget", type=_seconds("--budget"), help="timing budget per cell in seconds")
+    parser.add_argument(
+        "--layer-sparsities", type=_list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep"
+    )
+    parser.add_argument("--no-layers", action="store_true", help="skip the layer-level sweep")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        type=_model_path("--weights"),
+        metavar="MODEL=PATH",
+        help="state_dict file for a model (repeatable)",
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        type=_model_path("--data"),
+        metavar="MODEL=PATH",
+        help="image folder (ROOT/CLASS/IMAGE) to measure a model's top-1 on (repeatable)",
+    )
+    parser.add_argument("--force", action="store_true", help="measure again cells already in the store")
+    parser.add_argument(
+        "--shard", type=parse_shard, metavar="K/N",
+        help="measure only shard K of N (each runner of N picks its own; `merge` reassembles the matrix)",
+    )  # fmt: skip
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {"store": args.store, "force": args.force, "shard": args.shard}
     for key in ("models", "targets", "engines", "threads", "batch"):
@@ -183,8 +204,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["compressors"] = grids
     if args.finetune_steps is not None:
         overrides["finetune_steps"] = args.finetune_steps
-    if args.recovery is not None:
-        overrides["recovery"] = {"method": args.recovery}
+    recovery = {"method": args.recovery, "seeds": args.seeds}
+    if any(value is not None for value in recovery.values()):
+        overrides["recovery"] = {key: value for key, value in recovery.items() if value is not None}
     if args.budget is not None:
         overrides["timing"] = {"budget_s": args.budget}
     for key in ("weights", "data"):
@@ -212,6 +234,11 @@ def _run(args: argparse.Namespace) -> int:
         f" {counts['failed']} failed, {counts['skipped']} skipped\n"
     )
     return 1 if counts["failed"] else 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    args.config = study_file(args.name)
+    return _run(args)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ value and what is accepted. Nothing downstream reads argparse or the environment
 from __future__ import annotations
 
 import itertools
-import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -34,9 +33,12 @@ from bench.config_checks import (
     read_matrix_file,
     require,
 )  # fmt: skip
+from bench.data import load_dataset
 from bench.errors import BenchError, unknown_name
-from bench.models import resolve_model
+from bench.models import list_models, resolve_model
+from bench.recovery import RecoveryConfig
 from bench.shard import Shard, parse_shard
+from bench.training import recipe_steps
 from targets import TargetSpec
 from targets.worker import TIMING_DEFAULTS, check_timing
 
@@ -90,32 +92,6 @@ class LayerSweep:
             0 < self.budget_s <= MAX_SECONDS,
             f"layers.budget_s must be in (0, {MAX_SECONDS:g}] seconds, got {self.budget_s}",
         )
-
-
-@dataclass(frozen=True)
-class RecoveryConfig:
-    """How accuracy is recovered in `finetune_steps` mini-batches: plain fine-tuning, or distillation from the
-    uncompressed model (soft labels at temperature T, weighted by alpha against the hard labels)."""
-
-    method: str = "finetune"
-    temperature: float = 4.0
-    alpha: float = 0.5
-
-    def __post_init__(self) -> None:
-        require(
-            self.method in ("finetune", "distill"),
-            f"recovery.method must be one of finetune, distill; got {self.method!r}",
-        )
-        require(
-            0 < self.temperature < math.inf, f"recovery.temperature must be a finite number > 0, got {self.temperature}"
-        )
-        require(0 <= self.alpha <= 1, f"recovery.alpha must be in [0, 1], got {self.alpha}")
-
-    def to_json(self) -> dict[str, Any]:
-        """What identifies the recovery in a cell: temperature and alpha only matter for distillation."""
-        if self.method == "finetune":
-            return {"method": "finetune"}
-        return {"method": "distill", "temperature": self.temperature, "alpha": self.alpha}
 
 
 @dataclass(frozen=True)
@@ -224,9 +200,15 @@ def _expand_compressors(table: Mapping[str, Any]) -> tuple[compressors.Compresso
     return tuple(configs)
 
 
-def _check_applicable(models: Sequence[str], configs: Sequence[compressors.CompressorConfig]) -> None:
+def _check_applicable(
+    models: Sequence[str],
+    configs: Sequence[compressors.CompressorConfig],
+    steps: int,
+    assets: Mapping[str, ModelAssets],
+) -> None:
     """Ask every compressor whether it applies to the run's models (a rank a layer cannot have, BatchNorm scales
-    of a model without BatchNorm).
+    of a model without BatchNorm), and one that trains whether it can train there (a rewind point its reference's
+    training never reached, initial weights the suite never stored).
 
     A compressor that fits none of them makes a matrix that measures nothing of it: one line, before the run. One
     that fits some is measured on those, and its cells of the others are skipped with the reason (see
@@ -238,12 +220,29 @@ def _check_applicable(models: Sequence[str], configs: Sequence[compressors.Compr
         for config, problems in zip(configs, misfits, strict=True):
             try:
                 config.check(model)
+                if config.trains:
+                    config.check_training(_training_facts(model_name, steps, assets.get(model_name, ModelAssets())))
             except ValueError as error:
                 problems.append((model_name, str(error)))
     for config, problems in zip(configs, misfits, strict=True):
         if problems and len(problems) == len(models):
             model_name, reason = problems[0]
             raise BenchError(f"{config.name} on {model_name}: {reason}")
+
+
+def _training_facts(model: str, steps: int, assets: ModelAssets) -> compressors.TrainingFacts:
+    """What a compressor that trains is told of `model` before the run: see `bench.references.Reference`."""
+    spec = resolve_model(model)
+    if spec.dataset is None or assets.data is not None:
+        raise ValueError(
+            "it trains as it compresses, on the model's training split: only models with a bundled data set have one"
+            f" ({', '.join(m.name for m in list_models() if m.dataset is not None)})"
+        )
+    suite_trained = assets.weights is None and spec.recipe is not None
+    reference_steps = (
+        recipe_steps(spec.recipe, load_dataset(spec.dataset).train) if suite_trained and spec.recipe else None
+    )
+    return compressors.TrainingFacts(steps=steps, reference_steps=reference_steps, initial_weights=suite_trained)
 
 
 def load_target_specs(config_file: Path | None) -> dict[str, TargetSpec]:
@@ -350,7 +349,8 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         resolve_model(model)
     # Last, as they build models: compressors asked whether they apply, then the user's weights and images.
     configs = _expand_compressors(table["compressors"])
-    _check_applicable(models, configs)
+    assets = model_assets(models, table.get("weights", {}), table.get("data", {}))
+    _check_applicable(models, configs, steps, assets)
     return RunConfig(
         models=models,
         compressors=configs,
@@ -361,7 +361,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         recovery=recovery,
         timing=timing,
         layers=layers,
-        assets=model_assets(models, table.get("weights", {}), table.get("data", {})),
+        assets=assets,
         target_specs=specs,
         store=store,
         force=force,

@@ -126,6 +126,8 @@ def check_section_types(cls: type, name: str, table: Mapping[str, Any]) -> dict[
     values = {key: tuple(v) if isinstance(v, list) else v for key, v in table.items()}
     for key, value in values.items():
         default = declared[key]
+        if isinstance(default, tuple) and isinstance(default[0], str) and isinstance(value, str):
+            value = values[key] = (value,)  # one name where a list of names is accepted: `method = "distill"`
         expected = type(default)
         ok = is_number(value) if expected is float else isinstance(value, expected) and not isinstance(value, bool)
         _check_kind(ok, f"{name}.{key}", _KIND_NAMES[expected], value)

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import compressors
 from bench.config import RunConfig
 from bench.models import resolve_model
 from bench.records import DEFAULT_ENGINE
@@ -95,18 +96,18 @@ def expand(config: RunConfig) -> list[Cell]:
         assets = _assets(config, model)
         for compressor in config.compressors:
             steps = config.finetune_steps if trains and compressor.recoverable else 0
-            recovery = tuple(sorted(config.recovery.to_json().items())) if steps else ()
             params = tuple(sorted(compressor.to_dict().items()))
-            for engine in config.engines:
-                for target in config.targets:
-                    for threads in config.threads:
-                        for batch in config.batch:
-                            cells.append(
-                                Cell(
-                                    "model", model, compressor.name, params, target, threads, batch, steps, assets,
-                                    recovery, engine,
-                                )
-                            )  # fmt: skip
+            for recovery in _recoveries(config, compressor, steps):
+                for engine in config.engines:
+                    for target in config.targets:
+                        for threads in config.threads:
+                            for batch in config.batch:
+                                cells.append(
+                                    Cell(
+                                        "model", model, compressor.name, params, target, threads, batch, steps,
+                                        assets, recovery, engine,
+                                    )
+                                )  # fmt: skip
     for model in config.layers.models:
         if model not in config.models:
             continue
@@ -148,6 +149,17 @@ def expand(config: RunConfig) -> list[Cell]:
                         )
                     )
     return cells
+
+
+def _recoveries(
+    config: RunConfig, compressor: compressors.CompressorConfig, steps: int
+) -> list[tuple[tuple[str, Any], ...]]:
+    """The recovery of each cell of a compressor: every method at every seed, only the seeds for a compressor that
+    trains as it compresses, and none without a training budget."""
+    if not steps:
+        return [()]
+    points = config.recovery.seed_points() if compressor.trains else config.recovery.points()
+    return [tuple(sorted(point.items())) for point in points]
 
 
 def _assets(config: RunConfig, model: str) -> tuple[tuple[str, str], ...]:

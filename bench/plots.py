@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,17 @@ from bench.records import LayersRecord, ModelRecord
 
 __all__ = [
     "plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured",
-    "plot_engine_latency", "slug",
+    "plot_engine_latency", "figure_markdown", "slug",
 ]  # fmt: skip
 
 _MARKERS = {SERIES[0]: "o", SERIES[1]: "s", SERIES[2]: "^"}
+
+
+def figure_markdown(directory: Path | None, name: str, alt: str, draw: Callable[[Path], Path]) -> list[str]:
+    """Draw one figure into `directory` as `name` and return its Markdown; nothing when no report is written."""
+    if directory is None:
+        return []
+    return [f"![{alt}]({draw(directory / name).name})", ""]
 
 
 def slug(text: str) -> str:

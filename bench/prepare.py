@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import compressors
 from bench.engines import Engine, EngineLimit, Exported, Source
 from bench.matrix import Cell
@@ -21,8 +19,8 @@ from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
 from bench.records import Accuracy, Macs, Sizes
+from bench.recovery import RecoveryJob, lend_training, recover
 from bench.references import Reference, References
-from bench.training import Distillation, finetune
 from compressors import Compressed
 
 __all__ = ["Preparation", "Artifact"]
@@ -51,13 +49,6 @@ def _coded_sizes(compressed: Compressed) -> dict[str, int]:
     if not compressed.codes:
         return {}
     return coded_sizes({k: v.detach() for k, v in compressed.model.state_dict().items()}, compressed.codes)
-
-
-def _distillation(cell: Cell, teacher: torch.nn.Module) -> Distillation | None:
-    recovery = dict(cell.recovery)
-    if recovery.get("method") != "distill":
-        return None
-    return Distillation(teacher, temperature=recovery["temperature"], alpha=recovery["alpha"])
 
 
 def _key(config: compressors.CompressorConfig) -> tuple[Any, ...]:
@@ -183,26 +174,38 @@ class Preparation:
     def _recover(
         self, cell: Cell, config: compressors.CompressorConfig, reference: Reference
     ) -> tuple[Compressed, float | None]:
-        """The compressed model (fine-tuned if the cell asks) and its accuracy before recovery, made once."""
+        """The compressed model (recovered, or trained as it was compressed, if the cell asks) and its accuracy
+        before recovery, made once."""
         key = config.training_key()
         if key not in self._recovered:
             # Compression does not depend on the batch the model is timed at; batch 1 traces every graph alike.
             example, calibration = reference.example_input(1), reference.calibration()
+            settings = dict(cell.recovery)
+            seed = int(settings.get("seed", 0))
+            if config.trains:
+                if reference.train is None or not cell.finetune_steps:
+                    raise compressors.CompressorLimit(
+                        "train", f"{config.name} trains as it compresses: it needs a model the suite trains (a bundled"
+                        " data set, no --data) and finetune_steps > 0",
+                    )  # fmt: skip
+                training = lend_training(reference, cell.finetune_steps, seed)
+                self._recovered[key] = (config.apply_trained(reference.model, example, calibration, training), None)
+                return self._recovered[key]
             compressed = config.apply(reference.model, example, calibration)
             before = None
             if reference.test is not None:
                 before = top1(compressed.model, reference.test)
                 if cell.finetune_steps and reference.train is not None:
-                    finetune(
-                        compressed.model,
-                        reference.train,
-                        cell.finetune_steps,
-                        compressed.masks,
-                        _distillation(cell, reference.model),
-                    )
+                    job = RecoveryJob(
+                        compressed.model, compressed.masks, reference.model, reference.train, cell.finetune_steps,
+                        seed, settings, reference.reference_steps, example,
+                    )  # fmt: skip
+                    facts = recover(job)  # the method's own facts (the steps it really trained) beside its name
                     if compressed.codes:
                         # Training moves weights off their quantization grid; quantizing the recovered weights again
                         # keeps the stored codes and the evaluated model one and the same.
                         compressed = config.apply(compressed.model, example, calibration)
+                    if len(facts) > 1:
+                        compressed.info["recovery"] = facts
             self._recovered[key] = (compressed, before)
         return self._recovered[key]

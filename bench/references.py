@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +18,7 @@ from bench.measure.accuracy import EvalSplit, top1
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
 from bench.models import resolve_model
-from bench.training import reference_cache_path, trained_reference
+from bench.training import initial_weights, recipe_steps, reference_cache_path, rewound_weights, trained_reference
 from bench.userdata import load_weights, open_folder
 
 __all__ = ["Reference", "References", "NO_WEIGHTS", "NO_DATA"]
@@ -34,6 +36,9 @@ class Reference:
         train: the training split, for recovery; only for models the suite trains itself.
         accuracy: baseline top-1 on `test`, or None.
         accuracy_note: what the accuracy is measured on, or why it is n/a.
+        initial_state: the weights the suite's training of the model started from; None for user weights.
+        rewound_state: the weights after k steps of that training (replayed); None for user weights.
+        reference_steps: mini-batches of that training; None for user weights.
     """
 
     spec_input_shape: tuple[int, int, int]
@@ -42,6 +47,9 @@ class Reference:
     train: Split | None
     accuracy: float | None
     accuracy_note: str
+    initial_state: dict[str, torch.Tensor] | None = None
+    rewound_state: Callable[[int], dict[str, torch.Tensor]] | None = None
+    reference_steps: int | None = None
     _size: dict[str, int] = field(default_factory=dict)
     _macs: dict[int, int] = field(default_factory=dict)
 
@@ -96,12 +104,19 @@ class References:
         spec = resolve_model(name)
         assets = self.assets.get(name, ModelAssets())
         bundled = load_dataset(spec.dataset) if spec.dataset is not None else None
+        trained: dict[str, Any] = {}
         if assets.weights is not None:
             model = load_weights(spec.build(), assets.weights, name)
         elif bundled is not None:
             if not reference_cache_path(spec, bundled, self.cache_dir).exists():
                 self.notify(f"training {name} on {bundled.name} once (cached in {self.cache_dir} for later runs)")
             model = trained_reference(spec, bundled, self.cache_dir)
+            assert spec.recipe is not None  # a model with a bundled data set has a recipe
+            trained = {
+                "initial_state": initial_weights(spec, bundled, self.cache_dir),
+                "rewound_state": functools.partial(rewound_weights, spec, bundled, self.cache_dir),
+                "reference_steps": recipe_steps(spec.recipe, bundled.train),
+            }
         else:
             return Reference(spec.input_shape, spec.build().eval(), None, None, None, NO_WEIGHTS)
         test: EvalSplit
@@ -113,7 +128,7 @@ class References:
             note = f"top-1 on {bundled.name} test ({len(test)} images)"
         else:
             return Reference(spec.input_shape, model, None, None, None, NO_DATA)
-        return Reference(spec.input_shape, model, test, train, top1(model, test), note)
+        return Reference(spec.input_shape, model, test, train, top1(model, test), note, **trained)
 
     def artifact(self, name: str, batch: int, engine: Engine) -> Path:
         """The baseline's artifact for `engine`, for inputs of `batch` samples."""

@@ -23,8 +23,17 @@ from bench.analysis import (
 from bench.analysis_engines import engine_comparisons, engine_finding
 from bench.engines_report import engine_sections
 from bench.errors import BenchError
-from bench.plots import plot_bits, plot_layers, plot_pareto, plot_speedup_vs_sparsity, plot_theory_vs_measured, slug
+from bench.plots import (
+    figure_markdown,
+    plot_bits,
+    plot_layers,
+    plot_pareto,
+    plot_speedup_vs_sparsity,
+    plot_theory_vs_measured,
+    slug,
+)  # fmt: skip
 from bench.records import ENCODINGS, LayersRecord, ModelRecord, Record
+from bench.report_studies import study_sections, summary_lines
 from bench.store import Run
 
 __all__ = ["write_report", "machine_table", "model_table", "layer_table"]
@@ -218,7 +227,7 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
         model, place = key
         phrase = layer_break_even.get(key, (None, None))[0]
         findings.append(finding(series, phrase, model, place))
-        figures += _figure(
+        figures += figure_markdown(
             directory, f"speedup-{slug(model)}-{slug(place)}.png", f"{model} speedup vs sparsity",
             partial(plot_speedup_vs_sparsity, series, f"{model}, {place}: speedup vs MACs removed"),
         )  # fmt: skip
@@ -254,10 +263,13 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
             f"Break-even sparsity of CSR (time-weighted over all layers): {phrase}.", "",
             tabulate(rows, headers, tablefmt="github"), "",
         ]  # fmt: skip
-        md += _figure(
+        md += figure_markdown(
             directory, f"layers-{slug(model)}-{slug(place)}.png", f"{model} layer-level speedup",
             partial(plot_layers, group, value, f"{model} layers, {place}: CSR vs dense GEMM"),
         )  # fmt: skip
+    studies = study_sections([r for r in records if isinstance(r, ModelRecord)], directory)
+    md += studies
+    stream.writelines(f"{line}\n" for line in summary_lines(studies))
     md += _notes(records)
     for text in findings:
         stream.write(f"\n{text}\n")
@@ -267,13 +279,6 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
     path.write_text("\n".join(md) + "\n")
     stream.write(f"\nreport: {path}\n")
     return path
-
-
-def _figure(directory: Path | None, name: str, alt: str, draw: Callable[[Path], Path]) -> list[str]:
-    """Draw one figure into `directory` and return its Markdown; nothing when no report is written."""
-    if directory is None:
-        return []
-    return [f"![{alt}]({draw(directory / name).name})", ""]
 
 
 _QUANTIZERS = ("quant.bits", "quant.binary", "quant.cluster")
@@ -289,20 +294,20 @@ def _model_figures(records: list[ModelRecord], directory: Path | None) -> list[s
         compressed = [r for r in here if r.compressor != "none"]
         title = f"{model}, {place}"
         if compressed:
-            md += _figure(
+            md += figure_markdown(
                 directory, f"theory-{stem}.png", f"{model} theoretical vs measured",
                 partial(plot_theory_vs_measured, compressed, f"{title}: theoretical vs measured speedup"),
             )  # fmt: skip
         for cost, label in (("latency", "median latency (s)"), ("size", "smallest real encoding (bytes)")):
             points = accuracy_points(here, cost).get((model, place), [])
             if len(points) > 1:
-                md += _figure(
+                md += figure_markdown(
                     directory, f"pareto-{cost}-{stem}.png", f"{model} top-1 vs {cost}",
                     partial(plot_pareto, points, pareto_front(points), label, f"{title}: top-1 vs {cost}"),
                 )  # fmt: skip
         quantized = [r for r in here if r.compressor in _QUANTIZERS and r.sizes and r.sizes.packed_bytes is not None]
         if quantized:
-            md += _figure(
+            md += figure_markdown(
                 directory, f"bits-{stem}.png", f"{model} bit-width",
                 partial(plot_bits, quantized, f"{model}: bytes and top-1 vs bits per weight"),
             )  # fmt: skip

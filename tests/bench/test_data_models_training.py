@@ -14,7 +14,14 @@ from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.measure.accuracy import top1
 from bench.models import list_models, model_names, register_model, resolve_model
-from bench.training import finetune, reference_cache_path, trained_reference
+from bench.training import (
+    fit,
+    initial_weights,
+    recipe_steps,
+    reference_cache_path,
+    rewound_weights,
+    trained_reference,
+)  # fmt: skip
 
 
 def test_mnist_shapes_and_labels() -> None:
@@ -114,14 +121,14 @@ def test_trained_reference_without_recipe(tmp_path: Path) -> None:
         trained_reference(resolve_model("resnet18"), load_dataset("digits"), tmp_path)
 
 
-def test_finetune_keeps_masked_weights_zero_and_recovers(tmp_path: Path) -> None:
+def test_fit_keeps_masked_weights_zero_and_recovers(tmp_path: Path) -> None:
     spec = resolve_model("digits_cnn")
     data = load_dataset("digits")
     reference = trained_reference(spec, data, tmp_path)
     compressed = compressors.get("prune.unstructured")(sparsity=0.9).apply(reference, torch.zeros(1, 1, 8, 8))
     assert compressed.masks
     before = top1(compressed.model, data.test)
-    finetune(compressed.model, data.train, 40, compressed.masks)
+    fit(compressed.model, data.train, 40, masks=compressed.masks)
     after = top1(compressed.model, data.test)
     params = dict(compressed.model.named_parameters())
     for name, mask in compressed.masks.items():
@@ -131,7 +138,47 @@ def test_finetune_keeps_masked_weights_zero_and_recovers(tmp_path: Path) -> None
     assert not compressed.model.training
 
 
-def test_finetune_rejects_masks_of_unknown_parameters() -> None:
+def test_fit_rejects_masks_of_unknown_parameters() -> None:
     model = resolve_model("digits_cnn").build()
     with pytest.raises(ValueError, match="nope.weight"):
-        finetune(model, load_dataset("digits").train, 1, {"nope.weight": torch.ones(1, dtype=torch.bool)})
+        fit(model, load_dataset("digits").train, 1, masks={"nope.weight": torch.ones(1, dtype=torch.bool)})
+
+
+def test_initial_weights_are_stored_with_the_cached_model_and_are_its_start(tmp_path: Path) -> None:
+    spec = resolve_model("digits_cnn")
+    data = load_dataset("digits")
+    trained = trained_reference(spec, data, tmp_path)
+    initial = initial_weights(spec, data, tmp_path)
+    fresh = spec.build().state_dict()
+    assert initial.keys() == fresh.keys()
+    for name, value in initial.items():
+        assert torch.equal(value, fresh[name]), name
+        assert not torch.equal(value, trained.state_dict()[name]), name  # training moved every tensor
+
+
+def test_initial_weights_are_written_for_a_model_cached_without_them(tmp_path: Path) -> None:
+    spec = resolve_model("digits_cnn")
+    data = load_dataset("digits")
+    trained_reference(spec, data, tmp_path)
+    stored = bench.training.initial_state_path(reference_cache_path(spec, data, tmp_path))
+    stored.unlink()
+    trained_reference(spec, data, tmp_path)
+    assert torch.equal(initial_weights(spec, data, tmp_path)["0.weight"], spec.build().state_dict()["0.weight"])
+
+
+def test_rewinding_replays_the_reference_training(tmp_path: Path) -> None:
+    spec = resolve_model("digits_cnn")
+    data = load_dataset("digits")
+    assert spec.recipe is not None
+    steps = recipe_steps(spec.recipe, data.train)
+    assert steps == spec.recipe.epochs * -(-len(data.train) // spec.recipe.batch_size)
+    trained = trained_reference(spec, data, tmp_path).state_dict()
+    at_start = rewound_weights(spec, data, tmp_path, 0)
+    at_end = rewound_weights(spec, data, tmp_path, steps)
+    early = rewound_weights(spec, data, tmp_path, 5)
+    for name, value in at_start.items():
+        assert torch.equal(value, spec.build().state_dict()[name]), name
+        torch.testing.assert_close(at_end[name], trained[name], rtol=1e-4, atol=1e-5)
+        assert not torch.equal(early[name], value) and not torch.equal(early[name], at_end[name]), name
+    again = rewound_weights(spec, data, tmp_path, 5)
+    assert all(torch.equal(early[name], again[name]) for name in early)
