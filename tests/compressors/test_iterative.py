@@ -14,7 +14,7 @@ from torch import nn
 from bench.data import load_dataset
 from bench.measure.accuracy import top1
 from bench.models import resolve_model
-from bench.training import finetune
+from bench.training import fit
 from compressors import Compressed, Training, TrainingFacts, get
 from compressors.iterative import IterativePruning
 from compressors.unstructured import UnstructuredPruning, prunable_layers
@@ -44,9 +44,9 @@ def reference() -> Reference:
     data = load_dataset("digits")
     model = resolve_model("digits_cnn").build()
     initial = _state(model)
-    finetune(model, data.train, _EARLY_STEP, {}, seed=0)
+    fit(model, data.train, _EARLY_STEP, seed=0)
     early = _state(model)
-    finetune(model, data.train, _REFERENCE_STEPS - _EARLY_STEP, {}, seed=1)
+    fit(model, data.train, _REFERENCE_STEPS - _EARLY_STEP, seed=1)
     return Reference(model, initial, early)
 
 
@@ -79,9 +79,8 @@ class Lender:
         seed: int | None = None,
     ) -> None:
         self.calls.append(Call(_state(model), dict(masks or {}), steps))
-        finetune(
-            model, load_dataset("digits").train, steps, dict(masks or {}), seed=self.seed if seed is None else seed
-        )
+        train = load_dataset("digits").train
+        fit(model, train, steps, masks=masks, seed=self.seed if seed is None else seed)
 
     def rewound_state(self, step: int) -> dict[str, torch.Tensor]:
         self.rewound_to.append(step)
