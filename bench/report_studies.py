@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.records import ModelRecord
+from bench.report_lottery import lottery_section
 
 __all__ = ["SECTIONS", "study_sections", "summary_lines"]
 
 Section = Callable[[list[ModelRecord], Path | None], list[str]]
 
-SECTIONS: tuple[Section, ...] = ()
+SECTIONS: tuple[Section, ...] = (lottery_section,)
 """Every study section, in the order the report shows them."""
 
 
