@@ -135,8 +135,9 @@ class IterativePruning(CompressorConfig):
                 f" {facts.steps} (finetune_steps)"
             )
         if self._needs_initial_weights() and not facts.initial_weights:
+            why = " (its masks come from rounds rewound to init)" if self.rewind == "reinit" else ""
             raise ValueError(
-                f"{self.name} rewind={self.rewind} needs the model's initial weights, {_INITIAL_WEIGHTS}"
+                f"{self.name} rewind={self.rewind} needs the model's initial weights{why}, {_INITIAL_WEIGHTS}"
                 " (a model with the user's weights has none); rewind=none needs none"
             )
         if self.rewind == "early":
