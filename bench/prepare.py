@@ -18,6 +18,7 @@ from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
+from bench.models import resolve_model
 from bench.records import Accuracy, Macs, Sizes
 from bench.recovery import RecoveryJob, lend_training, recover
 from bench.references import Reference, References
@@ -198,7 +199,7 @@ class Preparation:
                 if cell.finetune_steps and reference.train is not None:
                     job = RecoveryJob(
                         compressed.model, compressed.masks, reference.model, reference.train, cell.finetune_steps,
-                        seed, settings, reference.reference_steps, example,
+                        seed, settings, reference.reference_steps, example, resolve_model(cell.model).recipe,
                     )  # fmt: skip
                     facts = recover(job)  # the method's own facts (the steps it really trained) beside its name
                     if compressed.codes:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from bench.records import ModelRecord
 from bench.report_lottery import lottery_section
+from bench.report_recovery import recovery_section
 
 __all__ = ["SECTIONS", "study_sections", "summary_lines"]
 
 Section = Callable[[list[ModelRecord], Path | None], list[str]]
 
-SECTIONS: tuple[Section, ...] = (lottery_section,)
+SECTIONS: tuple[Section, ...] = (lottery_section, recovery_section)
 """Every study section, in the order the report shows them."""
 
 
