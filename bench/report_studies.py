@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.records import ModelRecord
+from bench.report_lottery import lottery_section
 from bench.report_recovery import recovery_section
 from bench.report_width import width_section
 
@@ -19,7 +20,7 @@ __all__ = ["SECTIONS", "study_sections", "summary_lines"]
 
 Section = Callable[[list[ModelRecord], Path | None], list[str]]
 
-SECTIONS: tuple[Section, ...] = (recovery_section, width_section)
+SECTIONS: tuple[Section, ...] = (lottery_section, recovery_section, width_section)
 """Every study section, in the order the report shows them."""
 
 

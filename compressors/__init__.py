@@ -8,12 +8,13 @@ from compressors import (
     channel,
     dsconv,
     identity,
+    iterative,
     lowrank,
     quant_int8,
     quant_weights,
     slimmable,
     unstructured,
-)
+)  # fmt: skip
 from compressors._checks import parse_value
 from compressors._modules import reinitialize
 from compressors.base import (
@@ -47,4 +48,4 @@ __all__ = [
     "register",
 ]
 
-del chain, channel, dsconv, identity, lowrank, quant_int8, quant_weights, slimmable, unstructured
+del chain, channel, dsconv, identity, iterative, lowrank, quant_int8, quant_weights, slimmable, unstructured
