@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 import compressors
 from bench.engines import Engine, EngineLimit, Exported, Source
 from bench.exit_facts import ExitFacts, exit_facts
@@ -19,6 +21,7 @@ from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
+from bench.models import resolve_model
 from bench.records import Accuracy, Macs, Sizes
 from bench.recovery import RecoveryJob, lend_training, recover
 from bench.references import Reference, References
@@ -29,10 +32,15 @@ __all__ = ["Preparation", "Artifact"]
 
 @dataclass(frozen=True)
 class _Candidate:
-    """A compressed model made ready for the engines, with what the host measured of it whatever the engine."""
+    """A compressed model made ready for the engines, with what the host measured of it whatever the engine.
+
+    `measured` is the part of the compressed model the candidate runs (`CompressorConfig.measured`), whose
+    parameters, bytes and MACs its cells report.
+    """
 
     source: Source
     compressed: Compressed
+    measured: nn.Module
     accuracy_before: float | None
     sizes: dict[str, int]
     fields: dict[str, Any]
@@ -108,7 +116,7 @@ class Preparation:
         key = (*_key(config), cell.batch)
         if key not in self._macs:
             reference = self._references.get(cell.model)
-            macs = macs_report(candidate.compressed.model, reference.example_input(cell.batch))
+            macs = macs_report(candidate.measured, reference.example_input(cell.batch))
             self._macs[key] = Macs(
                 dense=macs["macs_dense"], effective=macs["macs_effective"], baseline=reference.macs_dense(cell.batch)
             )
@@ -161,7 +169,8 @@ class Preparation:
         if key not in self._candidates:
             reference = self._references.get(cell.model)
             compressed, before = self._recover(cell, config, reference)
-            sizes = {**size_report(compressed.model), **_coded_sizes(compressed)}
+            measured = config.measured(compressed.model)
+            sizes = {**size_report(measured), **_coded_sizes(compressed)}
             fields: dict[str, Any] = {
                 "compressor_info": compressed.info,
                 "stage_sizes": tuple(
@@ -178,7 +187,7 @@ class Preparation:
             # Static int8's prepared model carries torch's observers; the model it was made from is the float one.
             float_model = reference.model if config.int8_scheme == "static" else compressed.model
             source = Source(config, executable, float_model, reference.calibration())
-            self._candidates[key] = _Candidate(source, compressed, before, sizes, fields, exits)
+            self._candidates[key] = _Candidate(source, compressed, measured, before, sizes, fields, exits)
         return self._candidates[key]
 
     def _recover(
@@ -208,7 +217,7 @@ class Preparation:
                 if cell.finetune_steps and reference.train is not None:
                     job = RecoveryJob(
                         compressed.model, compressed.masks, reference.model, reference.train, cell.finetune_steps,
-                        seed, settings, reference.reference_steps, example,
+                        seed, settings, reference.reference_steps, example, resolve_model(cell.model).recipe,
                     )  # fmt: skip
                     facts = recover(job)  # the method's own facts (the steps it really trained) beside its name
                     if compressed.codes:

@@ -64,7 +64,9 @@ def _accuracy_text(record: ModelRecord) -> str:
     seed = f", seed {record.recovery['seed']}" if "seed" in record.recovery else ""
     if record.finetune_steps and accuracy.before_recovery is not None:
         method = record.recovery.get("method", "finetune")
-        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {record.finetune_steps} steps{seed})"
+        # A method that trains its own budget (from scratch) says how many steps it really trained.
+        steps = record.compressor_info.get("recovery", {}).get("steps", record.finetune_steps)
+        return f"{100 * accuracy.before_recovery:.2f}% -> {after} ({method}, {steps} steps{seed})"
     if record.finetune_steps:  # trained as it was compressed: no accuracy before recovery to show
         return f"{after} (trained {record.finetune_steps} steps{seed})"
     return after
@@ -87,12 +89,24 @@ def _per_place(group: list[ModelRecord], text: Callable[[ModelRecord], str]) -> 
     return "; ".join(f"{place}: {value}" for place, value in said.items())
 
 
+def _row_label(record: ModelRecord) -> str:
+    """The variant, and how it was trained where a run has more than one way: a recovery method other than plain
+    fine-tuning, a seed other than 0 (each its own row: a study's seeds are not averaged away here)."""
+    label = variant(record)
+    method = record.recovery.get("method", "finetune")
+    if method != "finetune":
+        label += f" [{method}]"
+    if "seed" in record.recovery:
+        label += f" (seed {record.recovery['seed']})"
+    return label
+
+
 def model_table(records: list[ModelRecord], full: bool) -> tuple[list[str], list[list[Any]]]:
     """Rows: compressor variants; columns: size, MACs, accuracy, and the speedup on each target/threads/batch."""
     places = list(dict.fromkeys(r.place for r in records))
     by_variant: dict[str, list[ModelRecord]] = defaultdict(list)
     for record in records:
-        by_variant[variant(record)].append(record)
+        by_variant[_row_label(record)].append(record)
     headers = ["compressor", "executed as", "non-zero / params", "dense MB", "smallest MB (encoding)"]
     if full:
         headers += ["gzip MB", "CSR MB", "stored MB", "packed MB", "Huffman MB", "MMACs dense", "MMACs effective"]

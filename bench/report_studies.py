@@ -13,12 +13,15 @@ from pathlib import Path
 
 from bench.records import ModelRecord
 from bench.report_exit import exit_section
+from bench.report_lottery import lottery_section
+from bench.report_recovery import recovery_section
+from bench.report_width import width_section
 
 __all__ = ["SECTIONS", "study_sections", "summary_lines"]
 
 Section = Callable[[list[ModelRecord], Path | None], list[str]]
 
-SECTIONS: tuple[Section, ...] = (exit_section,)
+SECTIONS: tuple[Section, ...] = (lottery_section, recovery_section, width_section, exit_section)
 """Every study section, in the order the report shows them."""
 
 

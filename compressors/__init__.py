@@ -3,7 +3,19 @@
 Importing this package registers every built-in compressor, so `names()` lists them all.
 """
 
-from compressors import chain, channel, dsconv, early_exit, identity, lowrank, quant_int8, quant_weights, unstructured
+from compressors import (
+    chain,
+    channel,
+    dsconv,
+    early_exit,
+    identity,
+    iterative,
+    lowrank,
+    quant_int8,
+    quant_weights,
+    slimmable,
+    unstructured,
+)  # fmt: skip
 from compressors._checks import parse_value
 from compressors._modules import reinitialize
 from compressors.base import (
@@ -37,4 +49,4 @@ __all__ = [
     "register",
 ]
 
-del chain, channel, dsconv, early_exit, identity, lowrank, quant_int8, quant_weights, unstructured
+del chain, channel, dsconv, early_exit, identity, iterative, lowrank, quant_int8, quant_weights, slimmable, unstructured

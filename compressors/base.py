@@ -245,6 +245,15 @@ class CompressorConfig(abc.ABC):
         """
         return None
 
+    def measured(self, model: nn.Module) -> nn.Module:
+        """The part of `Compressed.model` whose parameters, bytes and MACs a cell of this config reports.
+
+        The whole model by default: execution fields usually choose only how the same weights run (dense or CSR, an
+        int8 engine). A compressor whose execution field picks a sub-network of the shared model (one width of a
+        slimmable network) returns that sub-network as a plain float model, so each cell reports what it runs.
+        """
+        return model
+
     def finalize(self, model: nn.Module) -> Executable:
         """Turns a (possibly fine-tuned) compressed model into the form that is executed.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from compressors.base import Compressed, CompressorConfig, Executable
 from compressors.registry import register
 from compressors.sparse_modules import CsrConv2d, CsrLinear
 
-__all__ = ["UnstructuredPruning", "prunable_layers"]
+__all__ = ["UnstructuredPruning", "keep_masks", "prunable_layers", "sparsity_facts"]
 
 _SCOPES = ("global", "layer")
 _EXECUTIONS = ("dense", "csr")
@@ -43,6 +44,36 @@ def _keep_mask(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
     keep[below] = False
     keep[ties[: n_pruned - int(below.sum())]] = False
     return keep
+
+
+def keep_masks(scores: Sequence[torch.Tensor], sparsity: float, scope: str) -> list[torch.Tensor]:
+    """Bool masks, one shaped like each of `scores`, that drop the round(sparsity * n) smallest scores.
+
+    Args:
+        scores: One tensor per pruned weight (magnitudes, or anything ranked the same way).
+        sparsity: Share of entries dropped, in [0, 1).
+        scope: "global" counts n over all tensors against one threshold; "layer" drops that share of each.
+    """
+    flat = [score.flatten() for score in scores]
+    if scope == "layer":
+        flat_keeps = [_keep_mask(score, round(sparsity * score.numel())) for score in flat]
+    else:
+        all_scores = torch.cat(flat)
+        flat_keeps = list(_keep_mask(all_scores, round(sparsity * all_scores.numel())).split([f.numel() for f in flat]))
+    return [keep.reshape(score.shape) for keep, score in zip(flat_keeps, scores, strict=True)]
+
+
+def sparsity_facts(layers: Sequence[tuple[str, nn.Conv2d | nn.Linear]]) -> dict[str, Any]:
+    """`sparsity_achieved` (zeros over all of `layers`' weights) and `layer_sparsity` per module name, as the
+    record's compressor info shows a pruned model."""
+    layer_sparsity: dict[str, float] = {}
+    zeros = total = 0
+    for name, module in layers:
+        layer_zeros = int((module.weight == 0).sum())
+        layer_sparsity[name] = layer_zeros / module.weight.numel()
+        zeros += layer_zeros
+        total += module.weight.numel()
+    return {"sparsity_achieved": zeros / total, "layer_sparsity": layer_sparsity}
 
 
 @register("prune.unstructured")
@@ -90,36 +121,15 @@ class UnstructuredPruning(CompressorConfig):
         layers = prunable_layers(pruned)
         if not layers:
             raise ValueError(f"{self.name} found no nn.Conv2d or nn.Linear layer to prune")
-        weights = [module.weight for _, module in layers]
-        keeps = self._keep_masks(weights)
+        keeps = keep_masks([module.weight.detach().abs() for _, module in layers], self.sparsity, self.scope)
         masks: dict[str, torch.Tensor] = {}
-        layer_sparsity: dict[str, float] = {}
-        zeros = total = 0
         with torch.no_grad():
             for (name, module), keep in zip(layers, keeps, strict=True):
                 # masked_fill, not mul: multiplying a negative weight by 0 stores -0.0, which CSR drops as a zero
                 # and decodes as +0.0, so an encode/decode round trip would not be bit for bit.
                 module.weight.masked_fill_(~keep, 0.0)
                 masks[f"{name}.weight" if name else "weight"] = keep
-                layer_zeros = int((module.weight == 0).sum())
-                layer_sparsity[name] = layer_zeros / module.weight.numel()
-                zeros += layer_zeros
-                total += module.weight.numel()
-        info = {"sparsity_achieved": zeros / total, "layer_sparsity": layer_sparsity}
-        return Compressed(model=pruned, masks=masks, info=info)
-
-    def _keep_masks(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
-        scores = [weight.detach().abs().flatten() for weight in weights]
-        if self.scope == "layer":
-            flat_keeps = [_keep_mask(score, round(self.sparsity * score.numel())) for score in scores]
-        else:
-            all_scores = torch.cat(scores)
-            flat_keeps = list(
-                _keep_mask(all_scores, round(self.sparsity * all_scores.numel())).split(
-                    [score.numel() for score in scores]
-                )
-            )
-        return [keep.reshape(weight.shape) for keep, weight in zip(flat_keeps, weights, strict=True)]
+        return Compressed(model=pruned, masks=masks, info=sparsity_facts(layers))
 
     def finalize(self, model: nn.Module) -> Executable:
         """Returns the model as executed: as-is on dense kernels, or a copy with CSR layers.

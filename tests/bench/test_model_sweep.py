@@ -38,9 +38,13 @@ KNOWN_LIMITS = {
 RAW_EXCEPTION = re.compile(r"^[A-Z]\w*(Error|Exception|Interrupt)\b")
 
 
+# Compressors that train need a model the suite trains (a bundled data set), which no torchvision name has.
+UNTRAINED = [name for name in compressors.names() if not compressors.get(name).trains]
+
+
 def _matrix(tmp_path: Path) -> Path:
     lines = [FAST_TIMING, "[compressors]"]
-    for name in compressors.names():
+    for name in UNTRAINED:
         lines.append(f"chain = {{ stages = {json.dumps(CHAINS)} }}" if name == "chain" else f'"{name}" = {{}}')
     path = tmp_path / "sweep.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -59,7 +63,7 @@ def test_every_compressor_on_torchvision_models(tmp_path: Path) -> None:
     table = "\n".join(f"{m:20} {c + (' ' + s if s else ''):85} {status:8} {error}" for m, c, s, status, error in rows)
     print(table)
 
-    assert len(records) == len(MODELS) * (len(compressors.names()) + len(CHAINS) - 1)
+    assert len(records) == len(MODELS) * (len(UNTRAINED) + len(CHAINS) - 1)
     failed = [row for row in rows if row[3] == "failed"]
     assert not failed, table
     assert result.code == 0, result.err
