@@ -5,9 +5,9 @@ nothing about the time of a digit its first head is sure of. So the host ships r
 ``inputs``), and the worker times each one alone, one call per side and input, interleaved: in each round it walks
 the stream in order, baseline then candidate on even positions of even rounds and the other way round otherwise,
 so drift favours neither side. A round's figure per side is its mean over the stream (what the stream costs per
-input), its speedup the ratio of those means; the rounds stop by the pair's usual rule (``stats.verdict``). The
-result adds each input's median over the rounds, per side, from which the host takes the distribution over inputs
-(mean, percentiles) and its intervals.
+input), its speedup the ratio of those means; the rounds stop by the pair's usual rule (``stats.verdict``), or after
+two rounds once twice the budget is spent. The result adds each input's median over the rounds, per side, from
+which the host takes the distribution over inputs (mean, percentiles) and its intervals.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def measure(operands: Operands, pair: dict[str, Any]) -> dict[str, Any]:
         candidate_s.append(statistics.fmean(times[-1] for times in per_input[1]))
         speedups.append(baseline_s[-1] / candidate_s[-1])
         reason = verdict(speedups, used_s, pair)
+        if reason is None and len(speedups) >= 2 and used_s >= 2 * pair["budget_s"]:
+            # A round times the whole stream, so min_rounds of a slow model can outlast the time the host waits
+            # for an answer (twice the budget): past it, two rounds (two samples per input and side) suffice.
+            reason = "budget"
         if reason is not None:
             stopped_by = reason
             break

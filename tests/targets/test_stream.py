@@ -135,3 +135,9 @@ def test_a_stream_pair_runs_on_cuda(stream: dict[str, Any]) -> None:
         pytest.skip("needs a CUDA device")
     result = time_pair(validate_pair(_pair(stream), "cuda"), "cuda", 1)
     assert result["inputs"] == 8 and min(result["candidate_inputs_s"][1::2]) > max(result["candidate_inputs_s"][0::2])
+
+
+def test_a_stream_too_slow_for_its_rounds_stops_after_two_past_twice_the_budget(stream: dict[str, Any]) -> None:
+    pair = _pair(stream, budget_s=1e-6, min_rounds=50, max_rounds=100, ci_rel=1e-9)
+    result = time_pair(validate_pair(pair, "cpu"), "cpu", 1)
+    assert result["rounds"] == 2 and result["stopped_by"] == "budget"
