@@ -16,7 +16,7 @@ from bench.records import LayersRecord, ModelRecord
 
 __all__ = [
     "plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured",
-    "plot_engine_latency", "figure_markdown", "slug",
+    "plot_engine_latency", "figure_markdown", "save_figure", "slug",
 ]  # fmt: skip
 
 _MARKERS = {SERIES[0]: "o", SERIES[1]: "s", SERIES[2]: "^"}
@@ -58,7 +58,7 @@ def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: P
     ax.set_ylabel("measured speedup vs dense baseline (log)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_layers(records: list[LayersRecord], break_even: float | None, title: str, path: Path) -> Path:
@@ -78,7 +78,7 @@ def plot_layers(records: list[LayersRecord], break_even: float | None, title: st
     ax.set_ylabel("CSR speedup vs dense GEMM (log)")
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pareto(
@@ -96,7 +96,7 @@ def plot_pareto(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
@@ -122,7 +122,7 @@ def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
     handles = size_ax.get_legend_handles_labels()[0] + accuracy_ax.get_legend_handles_labels()[0]
     size_ax.legend(handles, [str(h.get_label()) for h in handles], fontsize=7)
     size_ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) -> Path:
@@ -141,7 +141,7 @@ def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) 
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_engine_latency(comparisons: Sequence[EngineComparison], title: str, path: Path) -> Path:
@@ -185,7 +185,7 @@ def plot_engine_latency(comparisons: Sequence[EngineComparison], title: str, pat
         ax.legend(fontsize=7)
     axes[-1].set_xlabel("median latency (ms); whiskers: candidate's IQR (median +- IQR/2)")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -194,7 +194,8 @@ def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
     return fig, fig.subplots()
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Lay the figure out and write it as a PNG at the report's resolution, making its folder."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -7,6 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bench.plots import save_figure
 from bench.records import ModelRecord
 
 __all__ = ["plot_exit_tradeoff"]
@@ -49,7 +50,4 @@ def plot_exit_tradeoff(records: list[ModelRecord], reference_top1: float | None,
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.plots import save_figure
+
 if TYPE_CHECKING:
     from bench.report_lottery import SeedPoint
 
@@ -52,7 +54,4 @@ def plot_lottery(series: Mapping[str, Sequence[SeedPoint]], baseline: float | No
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path)

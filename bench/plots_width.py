@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.plots import save_figure
+
 __all__ = ["WidthPoint", "plot_width_against_pruning"]
 
 
@@ -60,7 +62,4 @@ def plot_width_against_pruning(widths: list[WidthPoint], pruned: list[WidthPoint
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path)

@@ -8,38 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from bench.data import Split
 from bench.engines import EngineLimit, Exported
 from bench.engines.onnx_export import export_onnx
 from bench.exit_facts import STREAM_INPUTS, check_branches, exit_facts, stream_file, stream_inputs
 from bench.records import SCHEMA_VERSION, StreamLatency, load_record, record_json
-from compressors.early_exit import EarlyExit, MultiExit
+from compressors.early_exit import EarlyExit
 from tests.bench.record_factory import model_record
+from tests.compressors.conftest import sure_of_bright_inputs, tiny_exit_model
 
 # The tiny model's MACs by hand (batch 1, a 1x4x4 input): conv 1->2 (1x1) over 4x4 = 32; linear 8->3 = 24; the
 # head after the pool (2x2x2 = 8 features): linear 8->128 = 1024 and 128->3 = 384.
 CONV, LINEAR, HEAD = 32, 24, 1024 + 384
 EXIT_MACS = (CONV + HEAD, CONV + HEAD + LINEAR)
-
-
-def _tiny() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 2, 1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3))
-
-
-def _sure_of_bright_inputs(net: MultiExit) -> MultiExit:
-    """The head's class-0 logit grows with the input's brightness: sure of a bright input, uniform on a dark one."""
-    conv, head = net.segments[0][0], net.heads[0]
-    with torch.no_grad():
-        conv.weight.fill_(1.0)
-        conv.bias.zero_()
-        head[2].weight.fill_(1.0)
-        head[2].bias.zero_()
-        head[4].weight.zero_()
-        head[4].weight[0].fill_(1.0)
-        head[4].bias.zero_()
-    return net
 
 
 def _split(bright: int, dark: int) -> Split:
@@ -50,7 +32,7 @@ def _split(bright: int, dark: int) -> Split:
 def _facts(bright: int, dark: int):
     config = EarlyExit(exits="1", threshold=0.9)
     example = torch.zeros(1, 1, 4, 4)
-    net = _sure_of_bright_inputs(config.apply(_tiny(), example).model)
+    net = sure_of_bright_inputs(config.apply(tiny_exit_model(), example).model)
     executable = config.finalize(net).model
     return exit_facts(net, executable, _split(bright, dark), example, baseline_macs=CONV + LINEAR)
 
@@ -91,7 +73,7 @@ def test_the_stream_is_a_seeded_draw_of_distinct_real_test_inputs(tmp_path: Path
 
 def test_an_artifact_without_its_branch_is_an_engine_limit(tmp_path: Path) -> None:
     config = EarlyExit(exits="1", threshold=0.9)
-    net = config.apply(_tiny(), torch.zeros(1, 1, 4, 4)).model
+    net = config.apply(tiny_exit_model(), torch.zeros(1, 1, 4, 4)).model
     scripted, traced = tmp_path / "scripted.pt", tmp_path / "traced.pt"
     config.finalize(net).model.save(str(scripted))
     with torch.no_grad():
@@ -132,7 +114,7 @@ def test_a_record_with_a_latency_distribution_round_trips_and_older_ones_read_no
 def test_onnx_runtime_keeps_the_branch_and_each_samples_path(tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     config = EarlyExit(exits="1", threshold=0.9)
-    net = _sure_of_bright_inputs(config.apply(_tiny(), torch.zeros(1, 1, 4, 4)).model)
+    net = sure_of_bright_inputs(config.apply(tiny_exit_model(), torch.zeros(1, 1, 4, 4)).model)
     executable = config.finalize(net).model
     path = export_onnx(executable, torch.zeros(1, 1, 4, 4), tmp_path / "exit.onnx")
     check_branches(Exported(path, "x", "", None, 1), "onnxruntime")

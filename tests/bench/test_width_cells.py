@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 import compressors
 from bench import engines
@@ -23,21 +22,13 @@ from bench.studies import STUDIES_DIR
 from compressors._slim_modules import Slimmable
 from compressors.slimmable import SlimmableWidth
 from tests.bench.conftest import run_main
+from tests.compressors.test_slimmable import digits_cnn_at
 
 WIDTHS = (0.25, 0.5, 1.0)
 _TABLE: dict[str, Any] = {
     "models": ["digits_cnn"], "engines": ["torchscript"], "layers": {"models": []}, "finetune_steps": 20,
     "compressors": {"dynamic.width": {"widths": "0.25/0.5/1.0", "width": list(WIDTHS)}},
 }  # fmt: skip
-
-
-def digits_cnn_at(c1: int, c2: int, hidden: int) -> nn.Sequential:
-    """digits_cnn built directly with these channel counts."""
-    return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(c2 * 4 * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10),
-    )  # fmt: skip
 
 
 BUILT = {0.25: (4, 8, 16), 0.5: (8, 16, 32), 1.0: (16, 32, 64)}

@@ -17,31 +17,13 @@ from bench.measure.accuracy import top1
 from bench.models import resolve_model
 from bench.training import train
 from compressors import Training, TrainingFacts, get
-from compressors._exits import MultiExit, exit_path, find_stages
+from compressors._exits import exit_path, find_stages
 from compressors.early_exit import EarlyExit, parse_exits
-from tests.compressors.conftest import mnist_cnn, tiny_resnet
+from tests.compressors.conftest import EXIT_CLASSES, mnist_cnn, sure_of_bright_inputs, tiny_exit_model, tiny_resnet
 
-CLASSES = 3
-
-
-def _tiny() -> nn.Module:
-    """conv (1 -> 2 channels, 1x1) - maxpool (stage 1) - linear: a 1x4x4 input, 3 classes."""
-    return nn.Sequential(nn.Conv2d(1, 2, 1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, CLASSES))
+CLASSES = EXIT_CLASSES
 
 
-def _sure_of_bright_inputs(net: MultiExit) -> MultiExit:
-    """Sets the weights by hand: the head's class-0 logit grows with the input's brightness, so a bright input
-    makes the first head sure (softmax ~ 1) and a dark one leaves it uniform (1/3)."""
-    conv, head = net.segments[0][0], net.heads[0]
-    with torch.no_grad():
-        conv.weight.fill_(1.0)
-        conv.bias.zero_()
-        head[2].weight.fill_(1.0)
-        head[2].bias.zero_()
-        head[4].weight.zero_()
-        head[4].weight[0].fill_(1.0)
-        head[4].bias.zero_()
-    return net
 
 
 def test_stages_of_the_suites_models_are_found_and_listed() -> None:
@@ -98,11 +80,11 @@ def test_rule_and_threshold_are_execution_fields_so_a_grid_trains_once() -> None
 
 
 def test_an_input_the_first_head_is_sure_of_leaves_there_in_the_saved_script(tmp_path: Path) -> None:
-    model = _tiny()
+    model = tiny_exit_model()
     example = torch.zeros(1, 1, 4, 4)
     config = EarlyExit(exits="1", threshold=0.9)
     compressed = config.apply(model, example)
-    _sure_of_bright_inputs(compressed.model)
+    sure_of_bright_inputs(compressed.model)
     path = save_torchscript(config.finalize(compressed.model).model, example, tmp_path / "exit.pt")
     loaded = torch.jit.load(str(path))
     assert "prim::If" in str(loaded.run.graph), "the decision must be a branch of the saved graph, not a traced path"
@@ -122,10 +104,10 @@ def test_an_input_the_first_head_is_sure_of_leaves_there_in_the_saved_script(tmp
 
 
 def test_the_entropy_rule_takes_the_same_branch() -> None:
-    model = _tiny()
+    model = tiny_exit_model()
     config = EarlyExit(exits="1", rule="entropy", threshold=0.05)
     compressed = config.apply(model, torch.zeros(1, 1, 4, 4))
-    _sure_of_bright_inputs(compressed.model)
+    sure_of_bright_inputs(compressed.model)
     scripted = config.finalize(compressed.model).model
     assert scripted.run(torch.full((1, 1, 4, 4), 10.0))[1] == 0
     assert scripted.run(torch.zeros(1, 1, 4, 4))[1] == 1  # uniform softmax: entropy ln 3 > 0.05
