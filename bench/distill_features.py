@@ -176,6 +176,19 @@ def _where(model: nn.Module, layer: nn.Module) -> str:
     return f"input of {type(layer).__name__} '{name}'"
 
 
+def _forward_both(
+    student: nn.Module, student_layer: nn.Module, teacher: nn.Module, teacher_layer: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The student's logits, and the inputs of the student's and the teacher's matching layers on `x` (the
+    teacher's without gradient: it is the target)."""
+    teacher.eval()
+    with torch.no_grad(), captured_input(teacher_layer) as target:
+        teacher(x)
+    with captured_input(student_layer) as features:
+        logits = student(x)
+    return logits, features.get(), target.get()
+
+
 def feature_objective(
     student: nn.Module, teacher: nn.Module, example_input: torch.Tensor, hint_weight: float, seed: int
 ) -> Objective:
@@ -204,13 +217,9 @@ def feature_objective(
     teacher_layer, student_layer = feature_layer(teacher), feature_layer(student)
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        teacher.eval()
-        with torch.no_grad(), captured_input(teacher_layer) as target:
-            teacher(x)
-        with captured_input(student_layer) as features:
-            logits = model(x)
-        adapted = adapter(_as_map(features.get()))
-        return functional.cross_entropy(logits, y) + hint_weight * hint_loss(adapted, _as_map(target.get()))
+        logits, features, target = _forward_both(model, student_layer, teacher, teacher_layer, x)
+        adapted = adapter(_as_map(features))
+        return functional.cross_entropy(logits, y) + hint_weight * hint_loss(adapted, _as_map(target))
 
     facts = {"feature_map": _where(student, student_layer), "adapter": [student_map.shape[1], teacher_map.shape[1]]}
     return Objective(loss, tuple(adapter.parameters()), facts)
@@ -223,12 +232,8 @@ def relational_objective(
     teacher_layer, student_layer = embedding_layer(teacher), embedding_layer(student)
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        teacher.eval()
-        with torch.no_grad(), captured_input(teacher_layer) as target:
-            teacher(x)
-        with captured_input(student_layer) as embedding:
-            logits = model(x)
-        student_embedding, teacher_embedding = embedding.get().flatten(1), target.get().flatten(1)
+        logits, embedding, target = _forward_both(model, student_layer, teacher, teacher_layer, x)
+        student_embedding, teacher_embedding = embedding.flatten(1), target.flatten(1)
         total = functional.cross_entropy(logits, y)
         if distance_weight:
             total = total + distance_weight * rkd_distance_loss(student_embedding, teacher_embedding)
