@@ -4,13 +4,15 @@ the fastest fp32 baseline there, and a figure of the same numbers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from tabulate import tabulate
 
 from bench.analysis_engines import EngineComparison
-from bench.plots import plot_engine_latency, slug
+from bench.captions import measured_how
+from bench.plots import figure_markdown, plot_engine_latency, slug
 from bench.records import ModelRecord
 
 __all__ = ["engine_table", "engine_sections"]
@@ -86,12 +88,11 @@ def engine_sections(comparisons: Sequence[EngineComparison], directory: Path | N
     model = comparisons[0].model
     places = "; ".join(f"{c.where}: {', '.join(c.engines)}" for c in comparisons)
     alt = f"{model} median latency by compressor and engine ({places})"
-    path = plot_engine_latency(
-        comparisons, f"{model}: latency by compressor and engine", directory / f"engines-{slug(model)}.png"
-    )
+    records = [r for c in comparisons for cells in c.cells.values() for r in cells.values()]
     caption = (
-        f"*{model}: median latency of every variant on every engine, one panel per target (t threads, b batch):"
+        f"{model}: median latency of every variant on every engine, one panel per target (t threads, b batch):"
         f" {places}. Whiskers span the candidate's interquartile range (median +- IQR/2); the black line is the"
-        " fastest fp32 baseline of the panel, the dashed ones each engine's own fp32 baseline.*"
+        f" fastest fp32 baseline of the panel, the dashed ones each engine's own fp32 baseline. {measured_how(records)}"
     )
-    return md + [f"![{alt}]({path.name})", "", caption, ""]
+    draw = partial(plot_engine_latency, comparisons, f"{model}: latency by compressor and engine")
+    return md + figure_markdown(directory, f"engines-{slug(model)}.png", alt, caption, draw)

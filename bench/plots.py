@@ -22,11 +22,15 @@ __all__ = [
 _MARKERS = {SERIES[0]: "o", SERIES[1]: "s", SERIES[2]: "^"}
 
 
-def figure_markdown(directory: Path | None, name: str, alt: str, draw: Callable[[Path], Path]) -> list[str]:
-    """Draw one figure into `directory` as `name` and return its Markdown; nothing when no report is written."""
+def figure_markdown(
+    directory: Path | None, name: str, alt: str, caption: str, draw: Callable[[Path], Path]
+) -> list[str]:
+    """Draw one figure into `directory` as `name` and return its Markdown: the image, then its caption in italics
+    (what is drawn and how it was measured; the HTML report makes it the figure's caption). Nothing when no report
+    is written."""
     if directory is None:
         return []
-    return [f"![{alt}]({draw(directory / name).name})", ""]
+    return [f"![{alt}]({draw(directory / name).name})", "", f"*{caption}*", ""]
 
 
 def slug(text: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.captions import measured_how
 from bench.plots import figure_markdown, slug
 from bench.plots_exit import plot_exit_tradeoff
 from bench.records import ModelRecord
@@ -131,5 +132,9 @@ def exit_section(records: list[ModelRecord], directory: Path | None) -> list[str
         name = f"early-exit-{slug(model)}-{slug(exits)}-{slug(place)}.png"
         title = f"Early exit: {model}, exits {exits}, {place}"
         draw = functools.partial(plot_exit_tradeoff, group, reference, title)
-        lines += figure_markdown(directory, name, "top-1 vs speedup per threshold", draw)
+        caption = (
+            "Top-1 against the mean speedup over the input stream, one point per threshold, the reference's top-1"
+            f" dashed. {measured_how(group)}"
+        )
+        lines += figure_markdown(directory, name, "top-1 vs speedup per threshold", caption, draw)
     return lines

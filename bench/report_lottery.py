@@ -25,6 +25,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.captions import measured_how
 from bench.plots import figure_markdown, slug
 from bench.plots_lottery import plot_lottery
 from bench.records import ModelRecord
@@ -252,8 +253,12 @@ def lottery_section(records: list[ModelRecord], directory: Path | None) -> list[
             " are the seed range (lowest to highest seed).",
             "",
         ]
+        caption = (
+            "Top-1 on the held-out set against weight sparsity, per rewinding method: the mean over seeds, bars"
+            f" the seed range. {measured_how([r for p in _all(series) for r in p.records])}"
+        )
         md += figure_markdown(
-            directory, f"lottery-{slug(model)}-{budget}-{slug(scope)}.png", f"{model} top-1 vs sparsity",
+            directory, f"lottery-{slug(model)}-{budget}-{slug(scope)}.png", f"{model} top-1 vs sparsity", caption,
             partial(plot_lottery, series, baseline, f"{model}, {budget} steps, {scope} scope: top-1 vs sparsity"),
         )  # fmt: skip
         reinits = {_rounds_key(p): p for p in series.get("reinit", [])}

@@ -18,6 +18,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.captions import measured_how
 from bench.plots import figure_markdown, slug
 from bench.plots_width import WidthPoint, plot_width_against_pruning
 from bench.records import ModelRecord
@@ -246,8 +247,12 @@ def width_section(records: list[ModelRecord], directory: Path | None) -> list[st
         md += [storage, ""] if storage else []
         stem = slug(f"width-{model}-{place}-{label}-{steps}-{seed}")
         points = [_point(row.width) for row in rows], [_point(r) for r in sorted(pruned, key=_budget)]
+        caption = (
+            "Top-1 against measured speedup for each width of the slimmable model and each channel-pruned model,"
+            f" speedups with their 95% CIs. {measured_how(widths + pruned)}"
+        )
         md += figure_markdown(
-            directory, f"{stem}.png", f"{model} slimmable widths against channel pruning",
+            directory, f"{stem}.png", f"{model} slimmable widths against channel pruning", caption,
             partial(plot_width_against_pruning, *points, f"{title}: one switching model, one pruned per budget"),
         )  # fmt: skip
     return md
