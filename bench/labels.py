@@ -123,7 +123,8 @@ def _cut(text: str, width: int = LABEL_WIDTH) -> str:
 def short_label(record: CellRecord) -> str:
     """The variant in a few words, with how it was trained where a run has more than one way.
 
-    Examples: `unstr 90% csr`, `channel 70% +relational s2`, `exit 1+2 conf 0.9`, `unstr 90% layer+cluster 4-bit` (a chain).
+    Examples: `unstr 90% csr`, `channel 70% +relational s2`, `exit 1+2 conf 0.9`, and for a chain
+    `unstr 90% layer+cluster 4-bit`.
     A recovery method other than plain fine-tuning shows as `+method`, a seed as `sN`; at most `LABEL_WIDTH`.
     """
     compressor = record.compressor

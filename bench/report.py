@@ -10,29 +10,14 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from bench.analysis import (
-    accuracy_points,
-    break_even,
-    finding,
-    layer_series,
-    pareto_front,
-    smallest_encoding,
-    speedup_series,
-    variant,
-)
+from bench.analysis import break_even, finding, layer_series, smallest_encoding, speedup_series, variant
 from bench.analysis_engines import engine_comparisons, engine_finding
+from bench.captions import measured_how
 from bench.engines_report import engine_sections
 from bench.errors import BenchError
-from bench.plots import (
-    figure_markdown,
-    plot_bits,
-    plot_layers,
-    plot_pareto,
-    plot_speedup_vs_sparsity,
-    plot_theory_vs_measured,
-    slug,
-)  # fmt: skip
+from bench.plots import figure_markdown, plot_layers, slug
 from bench.records import ENCODINGS, LayersRecord, ModelRecord, Record
+from bench.report_figures import headline_figures, model_figures
 from bench.report_studies import study_sections, summary_lines
 from bench.store import Run
 
@@ -239,19 +224,15 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
     for key, group in layers.items():
         layer_break_even[key] = break_even([(float(r.params["sparsity"]), r.speedup_median or 0.0) for r in group])
 
-    findings, figures = [], []
+    findings = []
     for key, series in speedup_series(records).items():
         model, place = key
         phrase = layer_break_even.get(key, (None, None))[0]
         findings.append(finding(series, phrase, model, place))
-        figures += figure_markdown(
-            directory, f"speedup-{slug(model)}-{slug(place)}.png", f"{model} speedup vs sparsity",
-            partial(plot_speedup_vs_sparsity, series, f"{model}, {place}: speedup vs MACs removed"),
-        )  # fmt: skip
     comparisons = engine_comparisons(records)
     findings += [engine_finding(comparison) for comparison in comparisons.values()]
     if findings:
-        md += ["## Finding", ""] + [line for text in findings for line in (text, "")] + figures
+        md += ["## Finding", ""] + [line for text in findings for line in (text, "")]
 
     by_model: dict[str, list[ModelRecord]] = defaultdict(list)
     for record in records:
@@ -261,8 +242,9 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
         headers, rows = model_table(model_records, full=False)
         stream.write(f"\n{model}\n{tabulate(rows, headers, tablefmt='simple')}\n")
         headers, rows = model_table(model_records, full=True)
-        md += [f"## {model}", "", tabulate(rows, headers, tablefmt="github"), ""]
-        md += _model_figures(model_records, directory)
+        md += [f"## {model}", ""] + headline_figures(model_records, directory)
+        md += [tabulate(rows, headers, tablefmt="github"), ""]
+        md += model_figures(model_records, directory)
         md += engine_sections([c for c in comparisons.values() if c.model == model], directory, stream)
     patterned = _pattern_layers(records)
     for model, place in dict.fromkeys([*layers, *patterned]):
@@ -280,8 +262,12 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
             f"Break-even sparsity of CSR (time-weighted over all layers): {phrase}.", "",
             tabulate(rows, headers, tablefmt="github"), "",
         ]  # fmt: skip
+        caption = (
+            "CSR against dense GEMM speedup per distinct GEMM shape of the model (thin lines) and time-weighted over"
+            f" all of them (thick), against per-layer sparsity. {measured_how(group)}"
+        )
         md += figure_markdown(
-            directory, f"layers-{slug(model)}-{slug(place)}.png", f"{model} layer-level speedup",
+            directory, f"layers-{slug(model)}-{slug(place)}.png", f"{model} layer-level speedup", caption,
             partial(plot_layers, group, value, f"{model} layers, {place}: CSR vs dense GEMM"),
         )  # fmt: skip
     studies = study_sections([r for r in records if isinstance(r, ModelRecord)], directory)
@@ -296,39 +282,6 @@ def write_report(run: Run, records: list[Record], directory: Path | None, stream
     path.write_text("\n".join(md) + "\n")
     stream.write(f"\nreport: {path}\n")
     return path
-
-
-_QUANTIZERS = ("quant.bits", "quant.binary", "quant.cluster")
-
-
-def _model_figures(records: list[ModelRecord], directory: Path | None) -> list[str]:
-    """Figures of one model's cells, per target/threads/batch: theory vs measurement, Pareto fronts, bit-widths."""
-    md: list[str] = []
-    ok = [r for r in records if r.ok]
-    for place in dict.fromkeys(r.place for r in ok):
-        here = [r for r in ok if r.place == place]
-        model, stem = here[0].model, f"{slug(here[0].model)}-{slug(place)}"
-        compressed = [r for r in here if r.compressor != "none"]
-        title = f"{model}, {place}"
-        if compressed:
-            md += figure_markdown(
-                directory, f"theory-{stem}.png", f"{model} theoretical vs measured",
-                partial(plot_theory_vs_measured, compressed, f"{title}: theoretical vs measured speedup"),
-            )  # fmt: skip
-        for cost, label in (("latency", "median latency (s)"), ("size", "smallest real encoding (bytes)")):
-            points = accuracy_points(here, cost).get((model, place), [])
-            if len(points) > 1:
-                md += figure_markdown(
-                    directory, f"pareto-{cost}-{stem}.png", f"{model} top-1 vs {cost}",
-                    partial(plot_pareto, points, pareto_front(points), label, f"{title}: top-1 vs {cost}"),
-                )  # fmt: skip
-        quantized = [r for r in here if r.compressor in _QUANTIZERS and r.sizes and r.sizes.packed_bytes is not None]
-        if quantized:
-            md += figure_markdown(
-                directory, f"bits-{stem}.png", f"{model} bit-width",
-                partial(plot_bits, quantized, f"{model}: bytes and top-1 vs bits per weight"),
-            )  # fmt: skip
-    return md
 
 
 def _stage_sizes(record: ModelRecord) -> str:

@@ -30,7 +30,8 @@ def headline_figures(records: list[ModelRecord], directory: Path | None) -> list
         here = [r for r in records if r.place == place and r.ok]
         caption = (
             "Measured speedup (median, 95% CI) against the fraction of MACs removed, for unstructured pruning on"
-            f" dense and CSR kernels and for channel pruning; the dashed line is the MACs' promise. {measured_how(here)}"
+            " dense and CSR kernels and for channel pruning; the dashed line is the MACs' promise."
+            f" {measured_how(here)}"
         )
         md += figure_markdown(
             directory, f"speedup-{slug(model)}-{slug(place)}.png", f"{model} speedup vs sparsity", caption,
