@@ -25,8 +25,9 @@ from tabulate import tabulate
 
 import compressors
 import targets
-from bench import cli_ci, cli_compare, cli_history, cli_merge
-from bench.cli_support import Parser, readable, store_flag, writable_folder, write_output
+from bench import cli_ci, cli_compare, cli_history, cli_merge, cli_report
+from bench.cli_report import wide_flag
+from bench.cli_support import Parser, readable, store_flag, write_output
 from bench.config import load_config, load_target_specs, parse_compressor_spec
 from bench.config_checks import is_integer, is_number
 from bench.errors import BenchError, unknown_name
@@ -44,7 +45,7 @@ __all__ = ["main", "build_parser"]
 
 # Verbs defined in modules of their own, each adding its parser with `register(verbs)`.
 VERB_MODULES: tuple[Callable[[Any], None], ...] = (
-    cli_compare.register, cli_history.register, cli_merge.register, cli_ci.register,
+    cli_report.register, cli_compare.register, cli_history.register, cli_merge.register, cli_ci.register,
 )  # fmt: skip
 
 
@@ -125,14 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="TOML file with [targets.NAME] tables")
     check.set_defaults(handler=_target_check)
 
-    report = verbs.add_parser("report", help="print tables and write the Markdown report of a stored run")
-    report.add_argument("run_id", nargs="?", help="run id (default: the newest)")
-    report.add_argument(
-        "--output", type=Path, help="folder for report.md and its figures (default: runs/RUN_ID beside the store)"
-    )
-    store_flag(report)
-    report.set_defaults(handler=_report)
-
     export = verbs.add_parser("export", help="write a stored run's records as CSV, JSON or pytest-benchmark JSON")
     export.add_argument("run_id", nargs="?", help="run id (default: the newest)")
     export.add_argument("--format", choices=FORMATS, default="csv")
@@ -145,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _matrix_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags that shape a matrix, shared by `run` and `study`."""
+    """The flags that shape a matrix, shared by `run` and `study` (and `--wide`, how its summary prints)."""
+    wide_flag(parser)
     parser.add_argument("--models", type=_list_of(str, "--models"), help="comma-separated model names")
     parser.add_argument(
         "--compressors", nargs="+", metavar="SPEC",
@@ -227,7 +221,8 @@ def _run(args: argparse.Namespace) -> int:
     with read_store(config.store) as store:
         records = readable(store, store.records(outcome.run_id))
         if records:
-            write_report(store.run(outcome.run_id), records, config.reports_dir / outcome.run_id, sys.stdout)
+            run = store.run(outcome.run_id)
+            write_report(run, records, config.reports_dir / outcome.run_id, sys.stdout, wide=args.wide)
     counts = outcome.counts
     sys.stdout.write(
         f"run {outcome.run_id}: {counts['ok']} measured, {counts['reused']} reused from the store,"
@@ -287,21 +282,6 @@ def _target_check(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"cannot measure on {args.name}: {problem}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    with read_store(args.store) as store:
-        run = store.run(args.run_id)
-        records = readable(store, store.records(run.run_id))
-    directory = args.output if args.output is not None else args.store.parent / "runs" / run.run_id
-    if not writable_folder(directory):
-        if args.output is not None:
-            raise BenchError(f"--output: cannot write into {directory}: not a writable folder")
-        print(f"note: {directory} is not writable, so report.md is not written; give --output DIR", file=sys.stderr)
-        write_report(run, records, None, sys.stdout)
-        return 0
-    write_report(run, records, directory, sys.stdout)
     return 0
 
 

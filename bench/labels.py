@@ -14,9 +14,9 @@ from typing import Any
 from bench.records import DEFAULT_ENGINE, CellRecord, ModelRecord
 from compressors import registry
 
-__all__ = ["LABEL_WIDTH", "FAMILIES", "family", "short_label", "short_executed", "short_engine", "short_place"]
+__all__ = ["LABEL_WIDTH", "FAMILIES", "family", "variant_key", "short_label", "short_executed", "short_engine", "short_place"]
 
-LABEL_WIDTH = 30
+LABEL_WIDTH = 26
 """The most characters a short label takes; a longer one is cut in the middle, where its least telling part is."""
 
 _NAMES = {
@@ -94,8 +94,10 @@ def _value(key: str, value: Any) -> str:
     return f"{key}={value}"
 
 
-def _params(compressor: str, params: Mapping[str, Any]) -> list[str]:
+def _params(compressor: str, params: Mapping[str, Any], headline_only: bool = False) -> list[str]:
     headline = [key for key in _HEADLINE.get(compressor, ()) if params.get(key) is not None]
+    if headline_only:
+        return [_value(key, params[key]) for key in headline]
     defaults = _defaults(compressor)
     others = sorted(
         key for key, value in params.items() if value is not None and key not in headline and defaults.get(key) != value
@@ -104,12 +106,14 @@ def _params(compressor: str, params: Mapping[str, Any]) -> list[str]:
 
 
 def _chain(stages: str) -> str:
-    """`prune.unstructured(sparsity=0.9;scope=layer)+quant.cluster(bits=4)` -> `unstr 90% layer+cluster 4-bit`."""
+    """`prune.unstructured(sparsity=0.9;scope=layer)+quant.cluster(bits=4)` -> `unstr 90%+cluster 4-bit`: each
+    stage by its headline parameters only, or a chain of two stages would not fit."""
     shown = []
     for stage in stages.split("+"):
         name, _, rest = stage.partition("(")
         pairs = (part.partition("=") for part in rest.rstrip(")").split(";") if part)
-        shown.append(" ".join([_NAMES.get(name, name), *_params(name, {key: value for key, _, value in pairs})]))
+        params = {key: value for key, _, value in pairs}
+        shown.append(" ".join([_NAMES.get(name, name), *_params(name, params, headline_only=True)]))
     return "+".join(shown)
 
 
@@ -124,7 +128,7 @@ def short_label(record: CellRecord) -> str:
     """The variant in a few words, with how it was trained where a run has more than one way.
 
     Examples: `unstr 90% csr`, `channel 70% +relational s2`, `exit 1+2 conf 0.9`, and for a chain
-    `unstr 90% layer+cluster 4-bit`.
+    `unstr 90%+cluster 4-bit`.
     A recovery method other than plain fine-tuning shows as `+method`, a seed as `sN`; at most `LABEL_WIDTH`.
     """
     compressor = record.compressor
@@ -137,6 +141,13 @@ def short_label(record: CellRecord) -> str:
         f" s{record.recovery['seed']}" if "seed" in record.recovery else ""
     )
     return _cut(text, LABEL_WIDTH - len(suffix)) + suffix
+
+
+def variant_key(record: CellRecord) -> tuple[Any, ...]:
+    """What makes two records the same row: compressor, parameters and how it was trained (plain fine-tuning
+    named or not is the same), whatever their place."""
+    recovery = {k: v for k, v in record.recovery.items() if not (k == "method" and v == "finetune")}
+    return record.compressor, tuple(sorted(record.params.items())), tuple(sorted(recovery.items()))
 
 
 _EXECUTED = (
