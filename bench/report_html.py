@@ -116,8 +116,7 @@ def summary_rows(records: list[ModelRecord]) -> list[dict[str, Any]]:
         rows.append({
             "family": family(record), "target": record.target, "engine": record.engine,
             "cells": [
-                {"text": short_label(record), "title": variant(record)},
-                {"text": family(record)},
+                {"text": short_label(record), "title": f"{variant(record)} ({family(record)})"},
                 {"text": short_place(record), "title": record.place},
                 {"text": short_executed(record), "title": record.executed_as or ""},
                 {"text": f"{encoding[1] / 1e6:.3g} MB {encoding[0]}" if encoding else "-",
@@ -136,7 +135,7 @@ def summary_rows(records: list[ModelRecord]) -> list[dict[str, Any]]:
 
 
 SUMMARY_HEADERS = (
-    "compressor", "family", "where", "executed as", "smallest encoding", "top-1 %", "theor. speedup",
+    "compressor", "where", "executed as", "smallest encoding", "top-1 %", "theor. speedup",
     "speedup [95% CI]", "latency ms", "flags",
 )  # fmt: skip
 
