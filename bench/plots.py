@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.text import Annotation
+from matplotlib.axis import Axis
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
 from bench.analysis import SERIES, AccuracyPoint, Point
@@ -23,6 +26,7 @@ from bench.records import LayersRecord, ModelRecord
 __all__ = [
     "plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured",
     "plot_engine_latency", "figure_markdown", "save_figure", "slug", "draw_speedup", "draw_pareto", "label_points",
+    "log_axis",
 ]  # fmt: skip
 
 
@@ -45,7 +49,16 @@ def _reference_lines(ax: Axes, xs: np.ndarray, theory_label: str) -> None:
     ax.axhline(1.0, color="black", linewidth=1, label="no speedup (1.0x)")
     ax.plot(xs, 1 / (1 - xs), color="grey", linestyle="--", label=theory_label)
     ax.set_yscale("log")
+    log_axis(ax.yaxis, "x")
     ax.grid(True, which="both", alpha=0.3)
+
+
+def log_axis(axis: Axis, suffix: str = "") -> None:
+    """Label a log axis 1, 2, 5, 10, 20, ... in plain numbers (with `suffix`, "x" for a speedup): ticks a decade
+    apart say too little, and matplotlib's minor labels in powers of ten run into each other."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}{suffix}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def draw_speedup(ax: Axes, series: dict[str, list[Point]], top: float) -> None:
@@ -98,14 +111,17 @@ def plot_layers(records: list[LayersRecord], break_even: float | None, title: st
 def draw_pareto(ax: Axes, points: Sequence[AccuracyPoint], front: Sequence[AccuracyPoint]) -> None:
     """One Pareto panel: every variant in its family's style, the front joined by a line, its points labelled
     (placed later by `label_points`, once the axes' limits are final)."""
-    for name in dict.fromkeys(p.family for p in points):
+    for name in sorted(dict.fromkeys(p.family for p in points), key=lambda name: name == "baseline"):
         mine = [p for p in points if p.family == name]
         look = style(name)
+        size = 110 if name == "baseline" else 34  # the baseline, a star, is the point the others are read against
         ax.scatter([p.cost for p in mine], [100 * p.top1 for p in mine], color=look.color, marker=look.marker,
-                   s=30, zorder=3, edgecolors="white", linewidths=0.4)  # fmt: skip
+                   s=size, zorder=4 if name == "baseline" else 3, edgecolors="white", linewidths=0.4)  # fmt: skip
     ax.step([p.cost for p in front], [100 * p.top1 for p in front], where="post", color="#444444", linewidth=1,
             zorder=2, label="Pareto front")  # fmt: skip
     ax.set_xscale("log")
+    log_axis(ax.xaxis)
+    ax.margins(x=0.08, y=0.1)  # room for the labels of the points at the edges
     ax.grid(True, which="both", alpha=0.3)
 
 
@@ -118,7 +134,7 @@ def plot_pareto(points: list[AccuracyPoint], front: list[AccuracyPoint], xlabel:
     ax.set_title(title)
     family_legend(ax, [p.family for p in points], ax.get_legend_handles_labels()[0], loc="lower right")  # type: ignore[arg-type]
     fig.tight_layout()
-    label_points(ax, [(p.cost, 100 * p.top1, p.label) for p in front])
+    label_points(ax, [(p.cost, 100 * p.top1, p.label) for p in front], [(p.cost, 100 * p.top1) for p in points])
     return save_figure(fig, path)
 
 
@@ -160,6 +176,7 @@ def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) 
     ax.bar(positions + 0.2, measured, width=0.4, color=colors)
     ax.axhline(1.0, color="black", linewidth=1)
     ax.set_yscale("log")
+    log_axis(ax.yaxis, "x")
     ax.set_xticks(positions, [short_label(r) for r in records], rotation=55, ha="right", fontsize=7)
     ax.set_xlim(-0.6, len(records) - 0.4)
     ax.set_ylabel("speedup vs dense baseline (log)")
@@ -232,13 +249,25 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 
 DPI = 110
-_OFFSETS = ((6, 4), (6, -11), (-6, 4), (-6, -11), (6, 15), (6, -22), (-6, 15), (-6, -22), (0, 26), (0, -33))
-"""Where a label may sit relative to its point (points; a negative x puts it left of the point), nearest first."""
+_DIRECTIONS = ((1, 0.6), (1, -0.9), (-1, 0.6), (-1, -0.9), (0, 1), (0, -1.4), (1, 0), (-1, 0))
+_OFFSETS = tuple((round(r * dx), round(r * dy)) for r in (9, 18, 30, 44) for dx, dy in _DIRECTIONS)
+"""Where a label may sit relative to its point, in points, nearest first: above right, below right, above left, ..."""
+_LEADER = 12
+"""A label farther than this (points) from its point gets a thin line to it, so it is never read as another's."""
 
 
-def label_points(ax: Axes, points: Sequence[tuple[float, float, str]], fontsize: float = 7) -> list[Annotation]:
-    """Label each (x, y, text) point with the first nearby spot that overlaps no other label, no point and stays
-    inside the axes (the least crowded one when none is free): a front's labels stay readable where points cluster.
+def _anchor(note: Annotation, offset: tuple[int, int]) -> None:
+    note.xyann = offset
+    note.set_ha("left" if offset[0] > 0 else "right" if offset[0] < 0 else "center")
+    note.set_va("bottom" if offset[1] > 0 else "top" if offset[1] < 0 else "center")
+
+
+def label_points(
+    ax: Axes, points: Sequence[tuple[float, float, str]], avoid: Sequence[tuple[float, float]] = (), fontsize: float = 7
+) -> list[Annotation]:
+    """Label each (x, y, text) point at the nearest spot that overlaps no other label, no point (of `points` and
+    the unlabelled `avoid`) and stays inside the axes (the least crowded one when none is free), with a leader
+    line when it had to move away: a front's labels stay readable where points cluster.
 
     Call it once the axes' limits and the figure's layout are final: it measures the labels as they will be drawn.
     """
@@ -248,30 +277,33 @@ def label_points(ax: Axes, points: Sequence[tuple[float, float, str]], fontsize:
     renderer = canvas.get_renderer()
     ax.figure.draw_without_rendering()
     frame = ax.get_window_extent(renderer)
-    radius = 4 * DPI / 72
-    taken = [Bbox.from_bounds(x - radius, y - radius, 2 * radius, 2 * radius)
-             for x, y in ax.transData.transform([(p[0], p[1]) for p in points])] if points else []  # fmt: skip
+    radius = 3.5 * DPI / 72  # a marker's half-width, in pixels
+    centres = ax.transData.transform([(p[0], p[1]) for p in points] + list(avoid)) if points else []
+    markers = [Bbox.from_bounds(x - radius, y - radius, 2 * radius, 2 * radius) for x, y in centres]
+    labels: list[Bbox] = []
     placed: list[Annotation] = []
     for x, y, text in points:
-        note = ax.annotate(text, (x, y), xytext=_OFFSETS[0], textcoords="offset points", fontsize=fontsize,
-                           ha="left", va="bottom", zorder=4,
-                           bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})  # fmt: skip
+        note = ax.annotate(text, (x, y), xytext=_OFFSETS[0], textcoords="offset points", fontsize=fontsize, zorder=5,
+                           bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+                           arrowprops={"arrowstyle": "-", "color": "#777777", "linewidth": 0.5, "shrinkA": 0,
+                                       "shrinkB": 3})  # fmt: skip
         note.set_in_layout(False)  # placed inside the frame: the layout need not make room for it
-        best: tuple[float, tuple[int, int]] | None = None
+        best: tuple[float, tuple[int, int]] = (math.inf, _OFFSETS[0])
         for offset in _OFFSETS:
-            note.xyann = offset
-            note.set_ha("left" if offset[0] > 0 else "right" if offset[0] < 0 else "center")
+            _anchor(note, offset)
             box = note.get_window_extent(renderer)
-            outside = box.width * box.height - _overlap(box, frame)
-            cost = outside + sum(_overlap(box, other) for other in taken)
-            if best is None or cost < best[0]:
+            area = box.width * box.height
+            on_labels = sum(_overlap(box, other) for other in labels)
+            on_markers = sum(_overlap(box, other) for other in markers)
+            cost = 3 * (area - _overlap(box, frame)) + 2 * on_labels + on_markers  # a cut or hidden label is worst
+            if cost < best[0]:
                 best = (cost, offset)
-            if cost == 0:
+            if on_labels == 0 and cost <= 0.05 * area:  # a corner touching a marker still reads
                 break
-        assert best is not None
-        note.xyann = best[1]
-        note.set_ha("left" if best[1][0] > 0 else "right" if best[1][0] < 0 else "center")
-        taken.append(note.get_window_extent(renderer))
+        _anchor(note, best[1])
+        if note.arrow_patch is not None and math.hypot(*best[1]) <= _LEADER:
+            note.arrow_patch.set_visible(False)
+        labels.append(note.get_window_extent(renderer))
         placed.append(note)
     return placed
 

@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from bench.analysis import AccuracyPoint, Point, pareto_front
 from bench.labels import FAMILIES, family, short_label
 from bench.palette import family_legend, style
-from bench.plots import draw_pareto, draw_speedup, label_points, save_figure
+from bench.plots import draw_pareto, draw_speedup, label_points, log_axis, save_figure
 from bench.records import ModelRecord
 from targets.worker import median_ci
 
@@ -49,9 +49,11 @@ def _grid(count: int, panel: tuple[float, float], extra: tuple[float, float], *,
     return fig, axes[:count]
 
 
-def _title(fig: Figure, axes: Sequence[Axes], titles: Sequence[str], title: str) -> None:
+def _title(fig: Figure, axes: Sequence[Axes], titles: Sequence[str], title: str, xlabel: str) -> None:
+    """Each panel's title (its place) and x label (a figure-wide one would collide with the legend below)."""
     for ax, text in zip(axes, titles, strict=True):
         ax.set_title(text, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
     fig.suptitle(title, fontsize=11)
 
 
@@ -63,8 +65,7 @@ def draw_speedup_panels(panels: Sequence[tuple[str, dict[str, list[Point]]]], ti
     top = max([p.x for _, series in panels for points in series.values() for p in points] + [0.5])
     for ax, (_, series) in zip(axes, panels, strict=True):
         draw_speedup(ax, series, top)
-    _title(fig, axes, [name for name, _ in panels], title)
-    fig.supxlabel("fraction of MACs removed (theoretical)", fontsize=9)
+    _title(fig, axes, [name for name, _ in panels], title, "fraction of MACs removed (theoretical)")
     fig.supylabel("measured speedup vs dense baseline (log)", fontsize=9)
     handles: dict[str, object] = {}
     for ax in axes:
@@ -137,8 +138,8 @@ def draw_latency_panels(panels: Sequence[tuple[str, Sequence[ModelRecord]]], tit
     ax.set_ylim(len(rows) - 0.5, -0.6)
     if values and max(values) > _LOG_SPAN * min(values):
         ax.set_xscale("log")
-    _title(fig, axes, [name for name, _ in panels], title)
-    fig.supxlabel("median latency (ms); whiskers: 95% CI of the median from the raw samples", fontsize=9)
+        log_axis(ax.xaxis)
+    _title(fig, axes, [name for name, _ in panels], title, "median latency (ms), 95% CI")
     baseline = [Line2D([], [], color="black", linestyle="--", label="baseline median"),
                 Patch(color="#bbbbbb", alpha=0.5, label="baseline 95% CI")]  # fmt: skip
     families = [family(r) for _, records in panels for r in records]
@@ -157,14 +158,14 @@ def draw_pareto_panels(panels: Sequence[tuple[str, Sequence[AccuracyPoint]]], xl
     fig, axes = _grid(len(panels), (4.6, 3.8), (0.6, 1.3))
     for ax, (_, points) in zip(axes, panels, strict=True):
         draw_pareto(ax, points, pareto_front(points))
-    _title(fig, axes, [name for name, _ in panels], title)
-    fig.supxlabel(xlabel, fontsize=9)
+    _title(fig, axes, [name for name, _ in panels], title, xlabel)
     fig.supylabel("top-1 on the held-out set (%)", fontsize=9)
     front = [Line2D([], [], color="#444444", linewidth=1, label="Pareto front (labelled)")]
     families = [p.family for _, points in panels for p in points]
     family_legend(fig, families, front, loc="outside lower center", ncol=min(6, len(set(families)) + 1))
     for ax, (_, points) in zip(axes, panels, strict=True):
-        label_points(ax, [(p.cost, 100 * p.top1, p.label) for p in pareto_front(points)])
+        label_points(ax, [(p.cost, 100 * p.top1, p.label) for p in pareto_front(points)],
+                     [(p.cost, 100 * p.top1) for p in points])  # fmt: skip
     return fig
 
 

@@ -22,7 +22,8 @@ __all__ = ["headline_figures", "model_figures"]
 
 _QUANTIZERS = ("quant.bits", "quant.binary", "quant.cluster")
 _HEADLINE_FAMILIES = ("unstructured", "unstructured CSR", "channel")
-_COSTS = (("latency", "median latency (s, log)"), ("size", "smallest real encoding (bytes, log)"))
+_COSTS = (("latency", "median latency (ms, log)", 1e3), ("size", "smallest real encoding (kB, log)", 1e-3))
+"""Pareto costs: name, axis label and the factor from the records' unit (seconds, bytes) to the axis's."""
 
 
 def _places(records: list[ModelRecord]) -> dict[str, str]:
@@ -81,8 +82,12 @@ def _model_panels(model: str, records: list[ModelRecord], directory: Path | None
             partial(plot_latency_panels, panels, f"{model}: median latency per variant"),
         )  # fmt: skip
     ok = [r for r in records if r.ok]
-    for cost, label in _COSTS:
-        points = {place: found for (_, place), found in accuracy_points(ok, cost).items() if len(found) > 1}
+    for cost, label, scale in _COSTS:
+        points = {
+            place: [p._replace(cost=scale * p.cost) for p in found]
+            for (_, place), found in accuracy_points(ok, cost).items()
+            if len(found) > 1
+        }
         if not points:
             continue
         drawn = [r for r in ok if r.place in points and r.timing and r.accuracy and r.accuracy.top1 is not None]
