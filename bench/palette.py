@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
@@ -69,11 +71,10 @@ def family_handles(families: Iterable[str]) -> list[Line2D]:
 
 
 def family_legend(
-    where: Axes | Figure, families: Iterable[str], extra: Iterable[Line2D] = (), **kwargs: object
+    where: Axes | Figure, families: Iterable[str], extra: Iterable[Artist] = (), **kwargs: Any
 ) -> Legend:
     """A legend of the families present (and any `extra` handles, such as reference lines) on an axes or, placed
     outside the panels so it hides no data, on a whole figure."""
-    handles = family_handles(families) + list(extra)
-    options: dict[str, object] = {"fontsize": 8, "frameon": False}
-    options.update(kwargs)
-    return where.legend(handles=handles, **options)  # type: ignore[arg-type]
+    handles: list[Artist] = [*family_handles(families), *extra]
+    options: dict[str, Any] = {"fontsize": 8, "frameon": False, **kwargs}
+    return where.legend(handles=handles, **options)

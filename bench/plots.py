@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.text import Annotation
-from matplotlib.axis import Axis
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
@@ -132,7 +132,7 @@ def plot_pareto(points: list[AccuracyPoint], front: list[AccuracyPoint], xlabel:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 (%)")
     ax.set_title(title)
-    family_legend(ax, [p.family for p in points], ax.get_legend_handles_labels()[0], loc="lower right")  # type: ignore[arg-type]
+    family_legend(ax, [p.family for p in points], ax.get_legend_handles_labels()[0], loc="lower right")
     fig.tight_layout()
     label_points(ax, [(p.cost, 100 * p.top1, p.label) for p in front], [(p.cost, 100 * p.top1) for p in points])
     return save_figure(fig, path)
@@ -258,8 +258,8 @@ _LEADER = 12
 
 def _anchor(note: Annotation, offset: tuple[int, int]) -> None:
     note.xyann = offset
-    note.set_ha("left" if offset[0] > 0 else "right" if offset[0] < 0 else "center")
-    note.set_va("bottom" if offset[1] > 0 else "top" if offset[1] < 0 else "center")
+    note.set_horizontalalignment("left" if offset[0] > 0 else "right" if offset[0] < 0 else "center")
+    note.set_verticalalignment("bottom" if offset[1] > 0 else "top" if offset[1] < 0 else "center")
 
 
 def label_points(
@@ -271,14 +271,14 @@ def label_points(
 
     Call it once the axes' limits and the figure's layout are final: it measures the labels as they will be drawn.
     """
-    canvas = ax.figure.canvas
-    if not isinstance(canvas, FigureCanvasAgg):
-        canvas = FigureCanvasAgg(ax.figure)  # type: ignore[arg-type]
+    fig = ax.get_figure(root=True)
+    assert isinstance(fig, Figure)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     renderer = canvas.get_renderer()
-    ax.figure.draw_without_rendering()
+    fig.draw_without_rendering()
     frame = ax.get_window_extent(renderer)
     radius = 3.5 * DPI / 72  # a marker's half-width, in pixels
-    centres = ax.transData.transform([(p[0], p[1]) for p in points] + list(avoid)) if points else []
+    centres = ax.transData.transform([(p[0], p[1]) for p in points] + list(avoid)) if points else np.empty((0, 2))
     markers = [Bbox.from_bounds(x - radius, y - radius, 2 * radius, 2 * radius) for x, y in centres]
     labels: list[Bbox] = []
     placed: list[Annotation] = []

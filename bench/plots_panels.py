@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -34,7 +35,9 @@ _LOG_SPAN = 20
 """A cost axis turns logarithmic when its largest value is more than this many times its smallest."""
 
 
-def _grid(count: int, panel: tuple[float, float], extra: tuple[float, float], *, wrap: bool = True) -> tuple[Figure, list[Axes]]:
+def _grid(
+    count: int, panel: tuple[float, float], extra: tuple[float, float], *, wrap: bool = True
+) -> tuple[Figure, list[Axes]]:
     """A figure of `count` panels sharing both axes: side by side up to three, else in rows of at most three
     (one row always when not `wrap`). `panel` is one panel's size in inches, `extra` room for labels and legend."""
     columns = count if count <= 3 or not wrap else min(3, math.ceil(count / 2))
@@ -67,7 +70,7 @@ def draw_speedup_panels(panels: Sequence[tuple[str, dict[str, list[Point]]]], ti
         draw_speedup(ax, series, top)
     _title(fig, axes, [name for name, _ in panels], title, "fraction of MACs removed (theoretical)")
     fig.supylabel("measured speedup vs dense baseline (log)", fontsize=9)
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
