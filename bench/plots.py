@@ -19,7 +19,7 @@ from matplotlib.transforms import Bbox
 
 from bench.analysis import SERIES, AccuracyPoint, Point
 from bench.analysis_engines import EngineComparison
-from bench.labels import family, short_label
+from bench.labels import FAMILIES, family, short_label
 from bench.palette import family_legend, series_family, style
 from bench.records import LayersRecord, ModelRecord
 
@@ -28,6 +28,9 @@ __all__ = [
     "plot_engine_latency", "figure_markdown", "save_figure", "slug", "draw_speedup", "draw_pareto", "label_points",
     "log_axis",
 ]  # fmt: skip
+
+
+_FAMILY_RANK = {name: rank for rank, name in enumerate(FAMILIES)}
 
 
 def figure_markdown(
@@ -167,7 +170,8 @@ def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
 def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) -> Path:
     """Theoretical (MACs) and measured speedup side by side for every variant (ok records): how much of the
     promise ran. Measured bars take their family's colour, so the figure reads like the others."""
-    fig, ax = _figure((max(7, 0.32 * len(records) + 2.5), 4.8))
+    records = sorted(records, key=lambda r: _FAMILY_RANK.get(family(r), len(FAMILIES)))  # a family's bars together
+    fig, ax = _figure((max(7, 0.32 * len(records) + 4), 4.8))
     positions = np.arange(len(records))
     theory = [r.macs.theoretical_speedup if r.macs else np.nan for r in records]
     measured = [r.timing.speedup_median if r.timing else np.nan for r in records]
@@ -182,8 +186,8 @@ def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) 
     ax.set_ylabel("speedup vs dense baseline (log)")
     ax.set_title(title)
     theory_handle = Patch(facecolor="#d9d9d9", edgecolor="#999999", label="theoretical (MACs)")
-    family_legend(ax, [family(r) for r in records], [theory_handle], loc="upper left", title="measured (median)",
-                  title_fontsize=8, ncol=2)  # fmt: skip
+    family_legend(ax, [family(r) for r in records], [theory_handle], loc="upper left", bbox_to_anchor=(1.01, 1),
+                  title="measured (median)", title_fontsize=8)  # fmt: skip  # beside the axes: it hides no bar
     ax.grid(True, axis="y", which="both", alpha=0.3)
     return save_figure(fig, path)
 
