@@ -9,7 +9,9 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
+from bench.labels import family, short_label
 from bench.records import CellRecord, LayersRecord, ModelRecord, Record
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "smallest_bytes",
     "pareto_front",
     "accuracy_points",
+    "AccuracyPoint",
 ]
 
 # The three families of the headline figure, in legend order.
@@ -184,27 +187,41 @@ def smallest_bytes(record: ModelRecord) -> int:
     return smallest_encoding(record)[1]
 
 
-def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """The (cost, accuracy, label) points no other point beats on both: lower cost and higher accuracy."""
-    front: list[tuple[float, float, str]] = []
+class AccuracyPoint(NamedTuple):
+    """One cell on an accuracy-cost plane: its cost (seconds or bytes), top-1 (a fraction), short label and family
+    (`bench.labels`), so a figure can name and colour it without the record."""
+
+    cost: float
+    top1: float
+    label: str
+    family: str
+
+
+_P = TypeVar("_P", bound=tuple[Any, ...])
+
+
+def pareto_front(points: Sequence[_P]) -> list[_P]:
+    """The (cost, accuracy, ...) points no other point beats on both: lower cost and higher accuracy."""
+    front: list[_P] = []
     for point in sorted(points, key=lambda p: (p[0], -p[1])):
         if not front or point[1] > front[-1][1]:
             front.append(point)
     return front
 
 
-def accuracy_points(records: Sequence[Record], cost: str) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
-    """(model, where) -> (cost, top-1, variant) of every ok cell with a real accuracy.
+def accuracy_points(records: Sequence[Record], cost: str) -> dict[tuple[str, str], list[AccuracyPoint]]:
+    """(model, where) -> an `AccuracyPoint` for every ok cell with a real accuracy.
 
     Args:
         cost: "latency" (median seconds on the target) or "size" (smallest real encoding, bytes).
     """
-    out: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
+    out: dict[tuple[str, str], list[AccuracyPoint]] = defaultdict(list)
     for record in records:
         if not isinstance(record, ModelRecord) or record.timing is None or record.accuracy is None:
             continue
         if record.accuracy.top1 is None:
             continue
         value = record.timing.median_s if cost == "latency" else smallest_bytes(record)
-        out[(record.model, record.place)].append((value, record.accuracy.top1, short_variant(record)))
+        point = AccuracyPoint(value, record.accuracy.top1, short_label(record), family(record))
+        out[(record.model, record.place)].append(point)
     return out
