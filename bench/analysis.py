@@ -22,7 +22,6 @@ __all__ = [
     "break_even",
     "finding",
     "SERIES",
-    "short_variant",
     "smallest_encoding",
     "smallest_bytes",
     "pareto_front",
@@ -39,12 +38,6 @@ NO_SPEEDUP = 1.10
 def variant(record: CellRecord) -> str:
     shown = " ".join(f"{key}={value}" for key, value in sorted(record.params.items()) if value is not None)
     return f"{record.compressor} {shown}".strip()
-
-
-def short_variant(record: CellRecord) -> str:
-    """`variant` with parameter values only, short enough for a plot's tick labels and annotations."""
-    values = "/".join(str(value) for _, value in sorted(record.params.items()) if value is not None)
-    return f"{record.compressor} {values}".strip()
 
 
 @dataclass(frozen=True)

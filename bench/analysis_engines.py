@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.analysis import NO_SPEEDUP, short_variant, variant
+from bench.analysis import NO_SPEEDUP, variant
+from bench.labels import short_label
 from bench.records import DEFAULT_ENGINE, ModelRecord, Record
 
 __all__ = ["EngineComparison", "engine_comparisons", "engine_finding", "where"]
@@ -61,8 +62,8 @@ class EngineComparison:
         return fastest[1] / seconds
 
     def label(self, name: str) -> str:
-        """The short label (`analysis.short_variant`) of a variant of `cells`, for table rows and tick labels."""
-        return short_variant(next(iter(self.cells[name].values())))
+        """The short label (`labels.short_label`) of a variant of `cells`, for table rows and tick labels."""
+        return short_label(next(iter(self.cells[name].values())))
 
 
 def _median_s(record: ModelRecord) -> float:

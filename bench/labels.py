@@ -14,7 +14,9 @@ from typing import Any
 from bench.records import DEFAULT_ENGINE, CellRecord, ModelRecord
 from compressors import registry
 
-__all__ = ["LABEL_WIDTH", "FAMILIES", "family", "variant_key", "short_label", "short_executed", "short_engine", "short_place"]
+__all__ = [
+    "LABEL_WIDTH", "FAMILIES", "family", "variant_key", "short_label", "short_executed", "short_engine", "short_place",
+]  # fmt: skip
 
 LABEL_WIDTH = 26
 """The most characters a short label takes; a longer one is cut in the middle, where its least telling part is."""

@@ -129,6 +129,7 @@ def summary_tables(records: Sequence[ModelRecord], width: int = WIDTH) -> list[s
                 continue
         lines += _columns(lead_headers, lead_rows, place_rows, places, short, chunk, right)
         chunk = [index] if index is not None else []
+    lines += _not_run(records, width)
     flags = [flag for flag in FLAGS if any(flag in r.flags for r in records)]
     legend = "Speedup: baseline / compressed time, interleaved in one worker; a/b: per place, in column order."
     if flags:
@@ -143,6 +144,19 @@ def _columns(
     headers = lead_headers + [f"{short[places[i]]}\nspeedup [95% CI]" for i in chunk]
     rows = [lead + [row[i] for i in chunk] for lead, row in zip(lead_rows, place_rows, strict=True)]
     return fit_table(headers, rows, right)
+
+
+def _not_run(records: Sequence[ModelRecord], width: int) -> list[str]:
+    """Why each cell without a timing did not run, once per reason: `skipped (unstr 50% csr layer, unstr 70% csr
+    layer on cpu ort t1 b1): ...cannot be exported to ONNX`."""
+    reasons: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for record in records:
+        if not record.ok:
+            reasons[(record.status, record.error or "no reason stored")].append(
+                f"{short_label(record)} on {short_place(record)}"
+            )
+    said = (f"{status} ({', '.join(cells)}): {error}" for (status, error), cells in reasons.items())
+    return [line for text in said for line in wrapped(text, width)]
 
 
 def wrapped(text: str, width: int = WIDTH) -> list[str]:

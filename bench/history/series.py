@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from bench.analysis import short_variant
 from bench.changepoints import MIN_POINTS, Step, detect_steps
 from bench.errors import BenchError
+from bench.labels import short_label
 from bench.records import LayersRecord, ModelRecord, Record
 from bench.store import Measured, Run
 
@@ -204,7 +204,7 @@ class Filters:
 
 def _label(record: Record) -> str:
     prefix = "layers " if isinstance(record, LayersRecord) else ""
-    return f"{record.model} | {prefix}{short_variant(record)} | {record.place}"
+    return f"{record.model} | {prefix}{short_label(record)} | {record.place}"
 
 
 def _errors(metric: Metric, points: Sequence[Point]) -> list[float | None]:

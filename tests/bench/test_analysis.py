@@ -111,11 +111,3 @@ def test_smallest_bytes_takes_the_smallest_real_encoding_present() -> None:
     )
     assert smallest_bytes(model_record(sizes=sizes)) == 700
     assert smallest_bytes(model_record(sizes=dataclasses.replace(sizes, huffman_bytes=90))) == 90
-
-
-def test_short_variant_keeps_values_in_key_order() -> None:
-    from bench.analysis import short_variant
-
-    record = model_record("prune.unstructured", {"sparsity": 0.9, "execution": "csr", "scope": "layer"})
-    assert short_variant(record) == "prune.unstructured csr/layer/0.9"
-    assert short_variant(model_record("none", {})) == "none"

@@ -103,7 +103,7 @@ def test_run_on_cuda_without_a_gpu_skips_every_cell_with_the_reason(tmp_path: Pa
     assert outcome.counts == {"skipped": len(cells)}
     with read_store(config.store) as store:
         records = store.records(outcome.run_id)
-        path = write_report(store.run(outcome.run_id), records, tmp_path / "report", io.StringIO())
+        path = write_report(store.run(outcome.run_id), records, tmp_path / "report", io.StringIO()).md
     reason = "target 'cuda' unavailable: no CUDA device visible to torch"
     assert len(records) == len(cells) and path is not None
     assert all(

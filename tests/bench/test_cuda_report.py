@@ -90,7 +90,7 @@ def test_machine_id_of_a_cpu_record_ignores_the_cuda_details() -> None:
 def test_report_keeps_break_even_csr_only_and_lists_2_4_rows(records: list[LayersRecord], tmp_path: Path) -> None:
     out = io.StringIO()
     run = Run("r1", "2026-01-01T00:00:00+00:00", None, "finished", {}, {}, {})
-    path = write_report(run, list(records), tmp_path / "report", out)
+    path = write_report(run, list(records), tmp_path / "report", out, wide=True).md
     assert path is not None
     text, report = out.getvalue(), path.read_text()
     # 2:4 at 1.6x would make the break-even "<= 0.5" if it were a point of the CSR curve.

@@ -60,9 +60,9 @@ def test_engine_table_values_and_fastest_mark(records: list[ModelRecord]) -> Non
     assert rows == [
         ["fp32 baseline", "1.000 (0.60x)", "0.600 (1.00x)"],
         ["none", "1.000 (0.60x)", "0.600 (1.00x)"],
-        ["prune.channel 0.5", "0.500 (1.20x)", "0.250 (2.40x) (fastest)"],
-        ["prune.unstructured dense/0.5", "1.000 (0.60x)", "0.600 (1.00x)"],
-        ["prune.unstructured csr/0.9", "2.000 (0.30x)", "skipped [1]"],
+        ["channel 50%", "0.500 (1.20x)", "0.250 (2.40x) (fastest)"],
+        ["unstr 50%", "1.000 (0.60x)", "0.600 (1.00x)"],
+        ["unstr 90% csr", "2.000 (0.30x)", "skipped [1]"],
     ]
     assert footnotes == [f"[1] skipped: {NO_CSR}"]
 
@@ -105,7 +105,7 @@ def test_report_has_engine_tables_sentences_and_figure(tmp_path: Path) -> None:
     records = _torchscript() + _onnxruntime() + _torchscript(threads=2) + _onnxruntime(threads=2)
     records += _torchscript(batch=8)  # one engine only here: no engine table for b=8
     out = io.StringIO()
-    path = write_report(RUN, list(records), tmp_path / "report", out)
+    path = write_report(RUN, list(records), tmp_path / "report", out, wide=True).md
     assert path is not None
     text, report = out.getvalue(), path.read_text()
     for where in ("cpu t=1 b=1", "cpu t=2 b=1"):
@@ -113,7 +113,7 @@ def test_report_has_engine_tables_sentences_and_figure(tmp_path: Path) -> None:
         assert f"### fastest way to run m on {where}" in report
         assert f"Across engines, m on {where}: the fp32 baseline is fastest on onnxruntime" in report
     assert "fastest way to run m on cpu t=1 b=8" not in text and "Across engines, m on cpu t=1 b=8" not in report
-    assert "| prune.channel 0.5 " in report and "0.250 (2.40x) (fastest)" in report
+    assert "| channel 50% " in report and "0.250 (2.40x) (fastest)" in report
     assert f"[1] skipped: {NO_CSR}" in text and f"[1] skipped: {NO_CSR}" in report
     # the per-place finding splits by engine and does not judge CSR kernels where none ran
     assert "Finding reproduced for m on cpu onnxruntime t=1 b=1:" in report
@@ -128,7 +128,7 @@ def test_report_has_engine_tables_sentences_and_figure(tmp_path: Path) -> None:
     # table lines only: the legend and the footnotes are prose that wraps
     tables = [[line for line in block.splitlines()[1:] if line and line[0] not in "[E"] for block in printed]
     tables += [[line for line in block.splitlines() if line.startswith("|")] for block in written]
-    assert len(tables) == 4 and all(any("csr/0.9" in line for line in table) for table in tables)
+    assert len(tables) == 4 and all(any("unstr 90% csr" in line for line in table) for table in tables)
     assert max(len(line) for table in tables for line in table) <= 120
 
 
@@ -136,7 +136,7 @@ def test_one_engine_run_has_no_engine_part(tmp_path: Path) -> None:
     records = _torchscript() + _torchscript(threads=2)
     assert engine_comparisons(records) == {}
     out = io.StringIO()
-    path = write_report(RUN, list(records), tmp_path / "report", out)
+    path = write_report(RUN, list(records), tmp_path / "report", out, wide=True).md
     assert path is not None
     report = path.read_text()
     assert "fastest way" not in out.getvalue() + report and "Across engines" not in report

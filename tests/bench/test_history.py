@@ -101,7 +101,7 @@ def _series(history, label_part: str):
 
 def test_a_step_at_the_fourth_run_is_found_at_its_commit(store_path: Path) -> None:
     history = _history(store_path)
-    stepped = _series(history, "prune.channel")
+    stepped = _series(history, "channel 50%")
     (step,) = stepped.steps
     assert history.runs[stepped.points[step.index].run].commit == _commit(STEP_RUN)
     assert step.change == pytest.approx(0.15, abs=0.05)
@@ -109,7 +109,7 @@ def test_a_step_at_the_fourth_run_is_found_at_its_commit(store_path: Path) -> No
     assert result.code == 0, result.err
     (line,) = [line for line in result.out.splitlines() if line.startswith("change at")]
     assert line.startswith(f"change at {_commit(STEP_RUN)[:7]} ({_run_id(STEP_RUN)}): latency +1")
-    assert "mnist_cnn | prune.channel 0.5 | cpu t=1 b=1" in line
+    assert "mnist_cnn | channel 50% | cpu t=1 b=1" in line
 
 
 def test_flat_noisy_series_have_no_change_point(store_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_flat_noisy_series_have_no_change_point(store_path: Path) -> None:
 
 
 def test_a_reused_record_is_one_point_at_the_run_that_measured_it(store_path: Path) -> None:
-    series = _series(_history(store_path), "quant.int8")
+    series = _series(_history(store_path), "| int8 |")
     assert [point.run for point in series.points] == [0, 4]
     assert series.points[1].value == pytest.approx(1.04e-3)
 
@@ -127,7 +127,7 @@ def test_a_reused_record_is_one_point_at_the_run_that_measured_it(store_path: Pa
 def test_filters_choose_cells_by_model_compressor_and_target(store_path: Path) -> None:
     assert {s.model for s in _history(store_path, model="resnet18").series} == {"resnet18"}
     assert [s.label for s in _history(store_path, compressor="prune.*").series] == [
-        "mnist_cnn | prune.channel 0.5 | cpu t=1 b=1"
+        "mnist_cnn | channel 50% | cpu t=1 b=1"
     ]
     assert [s.model for s in _history(store_path, target="cuda").series] == ["resnet18"]
     out = run_main(["history", "--store", str(store_path), "--model", "resnet18", "--output", str(store_path.parent)])
@@ -177,7 +177,7 @@ def test_other_metrics_read_their_own_fields(tmp_path: Path) -> None:
     assert [step.index for step in series.steps] == [STEP_RUN]
     assert [s.points[-1].value for s in _history(path, "bytes").series] == [3595]
     speedups = _history(path, "speedup").series
-    assert {s.label.split(" | ")[1] for s in speedups} == {"none", "layers prune.unstructured 0.9"}
+    assert {s.label.split(" | ")[1] for s in speedups} == {"none", "layers unstr 90%"}
     (sweep_series,) = [s for s in speedups if "layers" in s.label]
     assert [step.index for step in sweep_series.steps] == [STEP_RUN]
 

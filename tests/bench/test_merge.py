@@ -322,7 +322,8 @@ def test_cli_merge_report_and_list(tmp_path: Path) -> None:
     assert listing.code == 0 and listing.out.count("shard") == 2 and "merged-" in listing.out
     report = run_main(["report", "--store", str(into), "--output", str(tmp_path / "report")])
     assert report.code == 0, report.err
-    assert "quant.int8" in report.out and "none" in report.out
+    rows = {line.split("  ")[0] for line in report.out.splitlines()}
+    assert {"int8", "none"} <= rows
 
 
 @pytest.mark.slow

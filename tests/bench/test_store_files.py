@@ -161,7 +161,7 @@ def test_read_verbs_work_in_a_read_only_folder(read_only_folder: Path) -> None:
     assert exported.code == 0 and '"run_id": "r1"' in exported.out
     report = run_main(["report", "--store", str(path)])
     assert report.code == 0 and "\nm\n" in report.out
-    assert "is not writable, so report.md is not written; give --output DIR" in report.err
+    assert "is not writable, so no report file is written; give --output DIR" in report.err
     written = run_main(["run", "--models", "digits_cnn", "--compressors", "none", "--store", str(path)])
     assert written.code == 2 and written.err.startswith("error: --store: cannot") and written.err.count("\n") == 1
 
