@@ -69,9 +69,11 @@ def test_distillation_recovers_accuracy_end_to_end(tmp_path: Path) -> None:
         store, write_fast_toml(tmp_path), "--recovery", "distill", compressors=["prune.channel:macs_removed=0.9"]
     )
     args[args.index("--finetune-steps") + 1] = "60"
-    result = run_main(args)
+    result = run_main([*args, "--wide"])
     assert result.code == 0, result.err
     assert "(distill, 60 steps)" in result.out
+    wide_rows = result.out.splitlines()
+    assert any(line.startswith("prune.channel criterion=l1 macs_removed=0.9 [distill]") for line in wide_rows)
     from bench.store import read_store
 
     with read_store(store) as opened:
