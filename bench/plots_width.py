@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.palette import style
 from bench.plots import save_figure
 
 __all__ = ["WidthPoint", "plot_width_against_pruning"]
@@ -34,8 +35,10 @@ def plot_width_against_pruning(widths: list[WidthPoint], pruned: list[WidthPoint
     """Two panels over the MAC budget (log): top-1, and measured speedup with its 95% CI and the 1/budget theory."""
     fig = Figure(figsize=(10, 4.2))
     accuracy_ax, speed_ax = fig.subplots(1, 2)
-    series = (("dynamic.width (one model, switched)", widths, "o", "tab:blue"),
-              ("prune.channel (one model per budget)", pruned, "s", "tab:orange"))  # fmt: skip
+    # In the families' fixed colours and markers, as every other figure of the report draws them.
+    dynamic, channel = style("dynamic"), style("channel")
+    series = (("dynamic.width (one model, switched)", widths, dynamic.marker, dynamic.color),
+              ("prune.channel (one model per budget)", pruned, channel.marker, channel.color))  # fmt: skip
     for label, points, marker, color in series:
         if not points:
             continue
