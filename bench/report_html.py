@@ -27,7 +27,7 @@ from bench.records import ModelRecord
 from bench.report_method import method_facts
 from bench.report_parts import ModelPart, ReportParts
 from bench.report_tables import machine_table, model_table
-from bench.summary import speedup_cell, top1_text
+from bench.summary import human_bytes, speedup_cell, top1_text
 
 __all__ = ["render_html", "summary_rows", "markdown_html"]
 
@@ -119,7 +119,7 @@ def summary_rows(records: list[ModelRecord]) -> list[dict[str, Any]]:
                 {"text": short_label(record), "title": f"{variant(record)} ({family(record)})"},
                 {"text": short_place(record), "title": record.place},
                 {"text": short_executed(record), "title": record.executed_as or ""},
-                {"text": f"{encoding[1] / 1e6:.3g} MB {encoding[0]}" if encoding else "-",
+                {"text": " ".join([*human_bytes(encoding[1]), encoding[0]]) if encoding else "-",
                  "sort": _sort_number(encoding[1] if encoding else None), "num": True},
                 {"text": top1_text(record), "sort": _sort_number(top1), "num": True},
                 {"text": f"{macs.theoretical_speedup:.2f}x" if macs else "-",

@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from bench.labels import short_executed, short_label, short_place, variant_key
 from bench.records import FLAGS, ModelRecord
 
-__all__ = ["WIDTH", "summary_tables", "fit_table", "wrapped", "speedup_cell", "top1_text", "FLAG_LETTERS"]
+__all__ = [
+    "WIDTH", "FLAG_LETTERS", "summary_tables", "fit_table", "human_bytes", "wrapped", "speedup_cell", "top1_text",
+]  # fmt: skip
 
 WIDTH = 120
 """Columns of the terminal the summary is laid out for."""
@@ -51,13 +53,25 @@ def top1_text(record: ModelRecord) -> str:
     return f"{100 * accuracy.top1:.2f}" if accuracy is not None and accuracy.top1 is not None else "n/a"
 
 
+def human_bytes(count: int) -> tuple[str, str]:
+    """Bytes as three significant digits and a decimal unit: (`43.3`, `MB`), (`909`, `kB`), (`512`, `B`)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}", unit
+    return str(count), "B"
+
+
 def _bytes_text(group: Sequence[ModelRecord]) -> str:
-    """ "0.435/0.432 MB stored": the smallest encoding per place, the unit and encoding said once where shared."""
-    smallest = [r.sizes.smallest() for r in group if r.ok and r.sizes is not None]
+    """ "435/432 kB stored": the smallest encoding per place, the unit and encoding said once where shared."""
+    smallest = [(encoding, human_bytes(count)) for encoding, count in
+                (r.sizes.smallest() for r in group if r.ok and r.sizes is not None)]  # fmt: skip
     if not smallest:
         return "-"
-    numbers = "/".join(dict.fromkeys(f"{count / 1e6:.3g}" for _, count in smallest))
-    return f"{numbers} MB {'/'.join(dict.fromkeys(encoding for encoding, _ in smallest))}"
+    units = {unit for _, (_, unit) in smallest}
+    numbers = "/".join(dict.fromkeys(f"{number}{'' if len(units) == 1 else ' ' + unit}"
+                                     for _, (number, unit) in smallest))  # fmt: skip
+    unit = f" {units.pop()}" if len(units) == 1 else ""
+    return f"{numbers}{unit} {'/'.join(dict.fromkeys(encoding for encoding, _ in smallest))}"
 
 
 def _joined(group: Sequence[ModelRecord], text: Callable[[ModelRecord], str]) -> str:

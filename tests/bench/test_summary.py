@@ -11,9 +11,9 @@ import pytest
 
 from bench.compare.sources import from_export
 from bench.labels import short_label, short_place
-from bench.records import ModelRecord
+from bench.records import ModelRecord, Sizes
 from bench.report import write_report
-from bench.summary import WIDTH, summary_tables
+from bench.summary import WIDTH, human_bytes, summary_tables
 from tests.bench.record_factory import model_record, timing
 
 REFERENCE = Path(__file__).parents[2] / "results" / "reference" / "x86_64-amd-epyc-2cpu-t1"
@@ -74,3 +74,14 @@ def test_flags_show_as_letters_with_their_legend_and_failed_cells_as_their_statu
     assert next(line for line in lines if line.startswith("channel 50%")).endswith("failed")
     legend = " ".join(lines)
     assert "B busy" in legend and "N noisy" in legend and "T throttled" not in legend
+
+
+def test_bytes_read_in_their_own_unit_and_per_place_values_share_it() -> None:
+    assert human_bytes(43_300_000) == ("43.3", "MB") and human_bytes(909_000) == ("909", "kB")
+    assert human_bytes(512) == ("512", "B") and human_bytes(2_000_000_000) == ("2", "GB")
+    sizes = [Sizes(params_total=1, params_nonzero=1, dense_bytes=10**6, csr_bytes=10**6, gzip_bytes=10**6,
+                   stored_bytes=stored) for stored in (435_000, 432_000)]  # fmt: skip
+    records = [model_record("quant.int8", {}, sizes=sizes[0]),
+               model_record("quant.int8", {}, sizes=sizes[1], engine="onnxruntime")]  # fmt: skip
+    row = next(line for line in summary_tables(records) if line.startswith("int8"))
+    assert "435/432 kB stored" in row
