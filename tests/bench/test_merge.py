@@ -345,6 +345,6 @@ def test_two_shard_runs_merge_into_the_whole_matrix(tmp_path: Path) -> None:
     assert listing.returncode == 0 and len([line for line in listing.stdout.splitlines() if "finished" in line]) == 3
     report = run_subprocess("report", "--store", str(into))
     assert report.returncode == 0, report.stderr
-    rows = [line for line in report.stdout.splitlines() if line.startswith(("none ", "prune.channel "))]
+    rows = [line for line in report.stdout.splitlines() if line.startswith(("none ", "channel 50% "))]
     assert len(rows) == 2
     assert "report: " + str(tmp_path / "runs" / "merged-") in report.stdout
