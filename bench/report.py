@@ -66,10 +66,9 @@ def write_report(
         md=_write(directory / "report.md", "\n".join(markdown_lines(parts)) + "\n") if "md" in formats else None,
         html=_write(directory / "report.html", render_html(parts, directory)) if "html" in formats else None,
     )
-    for path in (files.md, files.html):
-        if path is not None:
-            stream.write(f"\nreport: {path}" if path.suffix == ".md" or files.md is None else f"\n        {path}")
-    stream.write("\n")
+    written = [str(path) for path in (files.md, files.html) if path is not None]
+    if written:
+        stream.write("\nreport: " + "\n        ".join(written) + "\n")
     return files
 
 

@@ -26,7 +26,7 @@ from bench.summary import fit_table
 __all__ = ["ModelPart", "ReportParts", "report_parts", "markdown_lines"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelPart:
     """One model's share of the report: its records, and the Markdown of its figures and engine comparison."""
 
@@ -37,12 +37,13 @@ class ModelPart:
     engines: list[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReportParts:
     """Everything a report says, built once from the records and rendered as Markdown, HTML and terminal text.
 
-    The Markdown fields are lists of lines; `terminal_wide` is today's wide terminal text (tables of every model,
-    engine and layer sweep), printed with `--wide`.
+    The Markdown fields are lists of lines. `terminal_layers` is the layer sweeps' tables fitted to the summary's
+    width; `terminal_wide` the wide terminal text (every column of every model, engine and layer table), which
+    `--wide` prints.
     """
 
     run: Run
@@ -54,7 +55,6 @@ class ReportParts:
     notes: list[str]
     terminal_layers: str
     terminal_wide: str
-
 
 
 def report_parts(run: Run, records: list[Record], directory: Path | None) -> ReportParts:

@@ -63,15 +63,16 @@ def human_bytes(count: int) -> tuple[str, str]:
 
 def _bytes_text(group: Sequence[ModelRecord]) -> str:
     """ "435/432 kB stored": the smallest encoding per place, the unit and encoding said once where shared."""
-    smallest = [(encoding, human_bytes(count)) for encoding, count in
-                (r.sizes.smallest() for r in group if r.ok and r.sizes is not None)]  # fmt: skip
+    smallest = [r.sizes.smallest() for r in group if r.ok and r.sizes is not None]
     if not smallest:
         return "-"
-    units = {unit for _, (_, unit) in smallest}
-    numbers = "/".join(dict.fromkeys(f"{number}{'' if len(units) == 1 else ' ' + unit}"
-                                     for _, (number, unit) in smallest))  # fmt: skip
-    unit = f" {units.pop()}" if len(units) == 1 else ""
-    return f"{numbers}{unit} {'/'.join(dict.fromkeys(encoding for encoding, _ in smallest))}"
+    shown = [human_bytes(count) for _, count in smallest]
+    units = {unit for _, unit in shown}
+    if len(units) == 1:
+        numbers = "/".join(dict.fromkeys(number for number, _ in shown)) + f" {units.pop()}"
+    else:
+        numbers = "/".join(dict.fromkeys(f"{number} {unit}" for number, unit in shown))
+    return f"{numbers} {'/'.join(dict.fromkeys(encoding for encoding, _ in smallest))}"
 
 
 def _joined(group: Sequence[ModelRecord], text: Callable[[ModelRecord], str]) -> str:
