@@ -162,15 +162,14 @@ def _columns(
 
 
 def _not_run(records: Sequence[ModelRecord], width: int) -> list[str]:
-    """Why each cell without a timing did not run, once per reason: `skipped (unstr 50% csr layer, unstr 70% csr
-    layer on cpu ort t1 b1): ...cannot be exported to ONNX`."""
-    reasons: dict[tuple[str, str], list[str]] = defaultdict(list)
+    """Why each cell without a timing did not run, once per reason and place: `skipped on cpu ort t1 b1 (unstr 50%
+    csr layer, unstr 70% csr layer): ...cannot be exported to ONNX`."""
+    reasons: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for record in records:
         if not record.ok:
-            reasons[(record.status, record.error or "no reason stored")].append(
-                f"{short_label(record)} on {short_place(record)}"
-            )
-    said = (f"{status} ({', '.join(cells)}): {error}" for (status, error), cells in reasons.items())
+            reason = record.error or "no reason stored"
+            reasons[(record.status, short_place(record), reason)].append(short_label(record))
+    said = (f"{status} on {place} ({', '.join(labels)}): {error}" for (status, place, error), labels in reasons.items())
     return [line for text in said for line in wrapped(text, width)]
 
 

@@ -68,7 +68,7 @@ def test_report_puts_the_targets_side_by_side(two_runs: tuple[Path, CliResult, C
     places = next(line for line in first.out.splitlines() if "cpu ts t1 b1" in line)
     assert places.index("cpu ts t1 b1") < places.index("ssh-local ts t1 b1") < places.index("down ts t1 b1")
     said = " ".join(first.out.split())
-    assert "failed (none on down ts t1 b1, unstr 90% csr on down ts t1 b1): down: ssh could not connect" in said
+    assert "failed on down ts t1 b1 (none, unstr 90% csr): down: ssh could not connect" in said
     report = next((store.parent / "runs").glob("*/report.md")).read_text()
     assert "## Targets" in report and "| ssh-local " in report
     assert "- failed: digits_cnn none on down t=1 b=1: down: ssh could not connect" in report
