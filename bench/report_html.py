@@ -21,7 +21,7 @@ from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 
 from bench.analysis import variant
-from bench.labels import family, short_engine, short_executed, short_label, short_place
+from bench.labels import family, short_executed, short_label, short_place
 from bench.plots import slug
 from bench.records import ModelRecord
 from bench.report_method import method_facts
@@ -148,7 +148,6 @@ def _model_context(part: ModelPart, directory: Path) -> dict[str, Any]:
         "full_headers": headers, "full_rows": rows, "figures": markdown_html(part.figures, directory),
         "engines": markdown_html(part.engines, directory),
         "places": sorted({short_place(r) for r in part.records}),
-        "engine_names": sorted({short_engine(r.engine) for r in part.records}),
     }  # fmt: skip
 
 
