@@ -1,5 +1,5 @@
-"""`python -m bench`: see `bench.cli`."""
+"""`python -m bench`: see `bench.cli.main`."""
 
-from bench.cli import main
+from bench.cli.main import main
 
 raise SystemExit(main())

@@ -123,7 +123,7 @@ def _cut(text: str, width: int = LABEL_WIDTH) -> str:
     if len(text) <= width:
         return text
     head = (width - 1) // 2
-    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
 
 
 def short_label(record: CellRecord) -> str:

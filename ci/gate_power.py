@@ -33,12 +33,12 @@ import torch
 from tabulate import tabulate
 
 import targets
-from bench.artifacts import save_torchscript
 from bench.compare import Rules, Side, compare_cell, compare_runs
 from bench.compare.render import markdown
-from bench.config import load_config, load_target_specs
+from bench.config.run_config import load_config, load_target_specs
+from bench.engines.artifacts import save_torchscript
 from bench.records import SCHEMA_VERSION, Macs, ModelRecord, Sizes, Timing, machine_id
-from bench.store import Run
+from bench.store.database import Run
 
 WIDTH = 64
 # The metrics a slower chain moves; its bytes grow too, which the gate reports as a size change of its own.

@@ -117,9 +117,7 @@ class ChannelPruning(CompressorConfig):
         """Returns the model as is: removed channels need no special kernel."""
         return Executable(model, executed_as="dense (channels removed)", notes="")
 
-    def _prune_copy(
-        self, model: nn.Module, example_input: torch.Tensor, ratio: float, ignored: list[str]
-    ) -> nn.Module:
+    def _prune_copy(self, model: nn.Module, example_input: torch.Tensor, ratio: float, ignored: list[str]) -> nn.Module:
         pruned = copy.deepcopy(model)
         if ratio == 0.0:
             return pruned

@@ -67,9 +67,7 @@ def get(name: str) -> type[CompressorConfig]:
         valid = names()
         close = difflib.get_close_matches(name, valid, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ";"
-        raise UnknownCompressorError(
-            f"unknown compressor {name!r}{hint} valid: {', '.join(valid)}"
-        ) from None
+        raise UnknownCompressorError(f"unknown compressor {name!r}{hint} valid: {', '.join(valid)}") from None
 
 
 def names() -> list[str]:

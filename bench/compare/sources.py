@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.records import Record, RecordError, load_record
-from bench.store import Run, read_store
+from bench.store.database import Run, read_store
 
 __all__ = ["Side", "resolve", "from_store", "from_export"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.artifacts import save_torchscript
+from bench.engines.artifacts import save_torchscript
 from bench.engines.base import Engine, Exported, Source
 from bench.measure.accuracy import EvalSplit, top1
 from bench.measure.size import dense_bytes

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from bench.changepoints import MIN_POINTS, Step, detect_steps
 from bench.errors import BenchError
+from bench.history.changepoints import MIN_POINTS, Step, detect_steps
 from bench.labels import short_label
 from bench.records import LayersRecord, ModelRecord, Record
-from bench.store import Measured, Run
+from bench.store.database import Measured, Run
 
 __all__ = [
     "METRICS",
@@ -36,7 +36,7 @@ _Z95 = 1.959964
 
 @dataclass(frozen=True)
 class Metric:
-    """How one metric is read from a record, shown, and searched for change points (see bench.changepoints)."""
+    """How one metric is read from a record, shown, and searched for change points (see bench.history.changepoints)."""
 
     name: str
     title: str

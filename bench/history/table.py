@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from bench.changepoints import MIN_POINTS
+from bench.history.changepoints import MIN_POINTS
 from bench.history.series import History, Series, too_short
 
 __all__ = ["WIDTH", "render_table", "shorten", "short_label"]

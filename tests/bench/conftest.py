@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import main
+from bench.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ class CliResult:
 
 
 def run_main(argv: Sequence[str]) -> CliResult:
-    """`bench.cli.main` in this process, with stdout/stderr captured and the SIGTERM handler restored."""
+    """`bench.cli.main.main` in this process, with stdout/stderr captured and the SIGTERM handler restored."""
     previous = signal.getsignal(signal.SIGTERM)
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -133,7 +133,7 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 @dataclass
 class TinyRun:
-    """The tiny digits_cnn matrix, run once per session through `bench.cli.main`."""
+    """The tiny digits_cnn matrix, run once per session through `bench.cli.main.main`."""
 
     store: Path
     config: Path
@@ -154,7 +154,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     store = directory / "results" / "bench.sqlite"
     result = run_main(tiny_run_args(store, config))
     assert result.code == 0, result.err
-    from bench.store import read_store
+    from bench.store.database import read_store
 
     with read_store(store) as opened:
         run_id = opened.run().run_id

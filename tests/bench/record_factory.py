@@ -8,7 +8,6 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.matrix import LAYER_COMPRESSOR, Cell
 from bench.records import (
     DEFAULT_ENGINE,
     SCHEMA_VERSION,
@@ -21,6 +20,7 @@ from bench.records import (
     Timing,
     machine_id,
 )
+from bench.run.matrix import LAYER_COMPRESSOR, Cell
 
 MACHINE = {
     "arch": "x86_64",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli.perf_ci import GateSettings, gate
 from bench.errors import BenchError
-from bench.perf_ci import GateSettings, gate
 from tests.bench.conftest import run_main, run_subprocess
 
 TINY = """
@@ -88,7 +88,7 @@ def _verb(compare_code: int, calls: list[list[str]]):
 
 @pytest.fixture
 def shard_store(tmp_path: Path) -> Path:
-    from bench.store import open_store
+    from bench.store.database import open_store
     from tests.bench.record_factory import model_record
 
     path = tmp_path / "shard-1-of-1.sqlite"

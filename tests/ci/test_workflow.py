@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.cli import build_parser
+from bench.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "perf.yml"
@@ -50,7 +50,7 @@ def test_every_bench_command_of_the_workflow_parses(argv: list[str]) -> None:
 
 
 def test_the_ci_matrix_files_are_valid_matrices() -> None:
-    from bench.config import load_config
+    from bench.config.run_config import load_config
 
     hosted = load_config(ROOT / "ci" / "perf.toml", {})
     assert hosted.threads == (1,) and hosted.targets == ("cpu",) and len(hosted.models) == 2

@@ -23,9 +23,7 @@ def test_from_dict_fills_defaults() -> None:
 def test_from_dict_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError) as caught:
         get("prune.unstructured").from_dict({"sparsity": 0.5, "foo": 1})
-    assert str(caught.value) == (
-        "unknown parameter 'foo' for prune.unstructured; accepted: sparsity, scope, execution"
-    )
+    assert str(caught.value) == ("unknown parameter 'foo' for prune.unstructured; accepted: sparsity, scope, execution")
 
 
 def test_from_dict_on_a_config_without_fields() -> None:

@@ -129,7 +129,6 @@ def test_models_without_a_tensor_output_are_refused() -> None:
         ChannelPruning().apply(TwoHeads(), torch.randn(2, 4))
 
 
-
 def _shufflenet() -> nn.Module:
     torch.manual_seed(0)
     return torchvision.models.shufflenet_v2_x0_5().eval()

@@ -11,19 +11,17 @@ import torch
 import torchvision
 from torch import nn
 
-from bench.artifacts import save_torchscript
-from bench.data import load_dataset
+from bench.engines.artifacts import save_torchscript
 from bench.measure.accuracy import top1
-from bench.models import resolve_model
-from bench.training import train
+from bench.models.data import load_dataset
+from bench.models.registry import resolve_model
+from bench.models.training import train
 from compressors import Training, TrainingFacts, get
 from compressors._exits import exit_path, find_stages
 from compressors.early_exit import EarlyExit, parse_exits
 from tests.compressors.conftest import EXIT_CLASSES, mnist_cnn, sure_of_bright_inputs, tiny_exit_model, tiny_resnet
 
 CLASSES = EXIT_CLASSES
-
-
 
 
 def test_stages_of_the_suites_models_are_found_and_listed() -> None:

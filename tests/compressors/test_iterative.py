@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.data import load_dataset
 from bench.measure.accuracy import top1
-from bench.models import resolve_model
-from bench.training import fit
+from bench.models.data import load_dataset
+from bench.models.registry import resolve_model
+from bench.models.training import fit
 from compressors import Compressed, Training, TrainingFacts, get
 from compressors.iterative import IterativePruning
 from compressors.unstructured import UnstructuredPruning, prunable_layers

@@ -21,9 +21,7 @@ class _Probe(nn.Module):
         self.ratio = ratio
 
 
-def _search(
-    curve: Callable[[float], int], target: float, max_ratio: float = 0.99
-) -> tuple[float, int, list[float]]:
+def _search(curve: Callable[[float], int], target: float, max_ratio: float = 0.99) -> tuple[float, int, list[float]]:
     """Runs the search on a MAC curve (ratio -> MACs); returns the chosen ratio, its MACs, and every ratio tried."""
     tried: list[float] = []
 

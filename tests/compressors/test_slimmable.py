@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.data import load_dataset
 from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
-from bench.models import resolve_model
-from bench.training import fit, train
+from bench.models.data import load_dataset
+from bench.models.registry import resolve_model
+from bench.models.training import fit, train
 from compressors import CompressorLimit, Fit, Training, TrainingFacts, TrainLoss, get
 from compressors._slim_modules import Slimmable, SwitchableNorm
 from compressors.slimmable import SlimmableWidth, inplace_distillation, labels_at_every_width

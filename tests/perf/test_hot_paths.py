@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from bench.config import load_config
-from bench.matrix import expand
+from bench.config.run_config import load_config
 from bench.measure import size_report
-from bench.models import resolve_model
+from bench.models.registry import resolve_model
 from bench.records import Record
-from bench.report import write_report
-from bench.store import Run, open_store, read_store
+from bench.report.write import write_report
+from bench.run.matrix import expand
+from bench.store.database import Run, open_store, read_store
 from tests.bench.record_factory import model_record
 
 pytestmark = pytest.mark.perf

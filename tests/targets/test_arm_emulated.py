@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import targets
-from bench.config import load_target_specs
+from bench.config.run_config import load_target_specs
 from tests.arm_target.emulated_pi import TARGET_NAME, EmulatedPi
 from tests.bench.conftest import FAST_TIMING, run_subprocess
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from bench.config import TimingConfig
+from bench.config.run_config import TimingConfig
 from bench.errors import BenchError
 from targets.worker import PAIR_DEFAULTS, TIMING_DEFAULTS
 from targets.worker.engines import ENGINES, torchscript

@@ -1,0 +1,240 @@
+"""Cells -> records in the store: build, compress, measure, store at once; resume; failures recorded, run goes on."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+import traceback
+from collections import Counter
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import compressors
+import targets
+from bench.config.run_config import RunConfig
+from bench.config.shards import shard_cells, shard_json
+from bench.engines import EngineLimit
+from bench.errors import BenchError, one_line
+from bench.models.references import References
+from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
+from bench.run.cells import measure_layers_cell, measure_model_cell
+from bench.run.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
+from bench.run.matrix import Cell, expand
+from bench.run.plan import plan
+from bench.run.prepare import Preparation
+from bench.run.progress import Progress
+from bench.run.scratch import Owner, scratch_folder, sweep_dead_runs
+from bench.store.database import Store, open_store
+from targets import Target, TargetSpec
+
+__all__ = ["RunOutcome", "run_matrix", "new_run_id"]
+
+
+@dataclass
+class RunOutcome:
+    """What a run did: its id (None when its shard had no cells: nothing ran or was stored), and how many cells
+    were measured ok, failed, skipped, or reused."""
+
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """Why a target cannot measure in this run: ``skipped`` (not present here) or ``failed`` (present, broken)."""
+
+    status: str
+    reason: str
+
+
+class _Targets:
+    """Targets opened on first use, with their availability and machine facts looked up once per run.
+
+    A target that is absent here (no GPU, no ssh client) makes its cells ``skipped``; one that is configured
+    but cannot be reached or cannot run the worker makes them ``failed`` with the reason. Either way the
+    run goes on with the other targets.
+    """
+
+    def __init__(self, stack: ExitStack, specs: Mapping[str, TargetSpec]) -> None:
+        self._stack = stack
+        self._specs = specs
+        self._open: dict[str, Target] = {}
+        self._machine: dict[str, dict[str, Any] | _Unusable] = {}
+
+    def get(self, name: str) -> tuple[Target, dict[str, Any] | _Unusable]:
+        """The target and its machine facts, or why it cannot measure."""
+        if name not in self._open:
+            target = self._stack.enter_context(targets.create(self._specs[name]))
+            self._open[name] = target
+            available, reason = target.available()
+            if not available:
+                self._machine[name] = _Unusable("skipped", f"target '{name}' unavailable: {reason}")
+            else:
+                try:
+                    self._machine[name] = target.machine_info()
+                except targets.TargetError as error:
+                    self._machine[name] = _Unusable("failed", str(error))  # its message names the target
+        return self._open[name], self._machine[name]
+
+
+def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
+    """Measure every cell of `config` not already in the store (all of them with `config.force`).
+
+    Each record is committed before the next cell starts, so an interrupted run loses at most the cell in progress,
+    and the next run with the same matrix resumes where this one stopped. KeyboardInterrupt propagates after the
+    run is marked interrupted. A run killed before it could mark itself is marked by the next one, which also
+    removes its scratch folder and worker logs (see `bench.run.scratch`). With `config.shard`, only that shard's cells
+    are measured (see `bench.config.shards`), and a shard without cells opens no store.
+    """
+    matrix = expand(config)
+    stored = config.to_json()
+    # Each cell's place in the whole matrix, so the merged run of the shards lists them in the matrix's order.
+    positions = {cell.id: position for position, cell in enumerate(matrix)}
+    cells = matrix
+    if config.shard is not None:
+        stored["shard"] = shard_json(matrix, config.shard)
+        cells = shard_cells(matrix, config.shard)
+        if not cells:
+            stream.write(
+                f"shard {config.shard}: none of the matrix's {len(matrix)} cells falls to this shard; nothing to run\n"
+            )
+            return RunOutcome(None)
+    store = open_store(config.store)
+    swept = sweep_dead_runs(store).line()
+    if swept is not None:
+        stream.write(swept + "\n")
+    run_id = new_run_id()
+    outcome = RunOutcome(run_id)
+    owner = Owner.current(run_id)
+    cell_list = [{"id": c.id, **c.to_json(), "position": positions[c.id]} for c in cells]
+    store.start_run(run_id, stored, cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json())
+    others = other_cpu_cores_now()
+    if others > Timing.BUSY_CORES:
+        stream.write(
+            f"warning: busy machine: other processes are using {others:.1f} cores; latency may be off by multiples"
+            " (cells measured while busy are flagged)\n"
+        )
+    status = "aborted"
+    try:
+        with ExitStack() as stack:
+            workdir = stack.enter_context(scratch_folder(owner))
+            progress = Progress(len(cells), stream)
+            session = _Session(
+                config=config,
+                store=store,
+                run_id=run_id,
+                outcome=outcome,
+                references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
+                targets=_Targets(stack, config.target_specs),
+                workdir=workdir,
+                progress=progress,
+            )
+            for group in plan(cells):
+                session.run_group(group.cells)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        store.finish_run(run_id, status)
+        store.close()
+    return outcome
+
+
+@dataclass
+class _Session:
+    """Everything the cells of one run share: the store, the references, the open targets, a scratch folder."""
+
+    config: RunConfig
+    store: Store
+    run_id: str
+    outcome: RunOutcome
+    references: References
+    targets: _Targets
+    workdir: Path
+    progress: Progress
+
+    def run_group(self, cells: tuple[Cell, ...]) -> None:
+        """Run the cells of one training group of the plan, sharing its compressed models and artifacts."""
+        preparation = Preparation(self.references, self.workdir / "candidates")
+        try:
+            for cell in cells:
+                self.run_cell(cell, preparation)
+        finally:
+            preparation.close()
+
+    def run_cell(self, cell: Cell, preparation: Preparation) -> None:
+        """Reuse the cell's stored record, or measure it and store the record (ok, failed or skipped) at once."""
+        target, machine = self.targets.get(cell.target)
+        if isinstance(machine, dict) and not self.config.force:
+            existing = self.store.finished(cell.id, machine_id(machine))
+            if existing is not None:
+                self.store.reuse(self.run_id, cell.id, existing)
+                self.outcome.counts["reused"] += 1
+                self.progress.done(cell, None)
+                return
+        self.progress.start(cell)
+        started = time.monotonic()
+        known = machine if isinstance(machine, dict) else {}
+        if isinstance(machine, _Unusable):
+            fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
+        else:
+            fields = self._measure(cell, target, preparation)
+        record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
+        self.store.add_record(self.run_id, record)
+        self.outcome.counts[record.status] += 1
+        self.progress.done(cell, record)
+
+    def _record(self, cell: Cell, machine: dict[str, Any], fields: dict[str, Any]) -> Record:
+        """The typed record of a measured cell; a measurement that does not fit its type fails the cell instead."""
+        identity = {
+            "schema_version": SCHEMA_VERSION,
+            "cell_id": cell.id,
+            **cell.to_json(),
+            "machine_id": machine_id(machine),
+            "machine": machine,
+        }
+        identity.pop("kind")
+        kind = KINDS[cell.kind]
+        try:
+            return kind(**identity, **{"status": "ok", **fields})
+        except (TypeError, ValueError) as error:
+            reason = f"the measurement does not fit a {cell.kind} record: {error}"
+            return kind(
+                **identity,
+                status="failed",
+                error=reason,
+                traceback=traceback.format_exc(),
+                elapsed_s=fields.get("elapsed_s"),
+            )
+
+    def _measure(self, cell: Cell, target: Target, preparation: Preparation) -> dict[str, Any]:
+        cell_dir = self.workdir / cell.id
+        cell_dir.mkdir()
+        timing = self.config.timing
+        try:
+            if cell.kind == "layers":
+                return measure_layers_cell(cell, self.references, target, timing, self.config.layers.budget_s, cell_dir)
+            return measure_model_cell(cell, self.references, preparation, target, timing)
+        except BenchError:
+            raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
+        except compressors.CompressorLimit as limit:
+            return {
+                "status": "skipped",
+                "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}",
+            }
+        except EngineLimit as limit:
+            return {"status": "skipped", "error": f"{cell.compressor} on {limit.engine}: {limit.reason}"}
+        except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
+            return {"status": "failed", "error": one_line(error), "traceback": traceback.format_exc()}
+        finally:
+            shutil.rmtree(cell_dir, ignore_errors=True)
