@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["BenchError", "unknown_name", "one_line"]
+__all__ = ["BenchError", "require", "unknown_name", "one_line"]
 
 
 class BenchError(Exception):
@@ -21,6 +21,12 @@ class BenchError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise `BenchError(message)` unless `condition` holds: the check every config type runs in `__post_init__`."""
+    if not condition:
+        raise BenchError(message)
 
 
 def unknown_name(kind: str, name: str, valid: Iterable[str], also: str = "") -> BenchError:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import targets
-from bench.errors import BenchError
+from bench.errors import BenchError, require
 from targets.worker import MAX_ROUNDS, MAX_SECONDS
 
 __all__ = [
     "MAX_BATCH", "MAX_FINETUNE_STEPS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_THREADS", "TOP_LEVEL_KEYS",
     "as_list", "check_matrix_tree", "check_section_types", "check_threads_fit", "is_number", "names",
-    "positive_ints", "read_matrix_file", "require",
+    "positive_ints", "read_matrix_file",
 ]  # fmt: skip
 
 # Upper bounds of what a benchmark can mean; beyond them a value is a typo (an extra zero), not a wish.
@@ -51,12 +51,6 @@ TOP_LEVEL_KEYS = frozenset(
     }
 )
 _SECTIONS = ("recovery", "timing", "layers")
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise `BenchError(message)` unless `condition` holds."""
-    if not condition:
-        raise BenchError(message)
 
 
 def as_list(value: Any) -> list[Any]:

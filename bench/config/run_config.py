@@ -30,15 +30,14 @@ from bench.config.checks import (
     names,
     positive_ints,
     read_matrix_file,
-    require,
 )  # fmt: skip
 from bench.config.shards import Shard, parse_shard
-from bench.errors import BenchError, unknown_name
+from bench.errors import BenchError, require, unknown_name
 from bench.models.assets import ModelAssets, model_assets
 from bench.models.data import load_dataset
 from bench.models.registry import list_models, resolve_model
 from bench.models.training import recipe_steps
-from bench.recovery.methods import RecoveryConfig
+from bench.recovery.config import RecoveryConfig
 from targets import TargetSpec
 from targets.worker import TIMING_DEFAULTS, check_timing
 

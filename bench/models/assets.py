@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config.checks import require
+from bench.errors import require
 from bench.models.registry import resolve_model
 from bench.models.userdata import check_folder, file_digest, folder_digest, load_weights
 

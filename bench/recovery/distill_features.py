@@ -19,16 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional
 
+from bench.recovery.job import RecoveryJob
 from compressors import TrainLoss
-
-if TYPE_CHECKING:
-    from bench.recovery.methods import RecoveryJob  # the table of methods imports this module
 
 __all__ = [
     "Objective", "captured_input", "embedding_layer", "feature_distillation", "feature_layer", "feature_objective",

@@ -18,15 +18,13 @@ apply: the record's `compressor_info["recovery"]["steps"]` says what was trained
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 import compressors
 from bench.measure.flops import macs_report
-
-if TYPE_CHECKING:
-    from bench.recovery.methods import RecoveryJob  # the table of methods imports this module
+from bench.recovery.job import RecoveryJob
 
 __all__ = ["SCRATCH_METHODS", "scratch_b", "scratch_e", "scratch_steps"]
 

@@ -22,7 +22,9 @@ from bench.measure.size import size_report
 from bench.models.references import Reference, References
 from bench.models.registry import resolve_model
 from bench.records import Accuracy, Macs, Sizes
-from bench.recovery.methods import RecoveryJob, lend_training, recover
+from bench.recovery.job import RecoveryJob
+from bench.recovery.lending import lend_training
+from bench.recovery.methods import recover
 from bench.run.exit_facts import ExitFacts, exit_facts
 from bench.run.matrix import Cell
 from compressors import Compressed

@@ -19,7 +19,9 @@ from bench.measure.accuracy import top1
 from bench.models.data import Split, load_dataset
 from bench.models.registry import TrainRecipe, resolve_model
 from bench.models.training import train
-from bench.recovery.methods import METHOD_PARAMS, RECOVERY_METHODS, RecoveryConfig, RecoveryJob, recover
+from bench.recovery.config import RecoveryConfig
+from bench.recovery.job import RecoveryJob
+from bench.recovery.methods import METHOD_PARAMS, RECOVERY_METHODS, recover
 from bench.recovery.scratch import SCRATCH_METHODS, scratch_steps
 from bench.run.matrix import expand
 from tests.bench.conftest import run_main, write_fast_toml

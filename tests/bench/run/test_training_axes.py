@@ -17,7 +17,7 @@ from bench import engines
 from bench.config.run_config import load_config
 from bench.errors import BenchError
 from bench.models.references import References
-from bench.recovery.methods import lend_training
+from bench.recovery.lending import lend_training
 from bench.run.matrix import Cell, expand
 from bench.run.prepare import Preparation
 from tests.bench.conftest import run_main
