@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import compressors
-
-if TYPE_CHECKING:
-    from bench.run.matrix import Cell  # the matrix's config imports the shards, which group cells by `training_key`
+from bench.run.matrix import Cell
 
 __all__ = ["TrainingGroup", "plan", "training_key"]
 

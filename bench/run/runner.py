@@ -17,7 +17,6 @@ from typing import Any, TextIO
 import compressors
 import targets
 from bench.config.run_config import RunConfig
-from bench.config.shards import shard_cells, shard_json
 from bench.engines import EngineLimit
 from bench.errors import BenchError, one_line
 from bench.models.references import References
@@ -29,6 +28,7 @@ from bench.run.plan import plan
 from bench.run.prepare import Preparation
 from bench.run.progress import Progress
 from bench.run.scratch import Owner, scratch_folder, sweep_dead_runs
+from bench.run.shards import shard_cells, shard_json
 from bench.store.database import Store, open_store
 from targets import Target, TargetSpec
 

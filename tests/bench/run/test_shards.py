@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench.config.run_config import load_config
-from bench.config.shards import MAX_SHARDS, Shard, assign, matrix_digest, parse_shard, shard_cells, shard_json
+from bench.config.shards import MAX_SHARDS, Shard, parse_shard
 from bench.errors import BenchError
 from bench.run.matrix import Cell, expand
 from bench.run.plan import training_key
+from bench.run.shards import assign, matrix_digest, shard_cells, shard_json
 from bench.store.database import read_store
 from tests.bench.conftest import TinyRun, run_main, tiny_run_args
 
