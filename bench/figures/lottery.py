@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.analysis.lottery import SeedPoint
 from bench.figures.plots import save_figure
-
-if TYPE_CHECKING:
-    from bench.report.sections.lottery import SeedPoint
 
 __all__ = ["plot_lottery"]
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from bench.analysis.lottery import lottery_points
 from bench.config.run_config import load_config
 from bench.config.studies import study_file
 from bench.records import Accuracy, ModelRecord
 from bench.report.sections import SECTIONS, study_sections, summary_lines
-from bench.report.sections.lottery import lottery_points, lottery_section
+from bench.report.sections.lottery import lottery_section
 from bench.run.matrix import expand
 from compressors.iterative import IterativePruning
 from tests.bench.record_factory import model_record
