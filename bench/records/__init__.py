@@ -13,22 +13,18 @@ from typing import Any
 
 from bench.records._decode import RecordError
 from bench.records.schema import KINDS, SCHEMA_VERSION, NewerSchemaError, load_record, record_json
+from bench.records.timing import FLAGS, LatencyStats, LayerResult, StreamLatency, Timing
 from bench.records.types import (
     DEFAULT_ENGINE,
     ENCODINGS,
-    FLAGS,
     STATUSES,
     Accuracy,
     CellRecord,
-    LatencyStats,
-    LayerResult,
     LayersRecord,
     Macs,
     ModelRecord,
     Record,
     Sizes,
-    StreamLatency,
-    Timing,
 )
 
 __all__ = [
