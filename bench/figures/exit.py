@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from bench.figures.plots import save_figure
+from bench.figures.save import save_figure
 from bench.records import ModelRecord
 
 __all__ = ["plot_exit_tradeoff"]

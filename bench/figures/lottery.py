@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bench.analysis.lottery import SeedPoint
-from bench.figures.plots import save_figure
+from bench.figures.save import save_figure
 
 __all__ = ["plot_lottery"]
 

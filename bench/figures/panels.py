@@ -21,7 +21,8 @@ from matplotlib.patches import Patch
 
 from bench.analysis.series import AccuracyPoint, Point, pareto_front
 from bench.figures.palette import family_legend, style
-from bench.figures.plots import draw_pareto, draw_speedup, label_points, log_axis, save_figure
+from bench.figures.plots import draw_pareto, draw_speedup, label_points, log_axis
+from bench.figures.save import save_figure
 from bench.labels import FAMILIES, family, short_label
 from bench.records import ModelRecord
 from targets.worker import median_ci

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +19,18 @@ from matplotlib.transforms import Bbox
 from bench.analysis.engines import EngineComparison
 from bench.analysis.series import SERIES, AccuracyPoint, Point
 from bench.figures.palette import family_legend, series_family, style
+from bench.figures.save import DPI, new_figure, save_figure
 from bench.labels import FAMILIES, family, short_label
 from bench.records import LayersRecord, ModelRecord
 
 __all__ = [
     "plot_speedup_vs_sparsity", "plot_layers", "plot_pareto", "plot_bits", "plot_theory_vs_measured",
-    "plot_engine_latency", "figure_markdown", "save_figure", "slug", "draw_speedup", "draw_pareto", "label_points",
+    "plot_engine_latency", "draw_speedup", "draw_pareto", "label_points",
     "log_axis",
 ]  # fmt: skip
 
 
 _FAMILY_RANK = {name: rank for rank, name in enumerate(FAMILIES)}
-
-
-def figure_markdown(
-    directory: Path | None, name: str, alt: str, caption: str, draw: Callable[[Path], Path]
-) -> list[str]:
-    """Draw one figure into `directory` as `name` and return its Markdown: the image, then its caption in italics
-    (what is drawn and how it was measured; the HTML report makes it the figure's caption). Nothing when no report
-    is written."""
-    if directory is None:
-        return []
-    return [f"![{alt}]({draw(directory / name).name})", "", f"*{caption}*", ""]
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _reference_lines(ax: Axes, xs: np.ndarray, theory_label: str) -> None:
@@ -82,7 +67,7 @@ def draw_speedup(ax: Axes, series: dict[str, list[Point]], top: float) -> None:
 
 def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: Path) -> Path:
     """Measured speedup against the fraction of MACs removed, with 95% CIs, the 1.0 line and the theory curve."""
-    fig, ax = _figure((7, 4.5))
+    fig, ax = new_figure((7, 4.5))
     draw_speedup(ax, series, max([p.x for points in series.values() for p in points] + [0.5]))
     ax.set_xlabel("fraction of MACs removed (theoretical)")
     ax.set_ylabel("measured speedup vs dense baseline (log)")
@@ -93,7 +78,7 @@ def plot_speedup_vs_sparsity(series: dict[str, list[Point]], title: str, path: P
 
 def plot_layers(records: list[LayersRecord], break_even: float | None, title: str, path: Path) -> Path:
     """Per-GEMM CSR-vs-dense speedup against sparsity (thin), the count-weighted aggregate (thick), break-even."""
-    fig, ax = _figure((7, 4.5))
+    fig, ax = new_figure((7, 4.5))
     sparsities = np.array([float(r.params["sparsity"]) for r in records])
     _reference_lines(ax, np.linspace(0, sparsities.max(), 100), "theoretical 1/(1-s)")
     shapes = [(layer.m, layer.k, layer.n) for layer in records[0].layers]
@@ -130,7 +115,7 @@ def draw_pareto(ax: Axes, points: Sequence[AccuracyPoint], front: Sequence[Accur
 
 def plot_pareto(points: list[AccuracyPoint], front: list[AccuracyPoint], xlabel: str, title: str, path: Path) -> Path:
     """Accuracy against a cost (latency or bytes, log x) for every variant, the Pareto front joined and labelled."""
-    fig, ax = _figure((7, 4.5))
+    fig, ax = new_figure((7, 4.5))
     draw_pareto(ax, points, front)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 (%)")
@@ -143,7 +128,7 @@ def plot_pareto(points: list[AccuracyPoint], front: list[AccuracyPoint], xlabel:
 
 def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
     """Bytes and top-1 against bits per weight, one line per quantizer (records with packed sizes)."""
-    fig, size_ax = _figure((7, 4.5))
+    fig, size_ax = new_figure((7, 4.5))
     accuracy_ax = size_ax.twinx()
     by_compressor: dict[str, list[ModelRecord]] = {}
     for record in records:
@@ -171,7 +156,7 @@ def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) 
     """Theoretical (MACs) and measured speedup side by side for every variant (ok records): how much of the
     promise ran. Measured bars take their family's colour, so the figure reads like the others."""
     records = sorted(records, key=lambda r: _FAMILY_RANK.get(family(r), len(FAMILIES)))  # a family's bars together
-    fig, ax = _figure((max(7, 0.32 * len(records) + 4), 4.8))
+    fig, ax = new_figure((max(7, 0.32 * len(records) + 4), 4.8))
     positions = np.arange(len(records))
     theory = [r.macs.theoretical_speedup if r.macs else np.nan for r in records]
     measured = [r.timing.speedup_median if r.timing else np.nan for r in records]
@@ -236,23 +221,6 @@ def plot_engine_latency(comparisons: Sequence[EngineComparison], title: str, pat
     return save_figure(fig, path)
 
 
-def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
-    """A figure with one axes, drawn off screen: `Figure` needs neither pyplot's global state nor a display."""
-    fig = Figure(figsize=size)
-    return fig, fig.subplots()
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Lay the figure out (unless it has a layout engine of its own) and write it as a PNG at the report's
-    resolution, making its folder."""
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
-
-
-DPI = 110
 _DIRECTIONS = ((1, 0.6), (1, -0.9), (-1, 0.6), (-1, -0.9), (0, 1), (0, -1.4), (1, 0), (-1, 0))
 _OFFSETS = tuple((round(r * dx), round(r * dy)) for r in (9, 18, 30, 44) for dx, dy in _DIRECTIONS)
 """Where a label may sit relative to its point, in points, nearest first: above right, below right, above left, ..."""

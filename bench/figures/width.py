@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bench.figures.palette import style
-from bench.figures.plots import save_figure
+from bench.figures.save import save_figure
 
 __all__ = ["WidthPoint", "plot_width_against_pruning"]
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
+from bench.figures.save import new_figure, save_figure
 from bench.history.series import History, Series
 from bench.history.table import shorten
 
@@ -35,9 +33,7 @@ def plot_history(history: History, path: Path) -> Path:
     columns = history.columns
     x_of = {run: x for x, run in enumerate(columns)}
     normalised = metric.name in _NORMALISED
-    fig = Figure(figsize=(11, 5.5))
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = new_figure((11, 5.5))
     labels_at: dict[int, int] = {}  # changes already annotated at a run: the next one goes beside them
     for number, series in _drawn(history):
         scale = series.points[0].value if normalised else 1.0
@@ -76,6 +72,4 @@ def plot_history(history: History, path: Path) -> Path:
     left_out = len(history.series) - MAX_CELLS
     note = f"{left_out} more cells not drawn:\nnarrow with --model, --compressor or --target" if left_out > 0 else None
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0, title=note, title_fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
+    return save_figure(fig, path, crop=True)

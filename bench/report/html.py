@@ -21,9 +21,9 @@ from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 
 from bench.analysis.series import variant
-from bench.figures.plots import slug
 from bench.labels import family, short_executed, short_label, short_place
 from bench.records import ModelRecord
+from bench.report.markdown import slug
 from bench.report.method import method_facts
 from bench.report.parts import ModelPart, ReportParts
 from bench.report.summary import human_bytes, speedup_cell, top1_text
@@ -44,7 +44,7 @@ def _asset(name: str) -> Markup:
 
 class _Figures(Treeprocessor):
     """Embeds every image as a data URI and makes an image followed by its italic caption paragraph (as
-    `plots.figure_markdown` writes them) one `<figure>` with a `<figcaption>`; tables become sortable and scroll
+    `figure_markdown` writes them) one `<figure>` with a `<figcaption>`; tables become sortable and scroll
     inside a wrapper on a narrow screen."""
 
     def __init__(self, md: markdown.Markdown, directory: Path) -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from bench.analysis.series import Point, accuracy_points, speedup_series
 from bench.figures.panels import plot_latency_panels, plot_pareto_panels, plot_speedup_panels
-from bench.figures.plots import figure_markdown, plot_bits, plot_theory_vs_measured, slug
+from bench.figures.plots import plot_bits, plot_theory_vs_measured
 from bench.labels import family, short_place
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
+from bench.report.markdown import figure_markdown, slug
 
 __all__ = ["headline_figures", "model_figures"]
 

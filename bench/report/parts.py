@@ -13,9 +13,10 @@ from tabulate import tabulate
 
 from bench.analysis.engines import engine_comparisons, engine_finding
 from bench.analysis.series import break_even, finding, layer_series, speedup_series
-from bench.figures.plots import figure_markdown, plot_layers, slug
+from bench.figures.plots import plot_layers
 from bench.records import LayersRecord, ModelRecord, Record
 from bench.report.captions import measured_how
+from bench.report.markdown import figure_markdown, slug
 from bench.report.model_figures import headline_figures, model_figures
 from bench.report.sections import study_sections
 from bench.report.sections.engines import engine_sections

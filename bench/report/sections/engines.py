@@ -11,9 +11,10 @@ from typing import Any, TextIO
 from tabulate import tabulate
 
 from bench.analysis.engines import EngineComparison
-from bench.figures.plots import figure_markdown, plot_engine_latency, slug
+from bench.figures.plots import plot_engine_latency
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
+from bench.report.markdown import figure_markdown, slug
 
 __all__ = ["engine_table", "engine_sections"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.figures.exit import plot_exit_tradeoff
-from bench.figures.plots import figure_markdown, slug
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
+from bench.report.markdown import figure_markdown, slug
 
 __all__ = ["COMPRESSOR", "exit_section"]
 

@@ -25,9 +25,9 @@ from tabulate import tabulate
 
 from bench.analysis.lottery import SeedPoint, lottery_points
 from bench.figures.lottery import plot_lottery
-from bench.figures.plots import figure_markdown, slug
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
+from bench.report.markdown import figure_markdown, slug
 
 __all__ = ["lottery_section", "ticket_sentence"]
 

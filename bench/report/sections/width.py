@@ -18,10 +18,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from bench.figures.plots import figure_markdown, slug
 from bench.figures.width import WidthPoint, plot_width_against_pruning
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
+from bench.report.markdown import figure_markdown, slug
 
 __all__ = ["MATCH", "width_section"]
 
