@@ -2,8 +2,9 @@
 fetched), rendered with Jinja2 from the same parts as the Markdown report.
 
 The page puts the finding first; per model, the headline figure, a summary table that sorts by any column and
-filters by compressor family, target and engine, the full table behind a fold and the other figures; then the
-sections the Markdown has (engines, layer sweeps, studies, notes), and how the numbers were measured.
+filters by compressor family, target and engine, the full table behind a fold, the other figures and the model's
+sections; then the run's sections, one part of the page per group of `sections.RUN_SECTIONS`, the notes, and how
+the numbers were measured.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def _model_context(part: ModelPart, directory: Path) -> dict[str, Any]:
         "name": part.model, "slug": slug(part.model), "headline": markdown_html(part.headline, directory),
         "summary_headers": SUMMARY_HEADERS, "summary_rows": summary_rows(part.records),
         "full_headers": headers, "full_rows": rows, "figures": markdown_html(part.figures, directory),
-        "engines": markdown_html(part.engines, directory),
+        "sections": markdown_html(part.sections.markdown, directory),
         "places": sorted({short_place(r) for r in part.records}),
     }  # fmt: skip
 
@@ -157,7 +158,7 @@ def render_html(parts: ReportParts, directory: Path) -> str:
     context = {
         "run": parts.run, "findings": parts.findings,
         "models": [_model_context(part, directory) for part in parts.models],
-        "layers": markdown_html(parts.layers, directory), "studies": markdown_html(parts.studies, directory),
+        "sections": {group: markdown_html(text.markdown, directory) for group, text in parts.sections.items()},
         "notes": markdown_html(parts.notes, directory), "machine_headers": headers, "machine_rows": rows,
         "method": method_facts(parts.run, parts.records), "style": _asset("report.css"),
         "script": _asset("report.js"),

@@ -12,8 +12,7 @@ from bench.errors import BenchError
 from bench.records import Record
 from bench.report.html import render_html
 from bench.report.parts import markdown_lines, report_parts
-from bench.report.sections import summary_lines
-from bench.report.summary import summary_tables, wrapped
+from bench.report.summary import wrapped
 from bench.report.tables import layer_table, machine_table, model_table
 from bench.store.database import Run
 
@@ -41,7 +40,7 @@ def write_report(
     Args:
         directory: where the report goes; None prints to `stream` only (a read-only place, nothing written).
         wide: print every column of every table (the files always have them) instead of the summary that fits
-            `summary.WIDTH` columns.
+            `labels.SCREEN_WIDTH` columns.
         formats: which of `FORMATS` to write; the figures are drawn for either.
     """
     if not records:
@@ -51,13 +50,7 @@ def write_report(
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     parts = report_parts(run, records, directory)
-    if wide:
-        stream.write(parts.terminal_wide)
-    else:
-        for part in parts.models:
-            stream.write("\n" + "\n".join(summary_tables(part.records)) + "\n")
-        stream.write(parts.terminal_layers)
-    stream.writelines(f"{line}\n" for line in _wrapped(summary_lines(parts.studies), wide))
+    stream.write(parts.terminal_wide if wide else parts.terminal)
     for text in parts.findings:
         stream.write("\n" + "\n".join(_wrapped([text], wide)) + "\n")
     if directory is None:

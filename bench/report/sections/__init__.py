@@ -1,41 +1,35 @@
-"""The report's study sections: what a study's cells answer beyond speed and size (the ticket against its
-control, one distillation against another, one model that switches width against one pruned model per budget).
+"""The report's sections, one module each, in the two tables the report walks: sections inside each model's part
+(given that model's records) and sections after the models (given the run's records).
 
-Each section is a function of the run's model records and the report's folder that returns Markdown lines
-(figures drawn into the folder), and nothing when the run has no cells of its kind; the terminal shows each
-section's headings and sentences, the tables and figures stay in the report.
+Every section keeps the `Section` protocol of `base`: from records and the report's folder, its Markdown, its
+terminal text fitted to the summary's width and its wide terminal text, all empty when the run has no cells of its
+kind. A new section is a module here and one entry in one table; the Markdown, the HTML page and the terminal show
+it with no change of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Mapping
+from types import MappingProxyType
 
-from bench.records import ModelRecord
-from bench.report.sections.exit import exit_section
-from bench.report.sections.lottery import lottery_section
-from bench.report.sections.recovery import recovery_section
-from bench.report.sections.width import width_section
+from bench.report.sections.base import Section, SectionText, StudySection, combined, rendered, summary_lines
+from bench.report.sections.engines import ENGINES
+from bench.report.sections.exit import EXIT
+from bench.report.sections.layers import LAYERS
+from bench.report.sections.lottery import LOTTERY
+from bench.report.sections.recovery import RECOVERY
+from bench.report.sections.width import WIDTH
 
-__all__ = ["SECTIONS", "study_sections", "summary_lines"]
+__all__ = [
+    "MODEL_SECTIONS", "RUN_SECTIONS", "Section", "SectionText", "StudySection", "combined", "rendered",
+    "summary_lines",
+]  # fmt: skip
 
-Section = Callable[[list[ModelRecord], Path | None], list[str]]
+MODEL_SECTIONS: tuple[Section, ...] = (ENGINES,)
+"""Sections inside each model's part, after its table and figures, in the order the report shows them."""
 
-SECTIONS: tuple[Section, ...] = (lottery_section, recovery_section, width_section, exit_section)
-"""Every study section, in the order the report shows them."""
-
-
-def study_sections(records: list[ModelRecord], directory: Path | None) -> list[str]:
-    """The Markdown of every section that has cells in `records`."""
-    return [line for section in SECTIONS for line in section(records, directory)]
-
-
-def summary_lines(markdown: Sequence[str]) -> list[str]:
-    """What the terminal shows of the sections: headings (without their marks) and sentences; no tables, no
-    figures, no blank runs."""
-    shown: list[str] = []
-    for line in markdown:
-        if line.startswith(("|", "![")) or (not line and (not shown or not shown[-1])):
-            continue
-        shown.append(line.lstrip("#").strip() if line.startswith("#") else line)
-    return ["", *shown] if shown else []
+RUN_SECTIONS: Mapping[str, tuple[Section, ...]] = MappingProxyType(
+    {"layers": (LAYERS,), "studies": (LOTTERY, RECOVERY, WIDTH, EXIT)}
+)
+"""Sections after the models, in the order the report shows them, grouped by the part of the HTML page that holds
+them (the key is that part's anchor)."""

@@ -3,20 +3,22 @@ the fastest fp32 baseline there, and a figure of the same numbers."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from tabulate import tabulate
 
-from bench.analysis.engines import EngineComparison
+from bench.analysis.engines import EngineComparison, engine_comparisons
 from bench.figures.plots import plot_engine_latency
-from bench.records import ModelRecord
+from bench.records import ModelRecord, Record
 from bench.report.captions import measured_how
 from bench.report.markdown import figure_markdown, slug
+from bench.report.sections.base import SectionText
 
-__all__ = ["engine_table", "engine_sections"]
+__all__ = ["ENGINES", "EngineSection", "engine_table"]
 
 BASELINE_ROW = "fp32 baseline"
 
@@ -68,24 +70,35 @@ def _legend(comparison: EngineComparison) -> str:
     )
 
 
-def engine_sections(comparisons: Sequence[EngineComparison], directory: Path | None, stream: TextIO) -> list[str]:
-    """Print one model's engine tables to `stream`; return their Markdown and the model's figure.
+class EngineSection:
+    """The engine comparison of one model: a model-level section (its records are one model's), one table per
+    place where the model ran on two or more engines, and one figure of them all.
 
-    Args:
-        comparisons: the model's comparisons, one per place (target, threads, batch), in report order.
-        directory: where the figure goes; None draws none.
+    The summary already puts the engines of a place side by side as columns of the model's table, so only the
+    wide text prints these tables.
     """
-    md: list[str] = []
-    for comparison in comparisons:
-        headers, rows, footnotes = engine_table(comparison)
-        title = f"fastest way to run {comparison.model} on {comparison.where}"
-        table = tabulate(rows, headers, tablefmt="simple", disable_numparse=True)
-        stream.write(f"\n{title}\n{table}\n" + "".join(f"{line}\n" for line in footnotes))
-        md += [f"### {title}", "", _legend(comparison), ""]
-        md += [tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
-        md += [line for note in footnotes for line in (note, "")]
-    if directory is None or not comparisons:
-        return md
+
+    name = "engines"
+
+    def render(self, records: Sequence[Record], directory: Path | None) -> SectionText:
+        """See `Section.render`."""
+        comparisons = list(engine_comparisons(records).values())
+        md: list[str] = []
+        wide = io.StringIO()
+        for comparison in comparisons:
+            headers, rows, footnotes = engine_table(comparison)
+            title = f"fastest way to run {comparison.model} on {comparison.where}"
+            table = tabulate(rows, headers, tablefmt="simple", disable_numparse=True)
+            wide.write(f"\n{title}\n{table}\n" + "".join(f"{line}\n" for line in footnotes))
+            md += [f"### {title}", "", _legend(comparison), ""]
+            md += [tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""]
+            md += [line for note in footnotes for line in (note, "")]
+        if directory is not None and comparisons:
+            md += _figure(comparisons, directory)
+        return SectionText(md, "", wide.getvalue())
+
+
+def _figure(comparisons: Sequence[EngineComparison], directory: Path) -> list[str]:
     model = comparisons[0].model
     places = "; ".join(f"{c.where}: {', '.join(c.engines)}" for c in comparisons)
     alt = f"{model} median latency by compressor and engine ({places})"
@@ -96,4 +109,8 @@ def engine_sections(comparisons: Sequence[EngineComparison], directory: Path | N
         f" fastest fp32 baseline of the panel, the dashed ones each engine's own fp32 baseline. {measured_how(records)}"
     )
     draw = partial(plot_engine_latency, comparisons, f"{model}: latency by compressor and engine")
-    return md + figure_markdown(directory, f"engines-{slug(model)}.png", alt, caption, draw)
+    return figure_markdown(directory, f"engines-{slug(model)}.png", alt, caption, draw)
+
+
+ENGINES = EngineSection()
+"""The engine comparison's entry in `bench.report.sections.MODEL_SECTIONS`."""

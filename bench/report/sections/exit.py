@@ -14,8 +14,9 @@ from bench.figures.exit import plot_exit_tradeoff
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
 from bench.report.markdown import figure_markdown, slug
+from bench.report.sections.base import StudySection
 
-__all__ = ["COMPRESSOR", "exit_section"]
+__all__ = ["COMPRESSOR", "EXIT", "exit_section"]
 
 COMPRESSOR = "dynamic.early_exit"
 # A threshold "keeps" top-1 when it loses at most this much of the reference's (a fraction).
@@ -138,3 +139,7 @@ def exit_section(records: list[ModelRecord], directory: Path | None) -> list[str
         )
         lines += figure_markdown(directory, name, "top-1 vs speedup per threshold", caption, draw)
     return lines
+
+
+EXIT = StudySection("early-exit", exit_section)
+"""The early-exit study's entry in `bench.report.sections.RUN_SECTIONS`."""

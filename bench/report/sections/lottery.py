@@ -28,8 +28,9 @@ from bench.figures.lottery import plot_lottery
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
 from bench.report.markdown import figure_markdown, slug
+from bench.report.sections.base import StudySection
 
-__all__ = ["lottery_section", "ticket_sentence"]
+__all__ = ["LOTTERY", "lottery_section", "ticket_sentence"]
 
 
 def _pct(value: float) -> str:
@@ -173,3 +174,7 @@ def _rounds_key(point: SeedPoint) -> tuple[Any, ...]:
     """Ticket and reinit meet at the same rate and rounds (hence the same masks, seed by seed)."""
     params = point.records[0].params
     return params["rate"], params["rounds"]
+
+
+LOTTERY = StudySection("lottery", lottery_section)
+"""The lottery study's entry in `bench.report.sections.RUN_SECTIONS`."""

@@ -20,8 +20,9 @@ from tabulate import tabulate
 
 from bench.analysis.series import variant
 from bench.records import ModelRecord
+from bench.report.sections.base import StudySection
 
-__all__ = ["SHOWN_METHODS", "MethodResult", "recovery_results", "recovery_section"]
+__all__ = ["MethodResult", "RECOVERY", "SHOWN_METHODS", "recovery_results", "recovery_section"]
 
 SHOWN_METHODS = ("feature", "relational", "scratch-e", "scratch-b")
 """Methods whose cells make the section appear on their own; otherwise it appears where one compressed model was
@@ -162,3 +163,7 @@ def recovery_section(records: list[ModelRecord], directory: Path | None) -> list
         md += ["", "Time of each method's cells (recovery, export and timing): "
                + ", ".join(f"{method} {seconds:.0f} s" for method, seconds in times.items()) + ".", ""]  # fmt: skip
     return md
+
+
+RECOVERY = StudySection("recovery", recovery_section)
+"""The recovery study's entry in `bench.report.sections.RUN_SECTIONS`."""

@@ -22,8 +22,9 @@ from bench.figures.width import WidthPoint, plot_width_against_pruning
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
 from bench.report.markdown import figure_markdown, slug
+from bench.report.sections.base import StudySection
 
-__all__ = ["MATCH", "width_section"]
+__all__ = ["MATCH", "WIDTH", "width_section"]
 
 SLIMMABLE, PRUNED = "dynamic.width", "prune.channel"
 MATCH = 1.2
@@ -256,3 +257,7 @@ def width_section(records: list[ModelRecord], directory: Path | None) -> list[st
             partial(plot_width_against_pruning, *points, f"{title}: one switching model, one pruned per budget"),
         )  # fmt: skip
     return md
+
+
+WIDTH = StudySection("width", width_section)
+"""The width study's entry in `bench.report.sections.RUN_SECTIONS`."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.records import Macs, ModelRecord, StreamLatency
-from bench.report.sections import SECTIONS
-from bench.report.sections.exit import exit_section
+from bench.report.sections import RUN_SECTIONS
+from bench.report.sections.exit import EXIT, exit_section
 from tests.bench.record_factory import model_record
 
 BASELINE_S = 1e-3
@@ -59,4 +59,4 @@ def test_a_run_without_early_exit_cells_has_no_section() -> None:
     assert (
         exit_section([model_record("none", top1=0.9), model_record("prune.channel", {"macs_removed": 0.5})], None) == []
     )
-    assert exit_section in SECTIONS
+    assert EXIT in RUN_SECTIONS["studies"]

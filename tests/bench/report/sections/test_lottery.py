@@ -12,8 +12,8 @@ from bench.analysis.lottery import lottery_points
 from bench.config.run_config import load_config
 from bench.config.studies import study_file
 from bench.records import Accuracy, ModelRecord
-from bench.report.sections import SECTIONS, study_sections, summary_lines
-from bench.report.sections.lottery import lottery_section
+from bench.report.sections import RUN_SECTIONS, rendered
+from bench.report.sections.lottery import LOTTERY, lottery_section
 from bench.run.matrix import expand
 from compressors.iterative import IterativePruning
 from tests.bench.record_factory import model_record
@@ -156,8 +156,8 @@ def test_nothing_without_iterative_cells_and_failed_cells_are_left_out() -> None
 
 
 def test_the_section_is_one_of_the_reports_study_sections() -> None:
-    assert lottery_section in SECTIONS
-    shown = summary_lines(study_sections(study_records(), None))
+    assert LOTTERY in RUN_SECTIONS["studies"]
+    shown = rendered(RUN_SECTIONS["studies"], study_records(), None).wide.splitlines()
     assert "Lottery tickets: iterative pruning with rewinding, at a fixed training budget" in shown
     assert sum(line.startswith("At ") for line in shown) == 3
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.records import ModelRecord
-from bench.report.sections import study_sections
+from bench.report.sections import RUN_SECTIONS, rendered
 from bench.report.sections.recovery import recovery_results, recovery_section
 from tests.bench.record_factory import model_record
 
@@ -43,7 +43,7 @@ def test_a_table_per_model_with_mean_spread_and_count_per_method_and_the_best_in
     assert "feature won (98.10%), 0.50 points above scratch-b" in verdict
     assert "more than the seed spread (0.10): a clear win" in verdict
     assert "finetune 6 s, feature 6 s, scratch-b 6 s" in text
-    assert study_sections(records, None) == md
+    assert rendered(RUN_SECTIONS["studies"], records, None).markdown == md
 
 
 def test_a_margin_within_the_seed_spread_is_no_clear_winner_and_one_seed_has_no_spread() -> None:

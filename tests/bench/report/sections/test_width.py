@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.records import Macs, ModelRecord, Sizes
-from bench.report.sections import study_sections
+from bench.report.sections import RUN_SECTIONS, rendered
 from bench.report.sections.width import width_section
 from tests.bench.record_factory import model_record, timing
 
@@ -110,6 +110,5 @@ def test_a_seed_pairs_with_the_pruned_model_of_that_seed() -> None:
 
 
 def test_the_report_shows_the_section() -> None:
-    assert "## One model that switches width against one pruned model per MAC budget" in study_sections(
-        [*_slimmable(), *_pruned()], None
-    )
+    shown = rendered(RUN_SECTIONS["studies"], [*_slimmable(), *_pruned()], None)
+    assert "## One model that switches width against one pruned model per MAC budget" in shown.markdown
