@@ -3,79 +3,67 @@
 Every table, plot and the HTML report name a cell through these functions, so a row reads the same in all of
 them. A label is a function of the record alone (never of the other cells beside it): the same cell has the same
 label in every report and every run. The full variant (`analysis.variant`) stays in the wide tables and the files.
+What a compressor is called, its family and which parameters its label shows are the compressor's own declaration
+(`compressors.presentation`), so a new compressor is labelled without an edit here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from bench.records import DEFAULT_ENGINE, CellRecord, ModelRecord
-from compressors import registry
+from compressors import Presentation, registry
 
 __all__ = [
-    "LABEL_WIDTH", "FAMILIES", "family", "variant_key", "short_label", "short_executed", "short_engine", "short_place",
+    "SCREEN_WIDTH", "LABEL_WIDTH", "FAMILIES", "presentation", "family", "families", "family_rank", "variant_key",
+    "short_label", "short_executed", "short_engine", "short_place", "cut", "cut_label",
 ]  # fmt: skip
+
+SCREEN_WIDTH = 120
+"""Columns of the terminal every table the suite prints is laid out for (summary, compare, history)."""
 
 LABEL_WIDTH = 26
 """The most characters a short label takes; a longer one is cut in the middle, where its least telling part is."""
 
-_NAMES = {
-    "none": "none", "prune.unstructured": "unstr", "prune.channel": "channel", "prune.iterative": "IMP",
-    "quant.int8": "int8", "quant.int8_dynamic": "int8 dyn", "quant.bits": "quant", "quant.binary": "binary",
-    "quant.cluster": "cluster", "arch.dsconv": "dsconv", "lowrank.svd": "svd", "chain": "chain",
-    "dynamic.early_exit": "exit", "dynamic.width": "slim",
-}  # fmt: skip
-"""Compressor -> its short name; an unknown compressor keeps its own name."""
-
-_HEADLINE = {
-    "prune.unstructured": ("sparsity",), "prune.channel": ("macs_removed",), "prune.iterative": ("rounds",),
-    "quant.bits": ("bits",), "quant.cluster": ("bits",), "lowrank.svd": ("rank_ratio",),
-    "dynamic.early_exit": ("exits", "rule", "threshold"), "dynamic.width": ("width",),
-}  # fmt: skip
-"""The parameters a label always shows, first and in this order (the level a sweep varies); the others are shown
-only where they differ from the compressor's default."""
-
-_PERCENT = ("sparsity", "macs_removed", "rate", "rank_ratio", "width", "energy")
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * float(value):g}%"
-
-
-_FORMATS: Mapping[str, Callable[[Any], str]] = {
-    **dict.fromkeys(_PERCENT, _pct),
-    "bits": lambda value: f"{value}-bit",
-    "rounds": lambda value: f"x{value}",
-    "rewind": lambda value: f"rewind {value}",
-    "exits": str,
-    "threshold": str,
-    "rewind_step": lambda value: f"@{value}",
-    "rule": lambda value: {"confidence": "conf", "entropy": "ent"}.get(str(value), str(value)),
-}
-"""How a parameter reads in a label; any other shows as its value when that is a word, else as key=value."""
-
 FAMILIES = ("baseline", "unstructured", "unstructured CSR", "channel", "iterative", "quantization", "architecture",
             "low-rank", "chain", "dynamic", "other")  # fmt: skip
-"""Compressor families, in legend order: the filter of the HTML report and the colours of every figure."""
+"""The families the suite knows, in legend order, with "other" (a compressor this version does not have) last: the
+filter of the HTML report and the fixed colours of every figure. A family a compressor declares beyond these is
+placed by `families`."""
 
-_FAMILY = {
-    "none": "baseline", "prune.unstructured": "unstructured", "prune.channel": "channel",
-    "prune.iterative": "iterative", "quant.int8": "quantization", "quant.int8_dynamic": "quantization",
-    "quant.bits": "quantization", "quant.binary": "quantization", "quant.cluster": "quantization",
-    "arch.dsconv": "architecture", "lowrank.svd": "low-rank", "chain": "chain", "dynamic.early_exit": "dynamic",
-    "dynamic.width": "dynamic",
-}  # fmt: skip
+
+def presentation(compressor: str) -> Presentation:
+    """How `compressor` is named and grouped; a name this version does not register keeps its own name, in "other"."""
+    try:
+        return registry.get(compressor).presentation
+    except KeyError:
+        return Presentation(short=compressor)
+
+
+def _short_name(compressor: str) -> str:
+    return presentation(compressor).short or compressor
 
 
 def family(record: CellRecord) -> str:
-    """The compressor family of `FAMILIES` a record belongs to; unstructured pruning run on CSR kernels is its own,
-    since the headline result sets it apart from the dense-kernel cells."""
-    name = _FAMILY.get(record.compressor, "other")
-    if name == "unstructured" and record.params.get("execution") == "csr":
-        return "unstructured CSR"
-    return name
+    """The compressor family a record belongs to (one of `families()`); a variant run on CSR kernels can be its own
+    ("unstructured CSR"), since the headline result sets it apart from the dense-kernel cells."""
+    return presentation(record.compressor).family_of(record.params)
+
+
+def families() -> tuple[str, ...]:
+    """Every family in legend order: the known `FAMILIES`, then the families that registered compressors declare
+    beyond them (sorted, so the order does not depend on import order), then "other"."""
+    declared = {registry.get(name).presentation.family for name in registry.names()}
+    extra = sorted(declared - set(FAMILIES))
+    return (*FAMILIES[:-1], *extra, FAMILIES[-1])
+
+
+def family_rank(name: str) -> int:
+    """`name`'s place in the legend (`families()`); a family no registered compressor declares goes with "other"."""
+    ordered = families()
+    return ordered.index(name) if name in ordered else len(ordered) - 1
 
 
 def _defaults(compressor: str) -> dict[str, Any]:
@@ -88,26 +76,19 @@ def _defaults(compressor: str) -> dict[str, Any]:
     return {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
 
 
-def _value(key: str, value: Any) -> str:
-    if key in _FORMATS:
-        return _FORMATS[key](value)
-    if isinstance(value, str) and value.replace("_", "").isalnum() and not value.isdigit():
-        return value
-    return f"{key}={value}"
-
-
 def _params(compressor: str, params: Mapping[str, Any], headline_only: bool = False) -> list[str]:
-    headline = [key for key in _HEADLINE.get(compressor, ()) if params.get(key) is not None]
+    shown = presentation(compressor)
+    headline = [key for key in shown.headline if params.get(key) is not None]
     if headline_only:
-        return [_value(key, params[key]) for key in headline]
+        return [shown.value_text(key, params[key]) for key in headline]
     defaults = _defaults(compressor)
     others = sorted(
         key for key, value in params.items() if value is not None and key not in headline and defaults.get(key) != value
     )
-    return [_value(key, params[key]) for key in (*headline, *others)]
+    return [shown.value_text(key, params[key]) for key in (*headline, *others)]
 
 
-def _chain(stages: str) -> str:
+def _stages(stages: str) -> str:
     """`prune.unstructured(sparsity=0.9;scope=layer)+quant.cluster(bits=4)` -> `unstr 90%+cluster 4-bit`: each
     stage by its headline parameters only, or a chain of two stages would not fit."""
     shown = []
@@ -115,15 +96,38 @@ def _chain(stages: str) -> str:
         name, _, rest = stage.partition("(")
         pairs = (part.partition("=") for part in rest.rstrip(")").split(";") if part)
         params = {key: value for key, _, value in pairs}
-        shown.append(" ".join([_NAMES.get(name, name), *_params(name, params, headline_only=True)]))
+        shown.append(" ".join([_short_name(name), *_params(name, params, headline_only=True)]))
     return "+".join(shown)
 
 
-def _cut(text: str, width: int = LABEL_WIDTH) -> str:
+_PART = 8
+"""The fewest characters `cut_label` cuts the model or the place to, so each still says what it is."""
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut in the middle (`…` marks it): the start says what a label is and the
+    end tells it from its neighbours, so the middle is what a reader misses least."""
     if len(text) <= width:
         return text
+    if width < 1:
+        return ""
     head = (width - 1) // 2
     return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
+
+
+def cut_label(label: str, width: int) -> str:
+    """A cell's `model | variant | place` label in `width` characters, each part cut in the middle in turn: the
+    model's name first (tables group rows by model, so it is the part a reader has already), then the place, and
+    the variant, which tells the rows apart, only when nothing else is left to cut."""
+    model, sep, rest = label.partition(" | ")
+    if len(label) <= width or not sep:
+        return cut(label, width)
+    model = cut(model, max(width - len(rest) - len(sep), _PART))
+    variant, between, place = rest.rpartition(" | ")
+    if between:
+        place = cut(place, max(width - len(model) - len(sep) - len(variant) - len(between), _PART))
+        rest = variant + between + place
+    return cut(model + sep + rest, width)
 
 
 def short_label(record: CellRecord) -> str:
@@ -134,15 +138,17 @@ def short_label(record: CellRecord) -> str:
     A recovery method other than plain fine-tuning shows as `+method`, a seed as `sN`; at most `LABEL_WIDTH`.
     """
     compressor = record.compressor
-    if compressor == "chain" and isinstance(record.params.get("stages"), str):
-        text = _chain(record.params["stages"])
+    spec = presentation(compressor).stages
+    stages = record.params.get(spec) if spec is not None else None
+    if isinstance(stages, str):
+        text = _stages(stages)
     else:
-        text = " ".join([_NAMES.get(compressor, compressor), *_params(compressor, record.params)])
+        text = " ".join([_short_name(compressor), *_params(compressor, record.params)])
     method = record.recovery.get("method", "finetune")
     suffix = (f" +{method}" if method != "finetune" else "") + (
         f" s{record.recovery['seed']}" if "seed" in record.recovery else ""
     )
-    return _cut(text, LABEL_WIDTH - len(suffix)) + suffix
+    return cut(text, LABEL_WIDTH - len(suffix)) + suffix
 
 
 def variant_key(record: CellRecord) -> tuple[Any, ...]:
@@ -165,7 +171,7 @@ def short_executed(record: ModelRecord) -> str:
     for prefix, short in _EXECUTED:
         if text.startswith(prefix):
             return short
-    return _cut(text.split(" (")[0].split(",")[0], 14)
+    return cut(text.split(" (")[0].split(",")[0], 14)
 
 
 _ENGINES = {DEFAULT_ENGINE: "ts", "onnxruntime": "ort"}

@@ -18,15 +18,14 @@ from torch import nn
 
 from compressors._modes import eval_mode
 
-__all__ = ["CRITERIA", "importance", "check_criterion", "record_activation_density", "forget_activation_density"]
+__all__ = ["importance", "check_criterion", "record_activation_density", "forget_activation_density"]
 
-CRITERIA = ("l1", "bn_gamma", "fpgm", "apoz")
 # torch-pruning's ActivationImportance reads a per-input-channel score from this attribute of each consumer layer.
 _SCORE = "_importance"
 
 
 def importance(criterion: str) -> tp.importance.Importance:
-    """A fresh torch-pruning importance for `criterion` (one of CRITERIA)."""
+    """A fresh torch-pruning importance for `criterion` (one of `compressors.channel.CRITERIA`)."""
     if criterion == "l1":
         return tp.importance.MagnitudeImportance(p=1)
     if criterion == "bn_gamma":

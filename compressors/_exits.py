@@ -20,12 +20,9 @@ from torch import nn
 from torchvision.models import ResNet
 
 __all__ = [
-    "EarlyExitNet", "ExitPath", "MultiExit", "RULES", "Stage", "build_multi_exit", "exit_path", "find_stages",
+    "EarlyExitNet", "ExitPath", "MultiExit", "Stage", "build_multi_exit", "exit_path", "find_stages",
     "max_entropy",
 ]  # fmt: skip
-
-RULES = ("confidence", "entropy")
-"""The exit rules: max-softmax confidence >= threshold, or entropy of the softmax (nats) <= threshold."""
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 # A head average-pools its stage with a kernel of (side // 4) before its classifier: about four positions per side

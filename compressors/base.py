@@ -2,6 +2,9 @@
 
 A compressor is a frozen config dataclass bound to one transform (the torchao pattern): the config is what the
 run file, the CLI and the stored record name, so it must validate itself once and round-trip through JSON.
+
+Nothing here imports torch at run time (torch types are annotations only): the config classes and their
+presentation are read by commands that never transform a model, and torch costs seconds to import.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
-import torch
-from torch import nn
+from compressors.presentation import Presentation
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "Compressed", "CompressorConfig", "CompressorLimit", "Executable", "Fit", "Training", "TrainingFacts", "TrainLoss",
@@ -100,7 +106,8 @@ class Executable:
     quantized_engine: str | None = None
 
 
-TrainLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+# Written with forward references so that defining the alias needs no torch.
+TrainLoss = Callable[["nn.Module", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 """`loss(model, images, labels)`: the scalar loss of one mini-batch, for a compressor whose training is not plain
 cross-entropy on the model's output (exit heads, several widths)."""
 
@@ -191,6 +198,9 @@ class CompressorConfig(abc.ABC):
     # Whether what the executable computes, and so its latency, depends on the input (an early exit): the suite
     # times it over a stream of real inputs at batch 1 instead of one random tensor.
     input_dependent: ClassVar[bool] = False
+    # How the compressor is named, grouped and drawn in reports (`compressors.presentation`); a compressor that
+    # declares none is shown by its registered name in the family "other".
+    presentation: ClassVar[Presentation] = Presentation()
 
     @property
     def recoverable(self) -> bool:

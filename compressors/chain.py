@@ -10,14 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from compressors._checks import parse_value
-from compressors.base import Compressed, CompressorConfig, CompressorLimit, Executable
+from compressors.base import Compressed, CompressorConfig, CompressorLimit
+from compressors.presentation import Presentation
 from compressors.registry import get, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compressors.base import Executable
 
 __all__ = ["Chain", "parse_stages"]
 
@@ -70,6 +74,8 @@ class Chain(CompressorConfig):
         stages: `NAME(KEY=VALUE;...)` joined by `+`, at least two, no nested chain.
     """
 
+    presentation = Presentation(short="chain", family="chain", stages="stages")
+
     stages: str = "prune.unstructured(sparsity=0.9)+quant.bits(bits=4)"
 
     def __post_init__(self) -> None:
@@ -89,6 +95,8 @@ class Chain(CompressorConfig):
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
     ) -> Compressed:
         """Runs every stage's `apply` on the previous stage's model (the first on a copy of `model`)."""
+        import torch
+
         results: list[Compressed] = []
         current = model
         for index, stage in enumerate(parse_stages(self.stages)):

@@ -6,30 +6,25 @@ so the result is a smaller dense model that any runtime executes without sparse 
 
 from __future__ import annotations
 
-import copy
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
-import torch_pruning as tp
-from torch import nn
+from typing import TYPE_CHECKING
 
 from compressors._checks import check_choice, check_fraction
-from compressors._criteria import (
-    CRITERIA,
-    check_criterion,
-    forget_activation_density,
-    importance,
-    record_activation_density,
-)
-from compressors._modes import eval_mode
-from compressors._modules import count_params
-from compressors._ratio_search import search_ratio
-from compressors.base import Compressed, CompressorConfig, CompressorLimit, Executable
+from compressors.base import CompressorConfig, Executable
+from compressors.presentation import SERIES, Presentation, percent
 from compressors.registry import register
 
-__all__ = ["ChannelPruning"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compressors.base import Compressed
+
+__all__ = ["CRITERIA", "ChannelPruning"]
+
+CRITERIA = ("l1", "bn_gamma", "fpgm", "apoz")
+"""How channels can be ranked; `compressors._criteria` has what each means."""
 
 
 @register("prune.channel")
@@ -46,6 +41,11 @@ class ChannelPruning(CompressorConfig):
             (geometric median) or "apoz" (activation sparsity on the calibration inputs); see `_criteria`.
     """
 
+    presentation = Presentation(
+        short="channel", family="channel", headline=("macs_removed",), formats={"macs_removed": percent},
+        series=SERIES[2],
+    )  # fmt: skip
+
     macs_removed: float = 0.5
     criterion: str = "l1"
 
@@ -56,6 +56,8 @@ class ChannelPruning(CompressorConfig):
 
     def check(self, model: nn.Module) -> None:
         """Rejects a criterion with nothing to rank in `model` (bn_gamma without BatchNorm)."""
+        from compressors._criteria import check_criterion
+
         check_criterion(self.criterion, model)
 
     def apply(
@@ -79,128 +81,12 @@ class ChannelPruning(CompressorConfig):
             ValueError: If the model's output is not a tensor of at least 2 dimensions.
             RuntimeError: If pruning changed the output shape (a layer feeding the output was not recognized).
         """
-        self.check(model)
-        reference = copy.deepcopy(model)
-        if self.criterion == "apoz":
-            record_activation_density(reference, list(calibration) or [example_input])
-        output_shape, ignored = _output_layers(reference, example_input)
-        macs_dense = _count_macs(reference, example_input)
-        best = search_ratio(
-            lambda ratio: self._prune_copy(reference, example_input, ratio, ignored),
-            lambda candidate: _count_macs(candidate, example_input),
-            macs_dense=macs_dense,
-            target=1.0 - self.macs_removed,
-            max_ratio=_max_ratio(reference, ignored),
+        from compressors._channel import prune
+
+        return prune(
+            self.name, model, example_input, calibration, macs_removed=self.macs_removed, criterion=self.criterion
         )
-        pruned = best.model
-        forget_activation_density(pruned)
-        with eval_mode(pruned), torch.no_grad():
-            pruned_shape = tuple(pruned(example_input).shape)
-        if pruned_shape != output_shape:
-            raise RuntimeError(f"{self.name} changed the output shape from {output_shape} to {pruned_shape}")
-        info = {
-            "criterion": self.criterion,
-            "pruning_ratio": best.ratio,
-            "macs_dense": macs_dense,
-            "macs_pruned": best.macs,
-            "macs_removed_achieved": 1.0 - best.macs / macs_dense,
-            "params_dense": count_params(reference),
-            "params_pruned": count_params(pruned),
-        }
-        if self.criterion == "apoz":
-            info["calibration"] = (
-                f"{len(calibration)} batches of real inputs" if calibration else "the example input (no data)"
-            )
-        return Compressed(model=pruned, masks={}, info=info)
 
     def finalize(self, model: nn.Module) -> Executable:
         """Returns the model as is: removed channels need no special kernel."""
         return Executable(model, executed_as="dense (channels removed)", notes="")
-
-    def _prune_copy(self, model: nn.Module, example_input: torch.Tensor, ratio: float, ignored: list[str]) -> nn.Module:
-        pruned = copy.deepcopy(model)
-        if ratio == 0.0:
-            return pruned
-        with eval_mode(pruned):
-            try:
-                pruner = tp.pruner.BasePruner(
-                    pruned,
-                    example_input,
-                    importance=importance(self.criterion),
-                    pruning_ratio=ratio,
-                    ignored_layers=[pruned.get_submodule(name) for name in ignored],
-                    # These default to shared mutable dicts that the pruner fills in; fresh ones keep trials
-                    # independent and let earlier copies be freed.
-                    in_channel_groups={},
-                    out_channel_groups={},
-                    num_heads={},
-                )
-            except ZeroDivisionError as error:
-                if not _raised_in(error, _RESHAPE_MAPPING):
-                    raise
-                raise CompressorLimit("prune", _RESHAPE_LIMIT) from error
-            pruner.step()
-        return pruned
-
-
-# torch-pruning maps channel indices through a reshape by the ratio of the channel counts on its two sides; a
-# channel shuffle (view as groups x channels, transpose, view back: ShuffleNet) has fewer "channels" (the
-# groups) on one side than the other and divides by zero there, so such a model cannot be pruned by it.
-_RESHAPE_MAPPING = "update_reshape_index_mapping"
-_RESHAPE_LIMIT = (
-    "torch-pruning cannot trace the channel shuffle (a reshape that regroups channels: its dependency graph"
-    f" divides by zero in {_RESHAPE_MAPPING})"
-)
-
-
-def _raised_in(error: BaseException, function: str) -> bool:
-    """Whether `error` was raised in torch-pruning's `function`, rather than anywhere else."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and frames[-1].name == function and "torch_pruning" in frames[-1].filename
-
-
-def _output_layers(model: nn.Module, example_input: torch.Tensor) -> tuple[tuple[int, ...], list[str]]:
-    """Runs `model` once; returns its output shape and the names of layers whose outputs must all be kept.
-
-    Those are every Linear as wide as the output and the last Conv2d/Linear to run (the classifier, even
-    when pooling or flattening follows it).
-    """
-    layers = {name: module for name, module in model.named_modules() if isinstance(module, nn.Conv2d | nn.Linear)}
-    executed: list[str] = []
-    handles = [
-        module.register_forward_hook(lambda _module, _inputs, _output, name=name: executed.append(name))
-        for name, module in layers.items()
-    ]
-    try:
-        with eval_mode(model), torch.no_grad():
-            output = model(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not isinstance(output, torch.Tensor) or output.dim() < 2:
-        got = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(f"prune.channel needs a model returning a (batch, outputs, ...) tensor, got {got}")
-    width = output.shape[1]
-    ignored = {
-        name for name, module in layers.items() if isinstance(module, nn.Linear) and module.out_features == width
-    }
-    ignored.update(executed[-1:])
-    return tuple(output.shape), sorted(ignored)
-
-
-def _max_ratio(model: nn.Module, ignored: list[str]) -> float:
-    """Returns the largest uniform ratio that still leaves every prunable layer at least one channel.
-
-    torch-pruning keeps int(channels * (1 - ratio)) channels, so the ratio must stay just below 1 - 1/min.
-    """
-    widths = [
-        module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Conv2d | nn.Linear) and name not in ignored
-    ]
-    return max(0.0, 1.0 - 1.0 / min(widths) - 1e-6) if widths else 0.0
-
-
-def _count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
-    macs, _ = tp.utils.count_ops_and_params(model, example_input)
-    return int(macs)

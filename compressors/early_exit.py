@@ -19,24 +19,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from compressors._checks import check_choice
-from compressors._exits import (
-    RULES,
-    EarlyExitNet,
-    MultiExit,
-    build_multi_exit,
-    exit_path,
-    find_stages,
-    max_entropy,
-)  # fmt: skip
-from compressors.base import Compressed, CompressorConfig, Executable, Training, TrainingFacts
+from compressors._lazy import lazy_exports
+from compressors.base import CompressorConfig, TrainingFacts
+from compressors.presentation import Presentation, template, words
 from compressors.registry import register
 
-__all__ = ["EarlyExit", "EarlyExitNet", "MultiExit", "exit_path", "find_stages", "parse_exits"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compressors._exits import EarlyExitNet, MultiExit, exit_path, find_stages
+    from compressors.base import Compressed, Executable, Training
+
+__all__ = ["RULES", "EarlyExit", "EarlyExitNet", "MultiExit", "exit_path", "find_stages", "parse_exits"]
+
+__getattr__ = lazy_exports(__name__, "compressors._exits", ("EarlyExitNet", "MultiExit", "exit_path", "find_stages"))
+
+RULES = ("confidence", "entropy")
+"""The exit rules: max-softmax confidence >= threshold, or entropy of the softmax (nats) <= threshold."""
 
 _SEPARATOR = "+"  # not ",", which separates a grid's values on the command line
 
@@ -60,13 +63,6 @@ def parse_exits(value: object) -> tuple[int, ...]:
     return tuple(sorted(stages))
 
 
-def _loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """BranchyNet's joint objective with equal weights: the mean of every exit's cross-entropy."""
-    assert isinstance(model, MultiExit)
-    losses = [nn.functional.cross_entropy(logits, labels) for logits in model.exit_logits(images)]
-    return torch.stack(losses).mean()
-
-
 @register("dynamic.early_exit")
 @dataclass(frozen=True)
 class EarlyExit(CompressorConfig):
@@ -87,6 +83,11 @@ class EarlyExit(CompressorConfig):
     execution_fields = ("rule", "threshold")
     trains = True
     input_dependent = True
+    presentation = Presentation(
+        short="exit", family="dynamic", headline=("exits", "rule", "threshold"),
+        formats={"exits": template("{}"), "threshold": template("{}"),
+                 "rule": words({"confidence": "conf", "entropy": "ent"})},
+    )  # fmt: skip
 
     exits: str = "1"
     rule: str = "confidence"
@@ -112,25 +113,9 @@ class EarlyExit(CompressorConfig):
 
     def check(self, model: nn.Module) -> None:
         """Refuse stages the model does not have, and an entropy threshold above the model's largest entropy."""
-        found = find_stages(model)
-        if not found:
-            raise ValueError(
-                f"exits: {type(model).__name__} has no stage an exit can follow (an nn.Sequential with pooling"
-                " layers, or a torchvision ResNet)"
-            )
-        known = {stage.index for stage in found}
-        missing = [stage for stage in self.stages if stage not in known]
-        if missing:
-            listed = ", ".join(f"{stage.index} ({stage.label})" for stage in found)
-            name = type(model).__name__
-            raise ValueError(f"exits: stage {missing[0]} is not a stage of {name}; its stages: {listed}")
-        if self.rule == "entropy":
-            classes = _classes(model)
-            if classes is not None and self.threshold > max_entropy(classes):
-                raise ValueError(
-                    f"threshold for rule entropy must be in [0, ln({classes}) = {max_entropy(classes):.4f}] nats"
-                    f" for a model of {classes} classes, got {self.threshold!r}"
-                )
+        from compressors._early_exit import check
+
+        check(model, self.stages, self.rule, self.threshold)
 
     def check_training(self, facts: TrainingFacts) -> None:
         """Refuse a cell without a training budget: untrained heads are never sure, so nothing would exit early."""
@@ -142,45 +127,21 @@ class EarlyExit(CompressorConfig):
     ) -> Compressed:
         """The multi-exit network with untrained heads (each outputs a uniform softmax, so none is sure of
         anything and every input takes the final exit); the suite calls `apply_trained`."""
-        net = build_multi_exit(model, self.stages, example_input, seed=0)
-        return Compressed(model=net, masks={}, info=self._info(model, net, steps=0, exit_top1=None))
+        from compressors._early_exit import attach
+
+        return attach(model, self.stages, example_input)
 
     def apply_trained(
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor], training: Training
     ) -> Compressed:
         """New heads after `exits` (seeded with the cell's seed) on a copy of the trained `model`, every exit
         trained jointly for the cell's whole budget from the reference's weights."""
-        net = build_multi_exit(model, self.stages, example_input, seed=training.seed)
-        training.fit(net, training.steps, loss=_loss)
-        net.eval()
-        alone = [training.evaluate(exit_path(net, index)) for index in range(len(net.heads) + 1)]
-        return Compressed(model=net, masks={}, info=self._info(model, net, steps=training.steps, exit_top1=alone))
+        from compressors._early_exit import attach_trained
+
+        return attach_trained(model, self.stages, example_input, training)
 
     def finalize(self, model: nn.Module) -> Executable:
         """The scripted early-exit network: the decision is a branch of the saved graph, not a traced path."""
-        assert isinstance(model, MultiExit)
-        scripted = torch.jit.script(EarlyExitNet(model, self.rule, self.threshold).eval())
-        relation = ">=" if self.rule == "confidence" else "<="
-        executed_as = (
-            f"early exit after stage {self.exits} ({self.rule} {relation} {self.threshold:g}), scripted control flow"
-        )
-        notes = "timed at batch 1 over a stream of real test inputs, each taking its own path"
-        return Executable(scripted, executed_as=executed_as, notes=notes)
+        from compressors._early_exit import script
 
-    def _info(self, model: nn.Module, net: MultiExit, steps: int, exit_top1: list[float] | None) -> dict[str, object]:
-        """What the trained network is, whatever the rule: its exits, heads, loss and each exit's top-1 alone."""
-        labels = {stage.index: stage.label for stage in find_stages(model)}
-        return {
-            "exits": list(self.stages),
-            "exit_stages": [labels[stage] for stage in self.stages] + ["final"],
-            "loss": "mean of every exit's cross-entropy (equal weights)",
-            "head_params": sum(p.numel() for head in net.heads for p in head.parameters()),
-            "trained_steps": steps,
-            "exit_top1_alone": exit_top1,
-        }
-
-
-def _classes(model: nn.Module) -> int | None:
-    """The number of classes: the out_features of the model's last Linear, None without one."""
-    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    return linears[-1].out_features if linears else None
+        return script(model, self.exits, self.rule, self.threshold)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from compressors.base import Compressed, CompressorConfig
+from compressors.presentation import Presentation
 from compressors.registry import register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["NoCompression"]
 
@@ -21,6 +24,7 @@ class NoCompression(CompressorConfig):
     """Leaves the model as it is, so the baseline row is measured exactly like the compressed ones."""
 
     recoverable = False
+    presentation = Presentation(short="none", family="baseline")
 
     def apply(
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()

@@ -18,20 +18,21 @@ ticket is unstructured sparsity: it executes as dense kernels over stored zeros 
 
 from __future__ import annotations
 
-import copy
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from compressors._checks import check_choice
-from compressors._modules import reinitialize
-from compressors.base import Compressed, CompressorConfig, Executable, Training, TrainingFacts
+from compressors.base import CompressorConfig, TrainingFacts
+from compressors.presentation import Presentation, percent, template
 from compressors.registry import register
-from compressors.unstructured import UnstructuredPruning, keep_masks, prunable_layers, sparsity_facts
+from compressors.unstructured import UnstructuredPruning
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compressors.base import Compressed, Executable, Training
 
 __all__ = ["IterativePruning", "REWINDS"]
 
@@ -43,12 +44,6 @@ _INITIAL_WEIGHTS = "stored only for models the suite trains, beside the cached t
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _draw_seed(seed: int, round_index: int) -> int:
-    """The seed of the values `reinit` draws: one per cell seed and round, with no two pairs sharing one."""
-    digest = hashlib.sha256(f"prune.iterative reinit {seed} {round_index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @register("prune.iterative")
@@ -71,6 +66,11 @@ class IterativePruning(CompressorConfig):
 
     execution_fields = ("execution",)
     trains = True
+    presentation = Presentation(
+        short="IMP", family="iterative", headline=("rounds",),
+        formats={"rate": percent, "rounds": template("x{}"), "rewind": template("rewind {}"),
+                 "rewind_step": template("@{}")},
+    )  # fmt: skip
 
     rate: float = 0.5
     rounds: int = 3
@@ -122,7 +122,9 @@ class IterativePruning(CompressorConfig):
         steps[-1] += budget % self.rounds
         return steps
 
-    def _needs_initial_weights(self) -> bool:
+    def needs_initial_weights(self) -> bool:
+        """Whether the rounds rewind to the reference's initial (or early) weights, which only models the suite
+        trains have."""
         # reinit's masks come from rounds rewound to init; with one round there is none before the re-draw.
         return self.rewind in ("init", "early") or (self.rewind == "reinit" and self.rounds > 1)
 
@@ -134,7 +136,7 @@ class IterativePruning(CompressorConfig):
                 f"{self.name} rounds={self.rounds} needs at least one training step per round, got a budget of"
                 f" {facts.steps} (finetune_steps)"
             )
-        if self._needs_initial_weights() and not facts.initial_weights:
+        if self.needs_initial_weights() and not facts.initial_weights:
             why = " (its masks come from rounds rewound to init)" if self.rewind == "reinit" else ""
             raise ValueError(
                 f"{self.name} rewind={self.rewind} needs the model's initial weights{why}, {_INITIAL_WEIGHTS}"
@@ -162,12 +164,9 @@ class IterativePruning(CompressorConfig):
         the final sparsity; there is nothing to rewind to, and the survivors keep their trained values. The suite
         calls `apply_trained`.
         """
-        pruned, layers = self._copy_with_layers(model)
-        keeps = [torch.ones_like(module.weight, dtype=torch.bool) for _, module in layers]
-        for round_index in range(1, self.rounds + 1):
-            keeps = self._prune_round(layers, keeps, round_index)
-        _zero_pruned(layers, keeps)
-        return Compressed(model=pruned, masks=_masks_by_name(layers, keeps), info=sparsity_facts(layers))
+        from compressors._iterative import prune_once
+
+        return prune_once(self.name, model, self._sparsities(), self.scope)
 
     def apply_trained(
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor], training: Training
@@ -183,58 +182,25 @@ class IterativePruning(CompressorConfig):
             ValueError: A rewind that needs weights `training` does not have (caught at config time by
                 `check_training`, where the suite knows the facts).
         """
-        pruned, layers = self._copy_with_layers(model)
+        from compressors._iterative import prune_trained
+
         start = self._start_state(training)
-        keeps = [torch.ones_like(module.weight, dtype=torch.bool) for _, module in layers]
-        per_round: list[dict[str, Any]] = []
-        for round_index, steps in enumerate(self.round_steps(training.steps), start=1):
-            keeps = self._prune_round(layers, keeps, round_index)
-            self._reset(pruned, start, training.seed, round_index)
-            _zero_pruned(layers, keeps)
-            training.fit(pruned, steps, masks=_masks_by_name(layers, keeps))
-            kept = sum(int(keep.sum()) for keep in keeps)
-            total = sum(keep.numel() for keep in keeps)
-            per_round.append(
-                {
-                    "round": round_index,
-                    "sparsity": 1.0 - kept / total,
-                    "steps": steps,
-                    "top1": training.evaluate(pruned),
-                }
-            )
-        info: dict[str, Any] = {**sparsity_facts(layers), "per_round": per_round, "steps_trained": training.steps}
-        if self.rewind == "reinit":
-            info["reinit_seed"] = _draw_seed(training.seed, self.rounds)
-        return Compressed(model=pruned, masks=_masks_by_name(layers, keeps), info=info)
+        return prune_trained(
+            self.name, model, training, start, sparsities=self._sparsities(), steps=self.round_steps(training.steps),
+            scope=self.scope, reinit=self.rewind == "reinit",
+        )  # fmt: skip
 
     def finalize(self, model: nn.Module) -> Executable:
         """Executes the pruned model as `prune.unstructured` does with the same `execution`."""
         return UnstructuredPruning(execution=self.execution).finalize(model)
 
-    def _copy_with_layers(self, model: nn.Module) -> tuple[nn.Module, list[tuple[str, nn.Conv2d | nn.Linear]]]:
-        pruned = copy.deepcopy(model)
-        layers = prunable_layers(pruned)
-        if not layers:
-            raise ValueError(f"{self.name} found no nn.Conv2d or nn.Linear layer to prune")
-        return pruned, layers
-
-    def _prune_round(
-        self, layers: Sequence[tuple[str, nn.Conv2d | nn.Linear]], keeps: Sequence[torch.Tensor], round_index: int
-    ) -> list[torch.Tensor]:
-        """The mask after round `round_index`: the smallest surviving weights go until the round's sparsity.
-
-        Pruned entries score -1, below every magnitude, so they stay pruned however training left them and the
-        count of zeros is the round's exact target rather than a drift of per-round roundings.
-        """
-        scores = [
-            torch.where(keep, module.weight.detach().abs(), -1.0)
-            for (_, module), keep in zip(layers, keeps, strict=True)
-        ]
-        return keep_masks(scores, self.sparsity_after(round_index), self.scope)
+    def _sparsities(self) -> list[float]:
+        """The sparsity of the mask after each round, in order."""
+        return [self.sparsity_after(round_index) for round_index in range(1, self.rounds + 1)]
 
     def _start_state(self, training: Training) -> Mapping[str, torch.Tensor] | None:
         """The weights the survivors are rewound to between rounds, or None where they are not rewound."""
-        if not self._needs_initial_weights():
+        if not self.needs_initial_weights():
             return None
         if training.initial_state is None or (self.rewind == "early" and training.rewound_state is None):
             raise ValueError(f"{self.name} rewind={self.rewind} needs the model's initial weights, {_INITIAL_WEIGHTS}")
@@ -242,23 +208,3 @@ class IterativePruning(CompressorConfig):
             assert training.rewound_state is not None  # checked above, for mypy
             return training.rewound_state(self.rewind_step)
         return training.initial_state
-
-    def _reset(self, model: nn.Module, start: Mapping[str, torch.Tensor] | None, seed: int, round_index: int) -> None:
-        """Resets every parameter (and buffer) of `model` as `rewind` says, before the round's mask is applied."""
-        if self.rewind == "reinit" and round_index == self.rounds:
-            reinitialize(model, _draw_seed(seed, round_index))
-        elif start is not None:
-            model.load_state_dict(dict(start))
-
-
-def _zero_pruned(layers: Sequence[tuple[str, nn.Conv2d | nn.Linear]], keeps: Sequence[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for (_, module), keep in zip(layers, keeps, strict=True):
-            # masked_fill, not mul: a negative weight times 0 is -0.0, which CSR would not encode bit for bit.
-            module.weight.masked_fill_(~keep, 0.0)
-
-
-def _masks_by_name(
-    layers: Sequence[tuple[str, nn.Conv2d | nn.Linear]], keeps: Sequence[torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    return {f"{name}.weight" if name else "weight": keep for (name, _), keep in zip(layers, keeps, strict=True)}

@@ -8,125 +8,30 @@ runtime, but only when r (O + I) < O I.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from compressors._checks import check_choice
-from compressors._modules import conv_pair, count_params, replace_module
-from compressors.base import Compressed, CompressorConfig, Executable
+from compressors._lazy import lazy_exports
+from compressors.base import CompressorConfig, Executable
+from compressors.presentation import Presentation, percent
 from compressors.registry import register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compressors._lowrank import factorizable_layers, factorize, gram_svd
+    from compressors.base import Compressed
 
 __all__ = ["LowRankSVD", "factorizable_layers", "factorize", "gram_svd"]
 
+__getattr__ = lazy_exports(__name__, "compressors._lowrank", ("factorizable_layers", "factorize", "gram_svd"))
+
 _LAYERS = ("all", "linear", "conv")
-_LAYER_KINDS = {
-    "all": "nn.Linear or groups=1 nn.Conv2d",
-    "linear": "nn.Linear",
-    "conv": "groups=1 nn.Conv2d",
-}
 _DEFAULT_RANK_RATIO = 0.5
-
-
-def factorizable_layers(model: nn.Module, layers: str = "all") -> list[tuple[str, nn.Linear | nn.Conv2d]]:
-    """Returns `(module name, module)` for every layer `lowrank.svd` factorizes, in module order.
-
-    Args:
-        model: The model to scan.
-        layers: "all", "linear" or "conv". Grouped and depthwise convs never qualify: their weight is a stack
-            of small per-group matrices, not one matrix to factorize.
-    """
-    kinds: tuple[type[nn.Linear | nn.Conv2d], ...] = {
-        "all": (nn.Linear, nn.Conv2d),
-        "linear": (nn.Linear,),
-        "conv": (nn.Conv2d,),
-    }[layers]
-    return [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, kinds) and not (isinstance(module, nn.Conv2d) and module.groups != 1)
-    ]
-
-
-def factorize(
-    layer: nn.Linear | nn.Conv2d, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, rank: int
-) -> nn.Sequential:
-    """Builds the two-layer rank-`rank` form of `layer` from the SVD of its flattened weight.
-
-    The singular values are split as square roots over both factors so the two weights have similar scales,
-    which keeps fine-tuning with the original learning rate well conditioned.
-
-    Args:
-        layer: A layer accepted by `factorizable_layers`.
-        u, s, vh: The thin SVD of `weight.reshape(O, -1)`, as `gram_svd` returns it.
-        rank: How many singular values to keep, in [1, len(s)].
-
-    Returns:
-        `Sequential(first, second)`: first maps to `rank` features without bias (a conv keeps the kernel,
-        stride, padding, dilation and padding mode), second maps to the outputs (1x1 for a conv) and carries
-        the bias.
-    """
-    root = s[:rank].sqrt()
-    outer = u[:, :rank] * root
-    inner = root[:, None] * vh[:rank]
-    device, dtype = layer.weight.device, layer.weight.dtype
-    bias = layer.bias
-    first: nn.Linear | nn.Conv2d
-    second: nn.Linear | nn.Conv2d
-    if isinstance(layer, nn.Linear):
-        first = nn.Linear(layer.in_features, rank, bias=False, device=device, dtype=dtype)
-        second = nn.Linear(rank, layer.out_features, bias=bias is not None, device=device, dtype=dtype)
-    else:
-        first = nn.Conv2d(
-            layer.in_channels,
-            rank,
-            conv_pair(layer.kernel_size),
-            stride=conv_pair(layer.stride),
-            padding=layer.padding if isinstance(layer.padding, str) else conv_pair(layer.padding),
-            dilation=conv_pair(layer.dilation),
-            bias=False,
-            padding_mode=layer.padding_mode,
-            device=device,
-            dtype=dtype,
-        )
-        second = nn.Conv2d(rank, layer.out_channels, 1, bias=bias is not None, device=device, dtype=dtype)
-    with torch.no_grad():
-        first.weight.copy_(inner.reshape(first.weight.shape))
-        second.weight.copy_(outer.reshape(second.weight.shape))
-        if bias is not None:
-            assert second.bias is not None  # made with a bias just above
-            second.bias.copy_(bias)
-    return nn.Sequential(first, second)
-
-
-def gram_svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns the thin SVD `u, s, vh` of `matrix` (descending `s`) from the eigendecomposition of its Gram matrix.
-
-    LAPACK's SVD of VGG16's 4096 x 25088 classifier weight takes minutes on one core; one matmul and one
-    symmetric eigendecomposition on the smaller side take about a sixth of that (and batches of small matrices,
-    as `arch.dsconv` has, run several times faster too). Squaring loses singular values below about 1e-8 of the
-    largest (in float64), far under float32 weight precision, and whatever the noise in those directions,
-    `u[:, :r] diag(s[:r]) vh[:r]` stays the projection of `matrix` onto the kept singular vectors, so truncation
-    is still the best rank-r approximation.
-
-    Args:
-        matrix: A float64 tensor of shape (..., m, n); leading dimensions are a batch.
-    """
-    wide = matrix.shape[-2] <= matrix.shape[-1]
-    short = matrix if wide else matrix.mT
-    eigenvalues, vectors = torch.linalg.eigh(short @ short.mT)
-    s = eigenvalues.flip(-1).clamp_min(0.0).sqrt()
-    near = vectors.flip(-1)
-    # Directions with (numerically) zero singular value get an arbitrary-length far vector; the floor keeps
-    # them finite, and they are scaled by that zero again when the factors are built.
-    floor = torch.finfo(s.dtype).eps * s[..., :1] + torch.finfo(s.dtype).tiny
-    far = (short.mT @ near) / s.clamp_min(floor).unsqueeze(-2)
-    return (near, s, far.mT) if wide else (far, s, near.mT)
 
 
 @register("lowrank.svd")
@@ -150,6 +55,10 @@ class LowRankSVD(CompressorConfig):
             r (O + C*kh*kw) >= O*C*kh*kw. A near-square layer needs r below about half its full rank to save
             anything; turn this off only to study the factorization itself (e.g. at full rank).
     """
+
+    presentation = Presentation(
+        short="svd", family="low-rank", headline=("rank_ratio",), formats={"rank_ratio": percent, "energy": percent}
+    )
 
     rank_ratio: float = _DEFAULT_RANK_RATIO
     energy: float | None = None
@@ -181,17 +90,9 @@ class LowRankSVD(CompressorConfig):
 
     def check(self, model: nn.Module) -> None:
         """Raises ValueError if `model` has no layer of the chosen kind, or `rank` exceeds a layer's full rank."""
-        layers = factorizable_layers(model, self.layers)
-        if not layers:
-            raise ValueError(
-                f"no {_LAYER_KINDS[self.layers]} layer to factorize; {self.name} with layers={self.layers!r} "
-                "needs at least one"
-            )
-        if self.rank is not None:
-            for name, layer in layers:
-                full_rank = min(layer.weight.shape[0], layer.weight[0].numel())
-                if self.rank > full_rank:
-                    raise ValueError(f"rank {self.rank} exceeds layer {name or '(model)'}'s full rank {full_rank}")
+        from compressors._lowrank import check
+
+        check(self.name, model, self.layers, self.rank)
 
     def apply(
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
@@ -211,59 +112,16 @@ class LowRankSVD(CompressorConfig):
         Raises:
             ValueError: As `check`.
         """
-        self.check(model)
-        factorized = copy.deepcopy(model)
-        layers: dict[str, dict[str, Any]] = {}
-        skipped: dict[str, str] = {}
-        for name, layer in factorizable_layers(factorized, self.layers):
-            weight = layer.weight.detach()
-            out_features, in_features = weight.shape[0], weight[0].numel()
-            u, s, vh = gram_svd(weight.double().reshape(out_features, in_features))
-            squares = s.square().cumsum(0)
-            rank = self._rank(squares)
-            dense = count_params(layer)
-            bias = dense - weight.numel()
-            low_rank = rank * (out_features + in_features) + bias
-            done = not (self.skip_if_no_saving and low_rank - bias >= weight.numel())
-            if done:
-                replacement = factorize(layer, u, s, vh, rank)
-                factorized = replace_module(factorized, name, replacement)
-            else:
-                skipped[name] = (
-                    f"no saving at rank {rank}: {rank} x ({out_features} + {in_features}) = "
-                    f"{low_rank - bias} >= {weight.numel()} weights"
-                )
-            layers[name] = {
-                "rank": rank,
-                "full_rank": len(s),
-                "energy_kept": float(squares[rank - 1] / squares[-1]) if squares[-1] > 0 else 1.0,
-                "params_before": dense,
-                "params_after": low_rank if done else dense,
-                "factorized": done,
-            }
-        info = {
-            "layers_factorized": sum(layer["factorized"] for layer in layers.values()),
-            "layers_skipped": skipped,
-            "params_before": count_params(model),
-            "params_after": count_params(factorized),
-            "layers": layers,
-        }
-        return Compressed(model=factorized, masks={}, info=info)
+        from compressors._lowrank import factorize_model
+
+        return factorize_model(
+            self.name, model, kinds=self.layers, rank_ratio=self.rank_ratio, energy=self.energy, rank=self.rank,
+            skip_if_no_saving=self.skip_if_no_saving,
+        )  # fmt: skip
 
     def finalize(self, model: nn.Module) -> Executable:
         """Returns the model as is: both factors run on the target's ordinary dense kernels."""
         return Executable(model, executed_as="dense (factorized layers)", notes="")
-
-    def _rank(self, squares: torch.Tensor) -> int:
-        """Picks a layer's rank from the cumulative sums of its squared singular values."""
-        full_rank = len(squares)
-        if self.rank is not None:
-            return self.rank
-        if self.energy is not None:
-            # The total is the last cumulative sum, not a separate sum, so energy 1.0 reaches it exactly.
-            shares = squares / squares[-1].clamp_min(torch.finfo(squares.dtype).tiny)
-            return min(full_rank, int(torch.searchsorted(shares, self.energy)) + 1)
-        return max(1, round(self.rank_ratio * full_rank))
 
 
 def _check_share(field: str, value: object) -> float:

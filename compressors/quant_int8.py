@@ -8,67 +8,29 @@ timing worker must set before loading, so the engine is part of the result.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import platform
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Self
-
-import torch
-from torch import nn
-from torch.ao.nn import quantized as nnq
-from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
-from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-from torch.fx import GraphModule
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from compressors._checks import check_choice
-from compressors.base import Compressed, CompressorConfig, Executable
+from compressors._lazy import lazy_exports
+from compressors.base import CompressorConfig
+from compressors.presentation import Presentation
 from compressors.registry import register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compressors._quant_int8 import int8_layers, quantized_engine, resolve_engine
+    from compressors.base import Compressed, Executable
 
 __all__ = ["DynamicInt8Quantization", "StaticInt8Quantization", "int8_layers", "quantized_engine", "resolve_engine"]
 
+__getattr__ = lazy_exports(__name__, "compressors._quant_int8", ("int8_layers", "quantized_engine", "resolve_engine"))
+
 _ENGINES = ("auto", "x86", "fbgemm", "qnnpack", "onednn")
-_ARM_MACHINES = ("aarch64", "arm64", "armv7l")
-# Every quantized layer that computes with int8 weights; fused (ConvReLU2d, LinearReLU) and dynamic Linear
-# modules subclass these.
-_INT8_LAYERS = (
-    nnq.Conv1d,
-    nnq.Conv2d,
-    nnq.Conv3d,
-    nnq.ConvTranspose1d,
-    nnq.ConvTranspose2d,
-    nnq.ConvTranspose3d,
-    nnq.Linear,
-)
-_FLOAT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-_NO_LINEAR = "no nn.Linear layer to quantize dynamically; quant.int8_dynamic needs at least one"
-
-
-def resolve_engine(engine: str, arch: str | None = None) -> str:
-    """Returns the quantized engine that `engine` names for a device of architecture `arch`.
-
-    "auto" is "qnnpack" on ARM (the only engine with ARM kernels) and "x86" elsewhere, or "fbgemm" where this
-    torch build predates the "x86" engine. The model is packed here, so this torch build must have the engine
-    too (x86 builds include qnnpack).
-
-    Args:
-        engine: "auto" or an engine name.
-        arch: `platform.machine()` of the device that runs the model; this machine's when None.
-
-    Raises:
-        ValueError: If this torch build lacks the engine, since its kernels could neither pack nor run.
-    """
-    supported = torch.backends.quantized.supported_engines
-    if engine == "auto":
-        if (arch or platform.machine()).lower() in _ARM_MACHINES:
-            engine = "qnnpack"
-        else:
-            engine = "x86" if "x86" in supported else "fbgemm"
-    if engine not in supported:
-        raise ValueError(f"engine {engine!r} is not supported by this torch build; supported: {', '.join(supported)}")
-    return engine
 
 
 @dataclass(frozen=True)
@@ -81,29 +43,9 @@ class _PacksForAnEngine(CompressorConfig):
         """This config with "auto" resolved for `arch`, so an ARM device gets a model packed for qnnpack."""
         if self.engine != "auto":
             return self
+        from compressors._quant_int8 import resolve_engine
+
         return dataclasses.replace(self, engine=resolve_engine("auto", arch))
-
-
-def int8_layers(model: nn.Module) -> int:
-    """Returns how many modules of `model` compute with int8 weights (quantized convs and linears)."""
-    return sum(isinstance(module, _INT8_LAYERS) for module in model.modules())
-
-
-@contextmanager
-def quantized_engine(engine: str | None) -> Iterator[None]:
-    """Sets `torch.backends.quantized.engine` for the block (None leaves it as it is), then restores the previous one.
-
-    Weights are packed for the engine that is current when a model is converted, and run on the one current when
-    it is called, so conversion and evaluation run under the target engine; restoring it keeps this process's
-    other models on the engine they were packed for.
-    """
-    previous = torch.backends.quantized.engine
-    if engine is not None:
-        torch.backends.quantized.engine = engine
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = previous
 
 
 _MAX_CALIBRATION_BATCHES = 256
@@ -146,6 +88,7 @@ class StaticInt8Quantization(_PacksForAnEngine):
     # post-training quantization, so it is measured as calibrated.
     recoverable = False
     int8_scheme = "static"
+    presentation = Presentation(short="int8", family="quantization")
 
     engine: str = "auto"
     calibration_batches: int = 8
@@ -156,6 +99,8 @@ class StaticInt8Quantization(_PacksForAnEngine):
 
     def check(self, model: nn.Module) -> None:
         """Raises ValueError if this torch build lacks the engine."""
+        from compressors._quant_int8 import resolve_engine
+
         resolve_engine(self.engine)
 
     def apply(
@@ -184,47 +129,27 @@ class StaticInt8Quantization(_PacksForAnEngine):
         Raises:
             ValueError: If this torch build lacks the engine.
         """
-        engine = resolve_engine(self.engine)
-        batches, source = self.observed_batches(example_input, calibration)
-        with quantized_engine(engine), torch.no_grad():
-            prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (example_input,))
-            for batch in batches:
-                prepared(batch)
-            converted = convert_fx(copy.deepcopy(prepared))
-        prepared.train(model.training)
-        info = {"engine": engine, "calibration": source, "quantized_modules": int8_layers(converted)}
-        return Compressed(model=prepared, masks={}, info=info)
+        from compressors._quant_int8 import prepare_static
+
+        return prepare_static(model, example_input, calibration, self.engine, self.calibration_batches)
 
     def finalize(self, model: nn.Module) -> Executable:
         """Converts a copy of the prepared model to int8 modules packed for the engine.
 
         `notes` counts conv/linear layers that conversion left in fp32, since their time is not an int8 time.
         """
-        assert isinstance(model, GraphModule), "finalize takes the model that apply prepared (an FX GraphModule)"
-        engine = resolve_engine(self.engine)
-        with quantized_engine(engine):
-            converted = convert_fx(copy.deepcopy(model))
-        left_float = sum(isinstance(module, _FLOAT_LAYERS) for module in converted.modules())
-        notes = f"{left_float} conv/linear layers left fp32 (not quantized)" if left_float else ""
-        return Executable(
-            converted, executed_as=f"int8 kernels ({engine} engine)", notes=notes, quantized_engine=engine
-        )
+        from compressors._quant_int8 import convert_static
+
+        return convert_static(model, self.engine)
 
     def observed_batches(
         self, example_input: torch.Tensor, calibration: Sequence[torch.Tensor]
     ) -> tuple[list[torch.Tensor], str]:
         """Returns the batches to observe and how to describe them in `info` (an engine quantizing on its own
         observes the same ones)."""
-        if calibration:
-            batches = list(calibration)[: self.calibration_batches]
-            return batches, f"{len(batches)} batches of real inputs"
-        # Seeded, so the same config on the same model calibrates (and quantizes) identically every run.
-        generator = torch.Generator().manual_seed(0)
-        random = [
-            torch.randn(example_input.shape, generator=generator, dtype=example_input.dtype)
-            for _ in range(self.calibration_batches - 1)
-        ]
-        return [example_input, *random], f"example input + {len(random)} random normal inputs (no data)"
+        from compressors._quant_int8 import observed_batches
+
+        return observed_batches(example_input, calibration, self.calibration_batches)
 
 
 @register("quant.int8_dynamic")
@@ -246,6 +171,7 @@ class DynamicInt8Quantization(_PacksForAnEngine):
     # As for quant.int8. Measured on seeded random-weight models: the worst element is off by 1-2% of
     # max |y| (MNIST CNN, both Linear layers quantized; resnet18, only the classifier); 0.05 leaves 2x room.
     finalize_atol: ClassVar[float] = 0.05
+    presentation = Presentation(short="int8 dyn", family="quantization")
 
     engine: str = "auto"
 
@@ -254,9 +180,9 @@ class DynamicInt8Quantization(_PacksForAnEngine):
 
     def check(self, model: nn.Module) -> None:
         """Raises ValueError if `model` has no `nn.Linear` or this torch build lacks the engine."""
-        if not any(isinstance(module, nn.Linear) for module in model.modules()):
-            raise ValueError(_NO_LINEAR)
-        resolve_engine(self.engine)
+        from compressors._quant_int8 import check_dynamic
+
+        check_dynamic(model, self.engine)
 
     def apply(
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor] = ()
@@ -275,19 +201,12 @@ class DynamicInt8Quantization(_PacksForAnEngine):
         Raises:
             ValueError: If `model` has no `nn.Linear` or this torch build lacks the engine.
         """
-        self.check(model)
-        linears = sum(isinstance(module, nn.Linear) for module in model.modules())
-        info = {"engine": resolve_engine(self.engine), "quantized_modules": linears}
-        return Compressed(model=copy.deepcopy(model), masks={}, info=info)
+        from compressors._quant_int8 import float_copy
+
+        return float_copy(model, self.engine)
 
     def finalize(self, model: nn.Module) -> Executable:
         """Returns an eval-mode copy of `model` with every `nn.Linear` swapped for a dynamic int8 Linear."""
-        engine = resolve_engine(self.engine)
-        with quantized_engine(engine):
-            quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-        return Executable(
-            quantized,
-            executed_as=f"int8 dynamic (Linear only, {engine} engine); other layers fp32",
-            notes="",
-            quantized_engine=engine,
-        )
+        from compressors._quant_int8 import quantize_linears
+
+        return quantize_linears(model, self.engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable
@@ -36,6 +37,8 @@ def register(name: str) -> Callable[[type[CompressorConfig]], type[CompressorCon
         ValueError: If the name is malformed or already registered, since a silent overwrite would make the
             same string mean two compressors.
         TypeError: If the decorated class is not a `CompressorConfig`.
+        ValueError: If its `presentation` names a parameter the config does not have: a typo there would silently
+            leave the parameter out of every label.
     """
     if not _NAME_PATTERN.fullmatch(name):
         raise ValueError(f"compressor name must be lowercase 'family.variant', got {name!r}")
@@ -48,11 +51,22 @@ def register(name: str) -> Callable[[type[CompressorConfig]], type[CompressorCon
             raise ValueError(
                 f"compressor {name!r} is already registered by {existing.__module__}.{existing.__qualname__}"
             )
+        _check_presentation(name, cls)
         cls.name = name
         _REGISTRY[name] = cls
         return cls
 
     return decorator
+
+
+def _check_presentation(name: str, cls: type[CompressorConfig]) -> None:
+    fields = {field.name for field in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    unknown = sorted(cls.presentation.parameters() - fields)
+    if unknown:
+        raise ValueError(
+            f"the presentation of {name!r} names {', '.join(map(repr, unknown))}, not a parameter of"
+            f" {cls.__qualname__}; its parameters: {', '.join(sorted(fields)) or '(none)'}"
+        )
 
 
 def get(name: str) -> type[CompressorConfig]:

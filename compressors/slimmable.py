@@ -10,28 +10,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any
-
-import torch
-from torch import nn
-from torch.nn import functional
+from typing import TYPE_CHECKING
 
 from compressors._checks import check_choice
-from compressors._modules import count_params
-from compressors._slim_modules import Slimmable, kept_channels
-from compressors.base import (
-    Compressed,
-    CompressorConfig,
-    CompressorLimit,
-    Executable,
-    Training,
-    TrainingFacts,
-    TrainLoss,
-)
+from compressors._lazy import lazy_exports
+from compressors.base import CompressorConfig, TrainingFacts
+from compressors.presentation import Presentation, percent
 from compressors.registry import register
 
-__all__ = ["SlimmableWidth", "inplace_distillation", "labels_at_every_width", "parse_widths"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
+    from compressors._slimmable import inplace_distillation, labels_at_every_width
+    from compressors.base import Compressed, Executable, Training
+
+__all__ = ["LOSSES", "SlimmableWidth", "inplace_distillation", "labels_at_every_width", "parse_widths"]
+
+__getattr__ = lazy_exports(__name__, "compressors._slimmable", ("inplace_distillation", "labels_at_every_width"))
+
+LOSSES = ("labels", "inplace")
+"""How a step trains the widths: `labels_at_every_width` or `inplace_distillation`."""
 _SEPARATOR = "/"
 _WIDTHS_FORM = f"widths in (0, 1] joined by '{_SEPARATOR}', one of them 1.0, e.g. '0.25/0.5/0.75/1.0'"
 
@@ -70,44 +69,6 @@ def parse_widths(text: object) -> tuple[float, ...]:
     return tuple(sorted(widths))
 
 
-def labels_at_every_width(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The slimmable loss of one mini-batch: cross-entropy on the labels at every width, summed, so one step trains
-    all of them (Yu et al. 2019 accumulate every switch's gradient before the update the same way)."""
-    slim = _slimmable(model)
-    return torch.stack([functional.cross_entropy(slim.run(images, width), labels) for width in slim.widths]).sum()
-
-
-def inplace_distillation(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The full width on the labels, every other width on the full width's predictions (Yu & Huang, "Universally
-    Slimmable Networks", 2019), summed.
-
-    With a few fixed widths every width runs every step (the sandwich rule samples widths only where there are too
-    many to run); the full width's output is detached, so the narrow widths learn from the wide one and do not
-    pull its predictions toward theirs.
-    """
-    slim = _slimmable(model)
-    full = slim.run(images, slim.widths[-1])
-    loss = functional.cross_entropy(full, labels)
-    teacher = functional.log_softmax(full.detach(), dim=1)
-    for width in slim.widths[:-1]:
-        student = functional.log_softmax(slim.run(images, width), dim=1)
-        loss = loss + functional.kl_div(student, teacher, reduction="batchmean", log_target=True)
-    return loss
-
-
-_LOSSES: dict[str, TrainLoss] = {"labels": labels_at_every_width, "inplace": inplace_distillation}
-
-
-def _slimmable(model: nn.Module) -> Slimmable:
-    if not isinstance(model, Slimmable):
-        raise TypeError(f"dynamic.width runs a Slimmable, got {type(model).__name__}")
-    return model
-
-
-def _narrow(model: nn.Module, width: float) -> nn.Sequential:
-    return _slimmable(model).narrow(width).eval()
-
-
 @register("dynamic.width")
 @dataclass(frozen=True)
 class SlimmableWidth(CompressorConfig):
@@ -126,6 +87,7 @@ class SlimmableWidth(CompressorConfig):
 
     execution_fields = ("width",)
     trains = True
+    presentation = Presentation(short="slim", family="dynamic", headline=("width",), formats={"width": percent})
 
     widths: str = "0.25/0.5/0.75/1.0"
     width: float = 1.0
@@ -140,24 +102,14 @@ class SlimmableWidth(CompressorConfig):
         if float(self.width) not in widths:
             raise ValueError(f"width must be one of widths {self.widths}; got {self.width!r}")
         object.__setattr__(self, "width", float(self.width))
-        check_choice("loss", self.loss, tuple(_LOSSES))
+        check_choice("loss", self.loss, LOSSES)
 
     def check(self, model: nn.Module) -> None:
         """Rejects widths that keep the same channels of every layer of `model` (its layers are too narrow to tell
         them apart); a model it cannot slim at all is a limit `apply` reports."""
-        if not isinstance(model, nn.Sequential):
-            return
-        try:
-            plans = {width: kept_channels(model, width) for width in parse_widths(self.widths)}
-        except CompressorLimit:
-            return
-        seen: dict[str, float] = {}
-        for width, plan in plans.items():
-            key = repr(plan)
-            if key in seen:
-                raise ValueError(f"widths {seen[key]!r} and {width!r} keep the same channels of every layer; list"
-                                 " widths that differ on this model")  # fmt: skip
-            seen[key] = width
+        from compressors._slimmable import check
+
+        check(model, parse_widths(self.widths))
 
     def check_training(self, facts: TrainingFacts) -> None:
         """Refuses a cell with no training: slicing a model that never learned to be sliced is not a slimmable
@@ -173,8 +125,9 @@ class SlimmableWidth(CompressorConfig):
         Raises:
             CompressorLimit: `model` is not an nn.Sequential of layers `kept_channels` can follow.
         """
-        slim = self._slim(model)
-        return Compressed(model=slim, masks={}, info=self._facts(slim))
+        from compressors._slimmable import sliced
+
+        return sliced(model, parse_widths(self.widths))
 
     def apply_trained(
         self, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor], training: Training
@@ -186,39 +139,19 @@ class SlimmableWidth(CompressorConfig):
             The trained slimmable model and its facts: per width the channels each Conv2d/Linear keeps, the
             parameters, and the top-1 of the reference sliced at that width before training (`top1_sliced`).
         """
-        slim = self._slim(model)
-        sliced = {repr(width): training.evaluate(slim.narrow(width)) for width in slim.widths}
-        training.fit(slim, training.steps, loss=_LOSSES[self.loss])
-        info = self._facts(slim)
-        for key, top1 in sliced.items():
-            info["per_width"][key]["top1_sliced"] = top1
-        info["training"] = {"steps": training.steps, "seed": training.seed, "loss": self.loss,
-                            "widths_per_step": len(slim.widths)}  # fmt: skip
-        return Compressed(model=slim, masks={}, info=info)
+        from compressors._slimmable import trained_together
+
+        return trained_together(model, parse_widths(self.widths), self.loss, training)
 
     def measured(self, model: nn.Module) -> nn.Module:
         """The plain model of `width`, whose parameters and MACs are the cell's (not the shared widest model's)."""
-        return _narrow(model, self.width)
+        from compressors._slimmable import at_width
+
+        return at_width(model, self.width)
 
     def finalize(self, model: nn.Module) -> Executable:
         """The plain model of `width`: Conv2d/Linear layers as narrow as a model built at that width, holding copies
         of the shared weights' first channels, and that width's own BatchNorm."""
-        share = f"{100 * self.width:g}%"
-        return Executable(_narrow(model, self.width), executed_as=f"dense at width {self.width:g} ({share} of the"
-                          " shared slimmable weights' channels)")  # fmt: skip
+        from compressors._slimmable import run_at_width
 
-    def _slim(self, model: nn.Module) -> Slimmable:
-        if not isinstance(model, nn.Sequential):
-            raise CompressorLimit("slim", f"dynamic.width slims an nn.Sequential, got {type(model).__name__}")
-        return Slimmable(model, parse_widths(self.widths)).eval()
-
-    def _facts(self, slim: Slimmable) -> dict[str, Any]:
-        """What the record keeps of the slimmable model: its widths, and per width the channels and parameters."""
-        per_width: dict[str, dict[str, Any]] = {}
-        for width, plan in zip(slim.widths, slim.plans, strict=True):
-            narrow = slim.narrow(width)
-            channels = [kept.outputs for layer, kept in zip(narrow, plan, strict=True)
-                        if kept is not None and isinstance(layer, nn.Conv2d | nn.Linear)]  # fmt: skip
-            per_width[repr(width)] = {"channels": channels, "params": count_params(narrow)}
-        # One stored model serves every width: the full weights and each width's BatchNorm.
-        return {"widths": list(slim.widths), "per_width": per_width, "params_shared": count_params(slim)}
+        return run_at_width(model, self.width)

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from bench.labels import family, short_label
+from bench.labels import family, presentation, short_label
 from bench.records import CellRecord, LayersRecord, ModelRecord, Record
+from compressors.presentation import SERIES
 
 __all__ = [
     "variant",
@@ -22,6 +23,7 @@ __all__ = [
     "break_even",
     "finding",
     "SERIES",
+    "headline_series",
     "smallest_encoding",
     "smallest_bytes",
     "pareto_front",
@@ -29,8 +31,6 @@ __all__ = [
     "AccuracyPoint",
 ]
 
-# The three families of the headline figure, in legend order.
-SERIES = ("unstructured, dense kernels", "unstructured, CSR kernels", "channel pruning")
 # A speedup below this is "no speedup": it is within what timing noise on a shared machine can produce.
 NO_SPEEDUP = 1.10
 
@@ -51,19 +51,17 @@ class Point:
     label: str
 
 
-def _series_name(record: CellRecord) -> str | None:
-    if record.compressor == "prune.unstructured":
-        return SERIES[1] if record.params.get("execution") == "csr" else SERIES[0]
-    if record.compressor == "prune.channel":
-        return SERIES[2]
-    return None
+def headline_series(record: CellRecord) -> str | None:
+    """The series of `SERIES` (the headline figure's, in legend order) a cell is a point of, as its compressor
+    declares (`compressors.presentation`); None for a cell in none of them."""
+    return presentation(record.compressor).series_of(record.params)
 
 
 def speedup_series(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, list[Point]]]:
     """(model, where) -> series name -> points sorted by the fraction of MACs removed (theoretical)."""
     out: dict[tuple[str, str], dict[str, list[Point]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        name = _series_name(record)
+        name = headline_series(record)
         if not isinstance(record, ModelRecord) or record.timing is None or record.macs is None or name is None:
             continue
         timing = record.timing

@@ -1,4 +1,5 @@
-"""A comparison as a terminal table (120 columns) and as GitHub-flavoured Markdown (a step summary, a PR comment).
+"""A comparison as a terminal table (`labels.SCREEN_WIDTH` columns) and as GitHub-flavoured Markdown (a step summary,
+a PR comment).
 
 Changed cells come first, the worst first; unchanged ones are a count unless every cell is asked for, so a
 regression is never scrolled away by forty quiet rows.
@@ -13,6 +14,7 @@ from tabulate import tabulate
 from bench.compare.comparison import Comparison
 from bench.compare.rules import VERDICTS
 from bench.compare.verdicts import CellComparison
+from bench.labels import SCREEN_WIDTH
 from bench.records import Record
 
 __all__ = ["terminal", "markdown", "summary", "headline", "short_labels"]
@@ -20,9 +22,12 @@ __all__ = ["terminal", "markdown", "summary", "headline", "short_labels"]
 # The order changed cells are listed in: what fails or needs a rerun first.
 _ORDER = ("regressed", "failed", "untrusted", "improved", "new", "gone", "unchanged")
 _HEADERS = ["cell", "verdict", "latency [95% CI]", "speedup", "top-1 pt", "bytes", "why"]
-# Column widths of the terminal table: with tabulate's two spaces between columns they sum to 120 (a column is
-# never narrower than its header plus tabulate's padding of two, hence 10 for "top-1 pt").
-_WIDTHS = [30, 9, 19, 12, 10, 12, 16]
+_GAP = 2
+"""Spaces tabulate puts between two columns."""
+# Column widths of the terminal table but the last, which takes the rest of the screen (a column is never narrower
+# than its header plus tabulate's padding of two, hence 10 for "top-1 pt"); longer text wraps within its column.
+_LEFT = [30, 9, 19, 12, 10, 12]
+_WIDTHS = [*_LEFT, SCREEN_WIDTH - sum(_LEFT) - _GAP * len(_LEFT)]
 
 
 def _ordered(comparison: Comparison) -> list[CellComparison]:

@@ -23,7 +23,7 @@ from bench.analysis.series import AccuracyPoint, Point, pareto_front
 from bench.figures.palette import family_legend, style
 from bench.figures.plots import draw_pareto, draw_speedup, label_points, log_axis
 from bench.figures.save import save_figure
-from bench.labels import FAMILIES, family, short_label
+from bench.labels import family, family_rank, short_label
 from bench.records import ModelRecord
 from targets.worker import median_ci
 
@@ -99,13 +99,12 @@ def latency_interval(record: ModelRecord) -> tuple[float, float, float] | None:
 
 
 def _rows(panels: Sequence[tuple[str, Sequence[ModelRecord]]]) -> list[str]:
-    """Every variant of any panel once, by its short label: families in `FAMILIES` order (the baseline first),
-    variants in the order the records came."""
+    """Every variant of any panel once, by its short label: families in legend order (`labels.family_rank`, the
+    baseline first), variants in the order the records came."""
     first: dict[str, tuple[int, int]] = {}
     for _, records in panels:
         for record in records:
-            rank = FAMILIES.index(family(record)) if family(record) in FAMILIES else len(FAMILIES)
-            first.setdefault(short_label(record), (rank, len(first)))
+            first.setdefault(short_label(record), (family_rank(family(record)), len(first)))
     return sorted(first, key=first.__getitem__)
 
 

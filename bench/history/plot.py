@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.figures.save import new_figure, save_figure
 from bench.history.series import History, Series
-from bench.history.table import shorten
+from bench.labels import cut_label
 
 __all__ = ["MAX_CELLS", "plot_history"]
 
@@ -43,7 +43,7 @@ def plot_history(history: History, path: Path) -> Path:
         above = [(p.high - p.value) / scale if p.high is not None else 0.0 for p in series.points]
         line = ax.errorbar(
             xs, ys, yerr=[below, above], marker="o", markersize=4, capsize=3, linewidth=1.2,
-            label=f"{number}. {shorten(series.label, 60)}",
+            label=f"{number}. {cut_label(series.label, 60)}",
         )  # fmt: skip
         color = line.lines[0].get_color()
         flagged = [(x, y) for x, y, p in zip(xs, ys, series.points, strict=True) if p.flags]

@@ -1,5 +1,5 @@
-"""The terminal view of a history: one row per cell, one column per run for the newest runs that fit in 120
-columns, then one line per change point."""
+"""The terminal view of a history: one row per cell, one column per run for the newest runs that fit on a screen
+(`labels.SCREEN_WIDTH`), then one line per change point."""
 
 from __future__ import annotations
 
@@ -7,27 +7,13 @@ from tabulate import tabulate
 
 from bench.history.changepoints import MIN_POINTS
 from bench.history.series import History, Series, too_short
+from bench.labels import SCREEN_WIDTH, cut_label
 
-__all__ = ["WIDTH", "render_table", "shorten", "short_label"]
+__all__ = ["render_table"]
 
-WIDTH = 120
 _LABEL = 44
 """The most a cell's label takes of a row, so that a few runs always fit beside it."""
 _MISSING = "-"
-
-
-def shorten(text: str, width: int) -> str:
-    """`text` cut to `width` characters, `..` marking the cut (ASCII: a terminal may not print more)."""
-    return text if len(text) <= width else text[: max(width - 2, 0)] + ".."
-
-
-def short_label(label: str, width: int) -> str:
-    """A cell's label ("model | variant | place") in `width` characters: the model's name is cut first (the
-    table groups rows by model), then the whole."""
-    model, sep, rest = label.partition(" | ")
-    if len(label) > width and sep:
-        label = shorten(model, max(width - len(rest) - len(sep), 8)) + sep + rest
-    return shorten(label, width)
 
 
 def _count(number: int, noun: str) -> str:
@@ -51,19 +37,19 @@ def _cells(history: History, series: Series, columns: list[int]) -> list[str]:
 def _table(history: History, columns: list[int]) -> str:
     headers = ["#", "cell", *(history.runs[run].short for run in columns)]
     rows = [
-        [str(number), short_label(series.label, _LABEL), *_cells(history, series, columns)]
+        [str(number), cut_label(series.label, _LABEL), *_cells(history, series, columns)]
         for number, series in enumerate(history.series, 1)
     ]
     return tabulate(rows, headers, disable_numparse=True)
 
 
 def _fitting(history: History) -> tuple[str, int]:
-    """The table with the most newest runs that fits in WIDTH columns, and how many older runs it leaves out."""
+    """The table with the most newest runs that fits in SCREEN_WIDTH columns, and how many older runs it leaves out."""
     columns = history.columns
     shown = len(columns)
     while True:
         text = _table(history, columns[len(columns) - shown :])
-        if shown <= 1 or max(len(line) for line in text.splitlines()) <= WIDTH:
+        if shown <= 1 or max(len(line) for line in text.splitlines()) <= SCREEN_WIDTH:
             return text, len(columns) - shown
         shown -= 1
 
@@ -74,12 +60,12 @@ def _change_lines(history: History) -> list[str]:
         for step in series.steps:
             run = history.runs[series.points[step.index].run]
             head = f"change at {run.short} ({run.run_id}): {history.metric.name} {history.metric.describe(step)} in "
-            lines.append(head + short_label(series.label, WIDTH - len(head)))
+            lines.append(head + cut_label(series.label, SCREEN_WIDTH - len(head)))
     return lines
 
 
 def render_table(history: History) -> str:
-    """The series table, notes on what it leaves out, and the change points, each line at most WIDTH wide."""
+    """The series table, notes on what it leaves out, and the change points, each line at most SCREEN_WIDTH wide."""
     text, older = _fitting(history)
     columns = history.columns
     lines = [f"{history.metric.title}, {_count(len(history.series), 'cell')} over {_count(len(columns), 'run')}", text]

@@ -11,18 +11,16 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from bench.analysis.series import Point, accuracy_points, speedup_series
+from bench.analysis.series import Point, accuracy_points, headline_series, speedup_series
 from bench.figures.panels import plot_latency_panels, plot_pareto_panels, plot_speedup_panels
 from bench.figures.plots import plot_bits, plot_theory_vs_measured
-from bench.labels import family, short_place
+from bench.labels import presentation, short_place
 from bench.records import ModelRecord
 from bench.report.captions import measured_how
 from bench.report.markdown import figure_markdown, slug
 
 __all__ = ["headline_figures", "model_figures"]
 
-_QUANTIZERS = ("quant.bits", "quant.binary", "quant.cluster")
-_HEADLINE_FAMILIES = ("unstructured", "unstructured CSR", "channel")
 _COSTS = (("latency", "median latency (ms, log)", 1e3), ("size", "smallest real encoding (kB, log)", 1e-3))
 """Pareto costs: name, axis label and the factor from the records' unit (seconds, bytes) to the axis's."""
 
@@ -44,7 +42,7 @@ def headline_figures(records: list[ModelRecord], directory: Path | None) -> list
         panels = [(names[place], series) for place, series in places.items()]
         drawn = [
             r for r in records
-            if r.model == model and r.place in places and r.timing and r.macs and family(r) in _HEADLINE_FAMILIES
+            if r.model == model and r.place in places and r.timing and r.macs and headline_series(r) is not None
         ]  # fmt: skip
         caption = (
             "Measured speedup (median, 95% CI) against the fraction of MACs removed, for unstructured pruning on"
@@ -116,7 +114,9 @@ def _place_figures(model: str, ok: list[ModelRecord], directory: Path | None) ->
                 f" colour), per variant. {measured_how(compressed)}",
                 partial(plot_theory_vs_measured, compressed, f"{title}: theoretical vs measured speedup"),
             )  # fmt: skip
-        quantized = [r for r in here if r.compressor in _QUANTIZERS and r.sizes and r.sizes.packed_bytes is not None]
+        quantized = [
+            r for r in here if presentation(r.compressor).bit_codes and r.sizes and r.sizes.packed_bytes is not None
+        ]
         if quantized:
             md += figure_markdown(
                 directory, f"bits-{stem}.png", f"{model} bit-width",

@@ -4,7 +4,7 @@ A row says what the variant is (`labels.short_label`), how it ran, its smallest 
 theoretical speedup and, per place, the measured speedup with its interval and flags. Everything else (every
 encoding, MACs, latencies, efficiency, how training went) is in the wide table, the Markdown and the HTML report.
 Places that do not fit beside each other go into a second table with the same rows, so no line is wider than
-`WIDTH`.
+`labels.SCREEN_WIDTH`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from bench.labels import short_executed, short_label, short_place, variant_key
+from bench.labels import SCREEN_WIDTH, short_executed, short_label, short_place, variant_key
 from bench.records import FLAGS, ModelRecord
 
 __all__ = [
-    "WIDTH", "FLAG_LETTERS", "summary_tables", "fit_table", "human_bytes", "wrapped", "speedup_cell", "top1_text",
+    "FLAG_LETTERS", "summary_tables", "fit_table", "human_bytes", "wrapped", "speedup_cell", "top1_text",
 ]  # fmt: skip
-
-WIDTH = 120
-"""Columns of the terminal the summary is laid out for."""
 
 FLAG_LETTERS = {flag: flag[0].upper() for flag in FLAGS}
 """busy -> B, noisy -> N, throttled -> T: a timing's flags as the summary's speedup cells show them."""
@@ -117,7 +114,7 @@ def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequ
     ]
 
 
-def summary_tables(records: Sequence[ModelRecord], width: int = WIDTH) -> list[str]:
+def summary_tables(records: Sequence[ModelRecord], width: int = SCREEN_WIDTH) -> list[str]:
     """The summary of one model's records: its name, the table(s), and a legend of what the cells abbreviate.
 
     Place columns are added to a table while it fits `width`; the next place starts another table with the same
@@ -174,6 +171,6 @@ def _not_run(records: Sequence[ModelRecord], width: int) -> list[str]:
     return [line for text in said for line in wrapped(text, width)]
 
 
-def wrapped(text: str, width: int = WIDTH) -> list[str]:
+def wrapped(text: str, width: int = SCREEN_WIDTH) -> list[str]:
     """A paragraph as lines of at most `width` columns (words are never split)."""
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,14 @@ def test_executed_as_and_place_are_short() -> None:
     assert short_executed(record) == "dense, zeros"
     assert short_place(record) == "cpu ort t4 b8"
     assert family(dataclasses.replace(record, params={"sparsity": 0.5, "execution": "csr"})) == "unstructured CSR"
+
+
+def test_labels_import_no_torch() -> None:
+    """compare and history only name cells: they must not pay seconds for torch to do it."""
+    probe = (
+        "import sys, bench.labels\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torch_pruning', 'torchvision'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

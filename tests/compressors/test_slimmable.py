@@ -324,3 +324,10 @@ def test_widths_round_halves_up() -> None:
     config = SlimmableWidth(widths="0.5/1", width=0.5)
     narrow = config.finalize(config.apply(reference, torch.zeros(1, 4)).model).model
     assert narrow[0].out_features == math.ceil(2.5)
+
+
+def test_every_loss_a_config_accepts_has_its_function() -> None:
+    from compressors._slimmable import LOSS_FUNCTIONS
+    from compressors.slimmable import LOSSES
+
+    assert tuple(LOSS_FUNCTIONS) == LOSSES

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bench.compare.sources import from_export
-from bench.labels import short_label, short_place
+from bench.labels import SCREEN_WIDTH, short_label, short_place
 from bench.records import ModelRecord, Sizes
-from bench.report.summary import WIDTH, human_bytes, summary_tables
+from bench.report.summary import human_bytes, summary_tables
 from bench.report.write import write_report
 from tests.bench.record_factory import model_record, timing
 
@@ -31,7 +31,7 @@ def _by_model(path: Path) -> dict[str, list[ModelRecord]]:
 def test_summary_of_every_reference_run_fits_and_names_every_variant_and_place(path: Path) -> None:
     for model, records in _by_model(path).items():
         lines = summary_tables(records)
-        assert max(len(line) for line in lines) <= WIDTH
+        assert max(len(line) for line in lines) <= SCREEN_WIDTH
         text = "\n".join(lines)
         first_cells = {line.split("  ")[0] for line in lines}
         assert {short_label(r) for r in records} <= first_cells, f"{model}: a variant has no row"
@@ -43,10 +43,13 @@ def test_whole_terminal_report_of_the_default_run_fits_120_columns(tmp_path: Pat
     side = from_export(REFERENCE / "records.json", "reference")
     out = io.StringIO()
     write_report(side.run, list(side.records), None, out)
-    assert max(len(line) for line in out.getvalue().splitlines()) <= WIDTH
+    assert max(len(line) for line in out.getvalue().splitlines()) <= SCREEN_WIDTH
     wide = io.StringIO()
     write_report(side.run, list(side.records), None, wide, wide=True)
-    assert "non-zero / params" in wide.getvalue() and max(len(line) for line in wide.getvalue().splitlines()) > WIDTH
+    assert (
+        "non-zero / params" in wide.getvalue()
+        and max(len(line) for line in wide.getvalue().splitlines()) > SCREEN_WIDTH
+    )
 
 
 def test_places_that_do_not_fit_side_by_side_go_into_another_table_with_the_same_rows() -> None:
@@ -55,8 +58,8 @@ def test_places_that_do_not_fit_side_by_side_go_into_another_table_with_the_same
         for compressor, params in (("none", {}), ("prune.channel", {"macs_removed": 0.5}))
         for engine in ("torchscript", "onnxruntime") for threads in (1, 2, 4)
     ]  # fmt: skip
-    lines = summary_tables(records, width=WIDTH)
-    assert max(len(line) for line in lines) <= WIDTH
+    lines = summary_tables(records, width=SCREEN_WIDTH)
+    assert max(len(line) for line in lines) <= SCREEN_WIDTH
     rules = [line for line in lines if set(line) <= {"-", " "} and line]
     assert len(rules) >= 2, "six places cannot share one 120-column table"
     for place in {short_place(r) for r in records}:
