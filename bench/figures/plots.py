@@ -20,7 +20,7 @@ from bench.analysis.engines import EngineComparison
 from bench.analysis.series import SERIES, AccuracyPoint, Point
 from bench.figures.palette import family_legend, series_family, style
 from bench.figures.save import DPI, new_figure, save_figure
-from bench.labels import FAMILIES, family, short_label
+from bench.labels import family, family_rank, short_label
 from bench.records import LayersRecord, ModelRecord
 
 __all__ = [
@@ -28,9 +28,6 @@ __all__ = [
     "plot_engine_latency", "draw_speedup", "draw_pareto", "label_points",
     "log_axis",
 ]  # fmt: skip
-
-
-_FAMILY_RANK = {name: rank for rank, name in enumerate(FAMILIES)}
 
 
 def _reference_lines(ax: Axes, xs: np.ndarray, theory_label: str) -> None:
@@ -155,7 +152,7 @@ def plot_bits(records: list[ModelRecord], title: str, path: Path) -> Path:
 def plot_theory_vs_measured(records: list[ModelRecord], title: str, path: Path) -> Path:
     """Theoretical (MACs) and measured speedup side by side for every variant (ok records): how much of the
     promise ran. Measured bars take their family's colour, so the figure reads like the others."""
-    records = sorted(records, key=lambda r: _FAMILY_RANK.get(family(r), len(FAMILIES)))  # a family's bars together
+    records = sorted(records, key=lambda r: family_rank(family(r)))  # a family's bars together
     fig, ax = new_figure((max(7, 0.32 * len(records) + 4), 4.8))
     positions = np.arange(len(records))
     theory = [r.macs.theoretical_speedup if r.macs else np.nan for r in records]
