@@ -6,7 +6,7 @@ from targets.cuda import CudaTarget
 from targets.registry import BUILTIN_TARGETS, KINDS, LOCAL_KINDS, TargetSpec, create, spec_from_table
 from targets.settings import SettingsError
 from targets.ssh import SshTarget
-from targets.worker import iqr, median, median_ci, summarize
+from targets.worker.stats import iqr, median, median_ci, summarize
 
 __all__ = [
     "BUILTIN_TARGETS",

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from targets import worker  # its names load on first use: the protocol's need torch, this module does not
 from targets._process import WorkerProcess
 from targets.base import Target, TargetError
 from targets.settings import ThermalPolicy
-from targets.worker import PAIR_DEFAULTS, THROTTLE_BITS_NOW
 
 __all__ = ["WorkerTarget", "throttle_reason"]
 
@@ -34,12 +34,12 @@ def throttle_reason(before: dict[str, Any], after: dict[str, Any], limit_c: floa
     if hottest is not None and hottest >= limit_c:
         reasons.append(f"{hottest:.1f} C >= {limit_c:g} C")
     bits_before, bits_after = before.get("throttled"), after.get("throttled")
-    now = [bits for bits in (bits_before, bits_after) if bits is not None and bits & THROTTLE_BITS_NOW]
+    now = [bits for bits in (bits_before, bits_after) if bits is not None and bits & worker.THROTTLE_BITS_NOW]
     if now:
         reasons.append(f"firmware reports throttled=0x{now[-1]:x}")
     elif bits_before is not None and bits_after is not None:
         new = (bits_after & ~bits_before) >> _SINCE_BOOT_SHIFT
-        if new & THROTTLE_BITS_NOW:
+        if new & worker.THROTTLE_BITS_NOW:
             reasons.append(f"firmware throttled during the cell (0x{bits_before:x} -> 0x{bits_after:x})")
     return "; ".join(reasons) or None
 
@@ -112,7 +112,7 @@ class WorkerTarget(Target):
         waited_s = self._cool_down()
         timeout_s = self._timeout_margin_s
         for pair in pairs:
-            options = {**PAIR_DEFAULTS, **pair}
+            options = {**worker.PAIR_DEFAULTS, **pair}
             timeout_s += 2 * (options["budget_s"] + options["warmup_s"])
         shipped = self._ship(pairs)
         request = {"op": "time", "threads": threads, "device": self.device, "pairs": shipped}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from targets.cpu import CpuTarget, LocalSettings
 
 __all__ = ["CudaTarget"]
@@ -28,6 +26,8 @@ class CudaTarget(CpuTarget):
         available, reason = super().available()
         if not available:
             return available, reason
+        import torch  # here, not at the top: reading stored results imports `targets` and needs no torch
+
         if not torch.cuda.is_available():
             build = (
                 f"torch {torch.__version__}, CUDA build {torch.version.cuda}"

@@ -6,41 +6,38 @@ columns, and `--open` prints the HTML report's path and opens it in a browser wh
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import webbrowser
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from bench.cli.support import readable, store_flag, writable_folder
+from bench.cli.support import Parser, Verbs, readable, store_flag, wide_flag, writable_folder
 from bench.errors import BenchError
-from bench.report.write import FORMATS, write_report
-from bench.store.database import read_store
 
-__all__ = ["register", "report_formats", "wide_flag"]
-
-_CHOICES = (*FORMATS, "both")
+__all__ = ["register", "report_formats", "write_run_report"]
 
 
 def report_formats(text: str) -> tuple[str, ...]:
     """`md`, `html` or `both` -> the formats `write_report` writes."""
-    if text not in _CHOICES:
-        raise BenchError(f"--format must be one of {', '.join(_CHOICES)}; got '{text}'")
+    from bench.report.write import FORMATS
+
+    choices = (*FORMATS, "both")
+    if text not in choices:
+        raise BenchError(f"--format must be one of {', '.join(choices)}; got '{text}'")
     return FORMATS if text == "both" else (text,)
 
 
-def wide_flag(parser: argparse.ArgumentParser) -> None:
-    """`--wide`, shared by `run`, `study` and `report`."""
-    parser.add_argument(
-        "--wide", action="store_true",
-        help="print every column of every table (wider than a screen) instead of the 120-column summary",
-    )  # fmt: skip
-
-
-def register(verbs: Any) -> None:
+def register(verbs: Verbs) -> None:
     """Add the `report` verb to the CLI's subparsers."""
-    report = verbs.add_parser("report", help="print a stored run's summary and write its Markdown and HTML reports")
+    verbs.add_parser(
+        "report", help="print a stored run's summary and write its Markdown and HTML reports", arguments=_arguments
+    )
+
+
+def _arguments(report: Parser) -> None:
+    from bench.report.write import FORMATS  # with matplotlib and torch: imported when `report` parses
+
     report.add_argument("run_id", nargs="?", help="run id (default: the newest)")
     report.add_argument(
         "--output", type=Path, help="folder for the reports and their figures (default: runs/RUN_ID beside the store)"
@@ -55,23 +52,45 @@ def register(verbs: Any) -> None:
     )  # fmt: skip
     wide_flag(report)
     store_flag(report)
-    report.set_defaults(handler=_report)
+    report.set_defaults(
+        handler=lambda args: write_run_report(
+            args.store, args.run_id, args.output, args.format, wide=args.wide, open_html=args.open
+        )
+    )
 
 
-def _report(args: argparse.Namespace) -> int:
-    with read_store(args.store) as store:
-        run = store.run(args.run_id)
-        records = readable(store, store.records(run.run_id))
-    formats = tuple(dict.fromkeys([*args.format, *(["html"] if args.open else [])]))
-    directory = args.output if args.output is not None else args.store.parent / "runs" / run.run_id
+def write_run_report(
+    store: Path, run_id: str | None = None, output: Path | None = None, formats: Sequence[str] | None = None,
+    *, wide: bool = False, open_html: bool = False,
+) -> int:  # fmt: skip
+    """Print the summary of run `run_id` (the newest when None) of the store at `store`, and write its reports.
+
+    Args:
+        output: The folder for the reports and their figures; None: `runs/RUN_ID` beside the store, and when
+            that folder cannot be written, the summary is printed alone with a note (a read-only store is readable).
+        formats: Which files to write (`bench.report.write.FORMATS`, all when None).
+        wide: Print every column instead of the summary that fits 120 columns.
+        open_html: Also write the HTML report, print its path and open it where a browser is.
+
+    Returns:
+        0.
+    """
+    from bench.report.write import FORMATS, write_report
+    from bench.store.database import read_store
+
+    with read_store(store) as opened:
+        run = opened.run(run_id)
+        records = readable(opened, opened.records(run.run_id))
+    formats = tuple(dict.fromkeys([*(formats or FORMATS), *(["html"] if open_html else [])]))
+    directory = output if output is not None else store.parent / "runs" / run.run_id
     if not writable_folder(directory):
-        if args.output is not None:
+        if output is not None:
             raise BenchError(f"--output: cannot write into {directory}: not a writable folder")
         print(f"note: {directory} is not writable, so no report file is written; give --output DIR", file=sys.stderr)
-        write_report(run, records, None, sys.stdout, wide=args.wide)
+        write_report(run, records, None, sys.stdout, wide=wide)
         return 0
-    files = write_report(run, records, directory, sys.stdout, wide=args.wide, formats=formats)
-    if args.open and files.html is not None:
+    files = write_report(run, records, directory, sys.stdout, wide=wide, formats=formats)
+    if open_html and files.html is not None:
         _open(files.html)
     return 0
 

@@ -7,22 +7,56 @@ takes, without a cell's cost.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from tabulate import tabulate
 
 import targets
-from bench.engines.artifacts import save_torchscript
-from compressors.quant_int8 import resolve_engine
+from bench.cli.support import Parser, Verbs, host_torch
+from bench.errors import unknown_name
 
-__all__ = ["check_target"]
+__all__ = ["register", "check_target", "check_named_target"]
 
 _PROBE_FEATURES = 16
 # A few rounds of a tiny model: proves loading and running, not speed.
 _PROBE_TIMING = {"warmup_s": 0.001, "block_min_s": 0.001, "budget_s": 0.05, "min_rounds": 2, "max_rounds": 4}
+
+
+def register(verbs: Verbs) -> None:
+    """Add the `target` verb (and its `check`) to the CLI's subparsers."""
+    verbs.add_parser("target", help="inspect a target", arguments=_arguments)
+
+
+def _arguments(target: Parser) -> None:
+    target_verbs = target.add_subparsers(dest="target_verb", required=True, parser_class=Parser)
+    check = target_verbs.add_parser("check", help="connect, describe the machine, run a tiny model there")
+    check.add_argument("name", help="a built-in target (cpu, cuda) or one defined as [targets.NAME] in --config")
+    check.add_argument("--config", type=Path, help="TOML file with [targets.NAME] tables")
+    check.set_defaults(handler=lambda args: check_named_target(args.name, args.config))
+
+
+def check_named_target(name: str, config: Path | None = None) -> int:
+    """Check the target `name` (built in, or a `[targets.NAME]` table of `config`) and print its facts.
+
+    Returns:
+        0 when the target can measure, 1 when it cannot (why, one line on stderr).
+    """
+    from bench.config.run_config import load_target_specs
+
+    host_torch()
+    specs = load_target_specs(config)
+    if name not in specs:
+        raise unknown_name("target", name, specs, also="or one defined as [targets.NAME] in a --config file")
+    rows, problem = check_target(specs[name])
+    print(tabulate(rows, tablefmt="plain"))
+    if problem is not None:
+        print(f"cannot measure on {name}: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _onnxruntime(machine: dict[str, Any]) -> str:
@@ -34,6 +68,8 @@ def _onnxruntime(machine: dict[str, Any]) -> str:
 
 
 def _facts(spec: targets.TargetSpec, machine: dict[str, Any]) -> list[tuple[str, Any]]:
+    from compressors.quant_int8 import resolve_engine
+
     thermal = machine.get("thermal") or {}
     memory = machine.get("memory_bytes")
     cuda = machine.get("cuda") or {}
@@ -77,6 +113,10 @@ def check_target(spec: targets.TargetSpec) -> tuple[list[tuple[str, Any]], str |
     Returns:
         The facts as (name, value) rows, and None if the target can measure, or why it cannot (one line).
     """
+    import torch  # the probe is a real TorchScript file, written here
+
+    from bench.engines.artifacts import save_torchscript
+
     started = time.monotonic()
     rows: list[tuple[str, Any]] = [("target", f"{spec.name} ({spec.kind})")]
     # A check is a few seconds of a tiny model: the cool-down a matrix may want between cells does not apply.

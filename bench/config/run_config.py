@@ -38,6 +38,7 @@ from bench.models.data import load_dataset
 from bench.models.registry import list_models, resolve_model
 from bench.models.training import recipe_steps
 from bench.recovery.config import RecoveryConfig
+from bench.store.database import DEFAULT_STORE
 from targets import TargetSpec
 from targets.worker import TIMING_DEFAULTS, check_timing
 
@@ -45,8 +46,6 @@ __all__ = [
     "TimingConfig", "LayerSweep", "RecoveryConfig", "RunConfig", "load_config", "load_target_specs",
     "parse_compressor_spec", "DEFAULT_STORE",
 ]  # fmt: skip
-
-DEFAULT_STORE = Path("results") / "bench.sqlite"
 
 
 @dataclass(frozen=True)

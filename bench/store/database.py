@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,10 @@ from bench.errors import BenchError
 from bench.records import SCHEMA_VERSION, NewerSchemaError, Record, RecordError, load_record, record_json
 from bench.store._sqlite import DAMAGED, connect_for_reading, connect_for_writing, leave_wal
 
-__all__ = ["Run", "Measured", "Store", "open_store", "read_store"]
+__all__ = ["DEFAULT_STORE", "Run", "Measured", "Store", "open_store", "read_store"]
+
+DEFAULT_STORE = Path("results") / "bench.sqlite"
+"""Where `run` writes and every other verb reads, unless `--store` (or a config's `store`) says otherwise."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -228,19 +231,23 @@ class Store:
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO run_records VALUES (?, ?, ?)", (run_id, cell_id, record_id))
 
-    def finished(self, cell_id: str, machine_id: str) -> int | None:
-        """Id of the newest successful, readable record of `cell_id` on `machine_id`, if any.
+    def finished(self, cell_id: str, machine_id: str, keep_skip: Callable[[Record], bool] | None = None) -> int | None:
+        """Id of the newest readable record of `cell_id` on `machine_id` that answers the cell for good, if any.
 
-        Records of older schema versions count (they are migrated when read); an unreadable one does not, so
-        its cell is measured again.
+        An ok record does; a skipped one does when `keep_skip` accepts it (a skip the code and the config decide
+        comes again on every run, one the machine decides may not: the caller knows which is which). Records of
+        older schema versions count (they are migrated when read); an unreadable one does not, so its cell is
+        measured again.
         """
+        statuses = "('ok', 'skipped')" if keep_skip is not None else "('ok')"
         rows = self._rows(
-            "SELECT record_id, record_json FROM records WHERE cell_id = ? AND machine_id = ? AND status = 'ok'"
-            " AND schema_version <= ? ORDER BY record_id DESC",
+            "SELECT record_id, record_json FROM records WHERE cell_id = ? AND machine_id = ?"
+            f" AND status IN {statuses} AND schema_version <= ? ORDER BY record_id DESC",
             (cell_id, machine_id, SCHEMA_VERSION),
         )
         for record_id, text in rows:
-            if self._load(record_id, text) is not None:
+            record = self._load(record_id, text)
+            if record is not None and (record.ok or (keep_skip is not None and keep_skip(record))):
                 return int(record_id)
         return None
 

@@ -52,12 +52,43 @@ timing defaults and their validation live here too, for the host's configuration
 
 from __future__ import annotations
 
-from .machine import THROTTLE_BITS_NOW
-from .protocol import DEVICES, MAX_ROUNDS, MAX_SECONDS, PAIR_DEFAULTS, TIMING_DEFAULTS, check_timing
-from .serve import main
-from .stats import iqr, median, median_ci, summarize
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .machine import THROTTLE_BITS_NOW
+    from .protocol import DEVICES, MAX_ROUNDS, MAX_SECONDS, PAIR_DEFAULTS, TIMING_DEFAULTS, check_timing
+    from .serve import main
+    from .stats import iqr, median, median_ci, summarize
 
 __all__ = [
     "DEVICES", "MAX_ROUNDS", "MAX_SECONDS", "PAIR_DEFAULTS", "THROTTLE_BITS_NOW", "TIMING_DEFAULTS", "check_timing",
     "iqr", "main", "median", "median_ci", "summarize",
 ]  # fmt: skip
+
+# Each public name and the submodule that defines it, imported on first use (PEP 562): the host reads the stdlib
+# statistics of ``stats`` to load records and reports, and must not pay ``import torch`` (seconds) for it, which
+# ``machine``, ``protocol`` and ``serve`` need.
+_HOMES = {
+    name: module
+    for module, names in (
+        ("machine", ("THROTTLE_BITS_NOW",)),
+        ("protocol", ("DEVICES", "MAX_ROUNDS", "MAX_SECONDS", "PAIR_DEFAULTS", "TIMING_DEFAULTS", "check_timing")),
+        ("serve", ("main",)),
+        ("stats", ("iqr", "median", "median_ci", "summarize")),
+    )
+    for name in names
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.cli.perf_ci import GateSettings, gate
+from bench.cli.ci import GateSettings, GateSteps, gate
 from bench.errors import BenchError
 from tests.bench.conftest import run_main, run_subprocess
 
@@ -73,17 +73,27 @@ def test_two_nights_of_the_perf_job_on_a_tiny_matrix(tmp_path: Path) -> None:
     assert len([r for r in _runs(history) if r.startswith("merged-")]) == 2
 
 
-def _verb(compare_code: int, calls: list[list[str]]):
-    """The CLI's verbs, with `compare` answering `compare_code`: what the gate decides from each answer."""
+def _steps(compare_code: int, calls: list[str]) -> GateSteps:
+    """The gate's real steps, each noted in `calls`, with `compare` answering `compare_code`: what the gate decides
+    from each answer."""
+    real = GateSteps()
 
-    def verb(argv: Sequence[str]) -> int:
-        calls.append(list(argv))
-        if argv[0] == "compare":
-            Path(argv[argv.index("--markdown") + 1]).write_text("## compared\n")
-            return compare_code
-        return run_main(argv).code
+    def noted(name: str, step: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> int:
+            calls.append(name)
+            return step(*args, **kwargs)
 
-    return verb
+        return call
+
+    def compare(base: str, cand: str, rules: Any, *, markdown: Path) -> int:
+        calls.append("compare")
+        markdown.write_text("## compared\n")
+        return compare_code
+
+    return GateSteps(
+        merge=noted("merge", real.merge), report=noted("report", real.report), compare=compare,
+        history=noted("history", real.history),
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -108,10 +118,10 @@ def test_a_regressed_run_stays_out_of_the_baseline_unless_refreshed(
     baseline = data / "cpu" / "baseline.sqlite"
     before = b"the previous baseline (read by compare only, which answers compare_code here)"
     baseline.write_bytes(before)
-    calls: list[list[str]] = []
+    calls: list[str] = []
     settings = GateSettings((shard_store,), data, "cpu", tmp_path / "out", keep=True, refresh=refresh)
-    assert gate(_verb(compare_code, calls), settings) == compare_code
-    assert [c[0] for c in calls] == ["merge", "report", "compare", "merge", "history"]
+    assert gate(settings, _steps(compare_code, calls)) == compare_code
+    assert calls == ["merge", "report", "compare", "merge", "history"]
     assert (baseline.read_bytes() != before) is kept
     assert len(list((data / "cpu" / "runs").glob("*.sqlite"))) == (1 if kept else 0)
 
@@ -135,4 +145,4 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, shard_store: Path, arg
 
 def test_the_gate_refuses_an_empty_shard_list() -> None:
     with pytest.raises(BenchError, match="none given"):
-        gate(lambda argv: 0, GateSettings((), Path("d"), "cpu", Path("o")))
+        gate(GateSettings((), Path("d"), "cpu", Path("o")))

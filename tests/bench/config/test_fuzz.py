@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import compressors
-from bench.cli.main import _overrides, build_parser
+from bench.cli.main import build_parser
+from bench.cli.run import config_overrides
 from bench.config.checks import TOP_LEVEL_KEYS
 from bench.config.run_config import RunConfig, load_config
 from bench.errors import BenchError
@@ -314,7 +315,7 @@ def _fuzz_flags(runs: settings, tmp_path: Path) -> Counter[str]:
 
     def build(argv: list[str]) -> RunConfig:
         args = build_parser().parse_args([*argv, "--store", str(store)])
-        return load_config(args.config, _overrides(args))
+        return load_config(args.config, config_overrides(args))
 
     @runs
     @given(command_lines())

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli.main import _overrides, build_parser
+from bench.cli.main import build_parser
+from bench.cli.run import config_overrides
 from bench.config.run_config import load_config, parse_compressor_spec
 from bench.errors import BenchError
 from tests.bench.conftest import run_main
@@ -200,7 +201,7 @@ def test_the_flag_path_builds_a_valid_config_from_good_values() -> None:
             "0,0.5",
         ]
     )
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, config_overrides(args))
     assert config.batch == (1, 4096) and config.timing.budget_s == 86400.0
 
 

@@ -88,6 +88,19 @@ def test_finished_only_ok_records_of_the_same_machine(store: Store) -> None:
     assert store.finished("missing", mine) is None
 
 
+def test_finished_takes_a_skip_only_where_the_caller_keeps_it(store: Store) -> None:
+    store.start_run("r1", {}, [], {}, {})
+    ok = store.add_record("r1", _record("c1"))
+    skip = store.add_record("r1", _record("c1", status="skipped", error="cannot export"))
+    mine = machine_id(MACHINE)
+    assert store.finished("c1", mine) == ok  # a skip is measured again unless the caller says it holds
+    assert store.finished("c1", mine, keep_skip=lambda record: record.error == "cannot export") == skip
+    assert store.finished("c1", mine, keep_skip=lambda record: False) == ok
+    only_skip = store.add_record("r1", _record("c2", status="skipped", error="not installed"))
+    assert store.finished("c2", mine, keep_skip=lambda record: record.error == "not installed") == only_skip
+    assert store.finished("c2", mine, keep_skip=lambda record: False) is None
+
+
 def test_finished_returns_the_newest_readable(store: Store) -> None:
     store.start_run("r1", {}, [], {}, {})
     readable = store.add_record("r1", _record("c1"))
