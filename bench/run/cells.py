@@ -7,6 +7,7 @@ Returns the measured fields of the record; the runner adds identity, status and 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,14 @@ from bench import engines
 from bench.config.run_config import TimingConfig
 from bench.engines import EngineLimit
 from bench.models.references import References
-from bench.records import LayerResult, StreamLatency, Timing
+from bench.records import LayerResult, Record, StreamLatency, Timing
 from bench.run.exit_facts import check_branches, stream_file
 from bench.run.layers import Gemm, gemm_2_4_pairs, gemm_pairs
 from bench.run.matrix import SEMI_STRUCTURED, Cell
 from bench.run.prepare import Preparation
 from targets import Target
 
-__all__ = ["measure_model_cell", "measure_layers_cell"]
+__all__ = ["measure_model_cell", "measure_layers_cell", "machine_limit", "skip_holds"]
 
 # The worker's names of the two libraries behind torch's semi-structured tensors, as a report spells them.
 _SEMI_STRUCTURED_BACKENDS = {"cusparselt": "cuSPARSELt", "cutlass": "CUTLASS"}
@@ -34,6 +35,30 @@ def _pair(pair: dict[str, Any], timing: TimingConfig, budget_s: float | None = N
     if budget_s is not None:
         settings["budget_s"] = budget_s
     return {**pair, **settings, "seed": 0}
+
+
+def machine_limit(cell: Cell, machine: Mapping[str, Any], device: str) -> str | None:
+    """Why the machine that `machine` describes cannot run the cell on `device`, or None when it can.
+
+    The skips a machine decides (an engine not installed on the device, no execution provider for its GPU) are
+    all decided here, from the machine's facts: every other skip follows from the code and the config (a
+    compressor that does not apply, an engine that cannot export the candidate) and comes again on every run.
+    That is what lets a stored skip say where it came from without a field of its own (see `skip_holds`).
+    """
+    if cell.kind != "model":
+        return None  # a layer sweep times torch's GEMMs in the worker itself: no engine to install
+    return engines.get(cell.engine).device_unavailable(machine, device)
+
+
+def skip_holds(cell: Cell, stored: Record, machine: Mapping[str, Any], device: str) -> bool:
+    """Whether the stored skip of `cell` answers it on this machine (`machine`, `device`) without measuring again.
+
+    A skip measured on a machine that could run the cell came from the code and the config, so measuring again
+    would only find it again (an ONNX export of CSR fails the same way every time): it holds, like an ok record,
+    until `--force`, while this machine can run the cell too. A skip the machine decided is measured again: the
+    device may have the engine by now, as a user who installs it expects.
+    """
+    return machine_limit(cell, stored.machine, device) is None and machine_limit(cell, machine, device) is None
 
 
 def measure_model_cell(
@@ -55,7 +80,7 @@ def measure_model_cell(
         # The run's other models fit this compressor (the config checked that), this one does not.
         raise compressors.CompressorLimit("apply to", str(error)) from None
     engine = engines.get(cell.engine)
-    missing = engine.device_unavailable(machine, target.device)
+    missing = machine_limit(cell, machine, target.device)
     if missing is not None:
         raise EngineLimit(engine.name, f"target '{cell.target}': {missing}")
     if config.input_dependent and cell.batch != 1:

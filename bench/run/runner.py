@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shutil
 import time
@@ -21,7 +22,7 @@ from bench.engines import EngineLimit
 from bench.errors import BenchError, one_line
 from bench.models.references import References
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
-from bench.run.cells import measure_layers_cell, measure_model_cell
+from bench.run.cells import measure_layers_cell, measure_model_cell, skip_holds
 from bench.run.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan
@@ -89,6 +90,10 @@ class _Targets:
 def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     """Measure every cell of `config` not already in the store (all of them with `config.force`).
 
+    A cell is in the store when a record of it on the same machine is ok, or skipped for a reason the code and the
+    config decide (see `bench.run.cells.skip_holds`): a re-run of a finished matrix measures nothing. A skip the
+    machine decided (an engine not installed on the device) is measured again.
+
     Each record is committed before the next cell starts, so an interrupted run loses at most the cell in progress,
     and the next run with the same matrix resumes where this one stopped. KeyboardInterrupt propagates after the
     run is marked interrupted. A run killed before it could mark itself is marked by the next one, which also
@@ -117,12 +122,6 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     owner = Owner.current(run_id)
     cell_list = [{"id": c.id, **c.to_json(), "position": positions[c.id]} for c in cells]
     store.start_run(run_id, stored, cell_list, host_fingerprint(), commit_fingerprint(), owner.to_json())
-    others = other_cpu_cores_now()
-    if others > Timing.BUSY_CORES:
-        stream.write(
-            f"warning: busy machine: other processes are using {others:.1f} cores; latency may be off by multiples"
-            " (cells measured while busy are flagged)\n"
-        )
     status = "aborted"
     try:
         with ExitStack() as stack:
@@ -162,6 +161,7 @@ class _Session:
     targets: _Targets
     workdir: Path
     progress: Progress
+    looked_busy: bool = False
 
     def run_group(self, cells: tuple[Cell, ...]) -> None:
         """Run the cells of one training group of the plan, sharing its compressed models and artifacts."""
@@ -173,15 +173,20 @@ class _Session:
             preparation.close()
 
     def run_cell(self, cell: Cell, preparation: Preparation) -> None:
-        """Reuse the cell's stored record, or measure it and store the record (ok, failed or skipped) at once."""
+        """Reuse the cell's stored record (ok, or a skip that holds), or measure it and store the record (ok, failed
+        or skipped) at once."""
         target, machine = self.targets.get(cell.target)
         if isinstance(machine, dict) and not self.config.force:
-            existing = self.store.finished(cell.id, machine_id(machine))
+            # A skip the code and the config decided is as final as an ok record; one the machine decided is not.
+            holds = functools.partial(skip_holds, cell, machine=machine, device=target.device)
+            existing = self.store.finished(cell.id, machine_id(machine), keep_skip=holds)
             if existing is not None:
                 self.store.reuse(self.run_id, cell.id, existing)
                 self.outcome.counts["reused"] += 1
                 self.progress.done(cell, None)
                 return
+        if isinstance(machine, dict):
+            self._warn_if_busy()
         self.progress.start(cell)
         started = time.monotonic()
         known = machine if isinstance(machine, dict) else {}
@@ -193,6 +198,22 @@ class _Session:
         self.store.add_record(self.run_id, record)
         self.outcome.counts[record.status] += 1
         self.progress.done(cell, record)
+
+    def _warn_if_busy(self) -> None:
+        """Before the first cell this run measures, warn when other processes keep the machine busy.
+
+        Looked at once, and only when a cell is measured: the look samples the CPU for half a second, which a
+        re-run that reuses every cell need not wait for.
+        """
+        if self.looked_busy:
+            return
+        self.looked_busy = True
+        others = other_cpu_cores_now()
+        if others > Timing.BUSY_CORES:
+            self.progress.message(
+                f"warning: busy machine: other processes are using {others:.1f} cores; latency may be off by"
+                " multiples (cells measured while busy are flagged)"
+            )
 
     def _record(self, cell: Cell, machine: dict[str, Any], fields: dict[str, Any]) -> Record:
         """The typed record of a measured cell; a measurement that does not fit its type fails the cell instead."""
