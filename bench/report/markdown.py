@@ -3,9 +3,10 @@ and anchors.
 
 A figure is drawn only when what it shows changed: `figure_markdown` keeps, beside the report, a digest of each
 figure's drawing call (the function and every argument, records included) and of the code that draws it, and
-leaves a figure whose digest matches alone. A report written again from unchanged records (a finished run run
-again, `report` of the same run) draws nothing, while a changed record, a new suite version or a deleted PNG
-draws it anew.
+leaves a figure whose digest matches alone; a figure another report beside this one (another run of the same
+store) already drew from the same call is copied from there. A report written again from unchanged records (a
+finished matrix run again, `report` of the same run) draws nothing, while a changed record, a new suite version
+or a deleted PNG draws it anew.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import functools
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +46,9 @@ def figure_markdown(
     digest = _call_digest(draw)
     digests = _read_digests(directory)
     if digest is None or digests.get(name) != digest or not path.is_file():
-        path = draw(path)
+        drawn = _drawn_beside(directory, digest)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = shutil.copyfile(drawn, path) if drawn is not None else draw(path)
         if digest is not None:
             digests[name] = digest
             (directory / FIGURE_DIGESTS).write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
@@ -57,6 +61,19 @@ def _read_digests(directory: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return digests if isinstance(digests, dict) else {}
+
+
+def _drawn_beside(directory: Path, digest: str | None) -> Path | None:
+    """A figure with `digest` in a report folder beside `directory` (the runs of one store share a parent)."""
+    if digest is None or not directory.parent.is_dir():
+        return None
+    for other in sorted(directory.parent.glob(f"*/{FIGURE_DIGESTS}")):
+        if other.parent == directory:
+            continue
+        for name, theirs in _read_digests(other.parent).items():
+            if theirs == digest and (other.parent / name).is_file():
+                return other.parent / name
+    return None
 
 
 def _call_digest(draw: Callable[[Path], Path]) -> str | None:

@@ -43,6 +43,16 @@ def test_a_figure_is_drawn_once_then_again_only_when_its_inputs_change(tmp_path:
     assert set(json.loads((tmp_path / FIGURE_DIGESTS).read_text())) == {"a.png"}
 
 
+def test_a_figure_another_run_drew_from_the_same_call_is_copied_not_drawn(tmp_path: Path) -> None:
+    first, second = tmp_path / "run-1", tmp_path / "run-2"
+    first.mkdir()
+    figure_markdown(first, "a.png", "alt", "caption", partial(_draw, "one"))
+    figure_markdown(second, "a.png", "alt", "caption", partial(_draw, "one"))
+    assert DRAWN == ["one"] and (second / "a.png").read_text() == "one"
+    figure_markdown(second, "b.png", "alt", "caption", partial(_draw, "two"))
+    assert DRAWN == ["one", "two"], "a figure no run drew was not drawn"
+
+
 def test_a_change_to_the_drawing_code_draws_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     figure_markdown(tmp_path, "a.png", "alt", "caption", partial(_draw, "one"))
     monkeypatch.setattr(markdown, "_code_digest", lambda: "another version of the suite")
