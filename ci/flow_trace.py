@@ -4,12 +4,13 @@
 
 runs `python -m bench run RUN FLAGS` (default: one small cell, `--models digits_cnn --compressors
 prune.channel --targets cpu --no-layers`, in a fresh store) under `sys.setprofile` and records every call from one
-file of `bench/` into another, from the moment the config is loaded (the command line's parser is left out). A step is such a call, counted the first time that file calls that file (a training
-loop's batches are one step, not one per batch); a step *goes back* when it enters a file the run had already
-entered from somewhere else, so a reader following the run meets that file again. A layout whose run flows from config to matrix to plan to preparation to the
-target to the store reads as a short chain; lazy state computed on first use from several callers shows as many
-returns. What runs while a module is imported is left out, and so is the report written at the end (the trace
-stops where it starts).
+file of `bench/` into another, from the moment the config is loaded (the command line's parser is left out). A
+step is such a call, counted the first time that file calls that file (a training loop's batches are one step, not
+one per batch); a step *goes back* when it enters a file the run had already entered from somewhere else, so a
+reader following the run meets that file again. A layout whose run flows from config to matrix to plan to
+preparation to the target to the store reads as a short chain; lazy state computed on first use from several
+callers shows as many steps back. What runs while a module is imported is left out, and so is the report written
+at the end (the trace stops where it starts).
 """
 
 from __future__ import annotations
