@@ -7,14 +7,12 @@ regression is never scrolled away by forty quiet rows.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from tabulate import tabulate
 
 from bench.compare.comparison import Comparison
 from bench.compare.rules import VERDICTS
 from bench.compare.verdicts import CellComparison
-from bench.labels import SCREEN_WIDTH
+from bench.labels import SCREEN_WIDTH, short_label, short_place
 from bench.records import Record
 
 __all__ = ["terminal", "markdown", "summary", "headline", "short_labels"]
@@ -41,23 +39,17 @@ def _record(cell: CellComparison) -> Record:
 
 
 def short_labels(cells: list[CellComparison]) -> list[str]:
-    """Each cell's label without the parameters every cell of its compressor shares (`scope=layer`), and without
-    the place when every cell has the same one (the table's heading names it).
+    """Each cell as `model | variant` by the suite's one label shortener (`labels.short_label`, as the summary and
+    history name it), and ` | place` when the cells are not all at one place (the table's heading names it then).
 
-    What is left tells the rows apart; the Markdown keeps the whole label.
+    The Markdown keeps the whole label, every parameter and the place.
     """
     places = {_record(cell).place for cell in cells}
-    values: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for cell in cells:
-        record = _record(cell)
-        for key, value in record.params.items():
-            values[(record.compressor, key)].add(repr(value))
     labels = []
     for cell in cells:
         record = _record(cell)
-        shown = [f"{k}={v}" for k, v in sorted(record.params.items()) if len(values[(record.compressor, k)]) > 1]
-        variant = " ".join([f"{'layers ' if record.kind == 'layers' else ''}{record.compressor}", *shown])
-        labels.append(f"{record.model} | {variant}" + (f" | {record.place}" if len(places) > 1 else ""))
+        place = f" | {short_place(record)}" if len(places) > 1 else ""
+        labels.append(f"{record.model} | {short_label(record)}{place}")
     return labels
 
 
