@@ -1,4 +1,8 @@
-"""The uncompressed reference of each model, built (or trained) once per process and shared by its cells."""
+"""The uncompressed reference of each model, built (or trained) once per process and shared by its cells.
+
+A reference is the model, its data and its accuracy; what the run measures of it beside its candidates (size, MACs,
+each engine's baseline artifact) is measured by the run's preparation (`bench.run.prepare`), with the same calls.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.engines import Engine
 from bench.measure.accuracy import EvalSplit, top1
-from bench.measure.flops import macs_report
-from bench.measure.size import size_report
 from bench.models.assets import ModelAssets
 from bench.models.data import Split, load_dataset
-from bench.models.registry import resolve_model
+from bench.models.registry import TrainRecipe, resolve_model
 from bench.models.training import (
     initial_weights,
     recipe_steps,
@@ -45,6 +46,7 @@ class Reference:
         initial_state: the weights the suite's training of the model started from; None for user weights.
         rewound_state: the weights after k steps of that training (replayed); None for user weights.
         reference_steps: mini-batches of that training; None for user weights.
+        recipe: how the suite trains the model (recovery trains the same way); None for a model without one.
     """
 
     spec_input_shape: tuple[int, int, int]
@@ -56,20 +58,7 @@ class Reference:
     initial_state: dict[str, torch.Tensor] | None = None
     rewound_state: Callable[[int], dict[str, torch.Tensor]] | None = None
     reference_steps: int | None = None
-    _size: dict[str, int] = field(default_factory=dict)
-    _macs: dict[int, int] = field(default_factory=dict)
-
-    def size(self) -> dict[str, int]:
-        """`size_report` of the reference, computed once (gzip of a large state takes seconds)."""
-        if not self._size:
-            self._size.update(size_report(self.model))
-        return self._size
-
-    def macs_dense(self, batch: int) -> int:
-        """Dense MACs of one forward pass on `batch` samples."""
-        if batch not in self._macs:
-            self._macs[batch] = macs_report(self.model, self.example_input(batch))["macs_dense"]
-        return self._macs[batch]
+    recipe: TrainRecipe | None = None
 
     def calibration(self, batches: int = 8, batch_size: int = 32) -> list[torch.Tensor]:
         """Real input batches for compressors that observe activations: training images when the
@@ -91,15 +80,12 @@ class Reference:
 
 @dataclass
 class References:
-    """Memo of references and of their artifacts (one per engine, and per batch size where the engine needs it)
-    for one run."""
+    """Memo of references for one run."""
 
     cache_dir: Path
-    artifact_dir: Path
     assets: Mapping[str, ModelAssets] = field(default_factory=dict)
     notify: Callable[[str], None] = lambda _message: None
     _models: dict[str, Reference] = field(default_factory=dict)
-    _artifacts: dict[tuple[str, str, int | None], Path] = field(default_factory=dict)
 
     def get(self, name: str) -> Reference:
         if name not in self._models:
@@ -134,13 +120,4 @@ class References:
             note = f"top-1 on {bundled.name} test ({len(test)} images)"
         else:
             return Reference(spec.input_shape, model, None, None, None, NO_DATA)
-        return Reference(spec.input_shape, model, test, train, top1(model, test), note, **trained)
-
-    def artifact(self, name: str, batch: int, engine: Engine) -> Path:
-        """The baseline's artifact for `engine`, for inputs of `batch` samples."""
-        key = (name, engine.name, batch if engine.batch_specific else None)
-        if key not in self._artifacts:
-            reference = self.get(name)
-            path = self.artifact_dir / f"{name}-b{batch}-baseline.{engine.suffix}"
-            self._artifacts[key] = engine.baseline(reference.model, reference.example_input(batch), path)
-        return self._artifacts[key]
+        return Reference(spec.input_shape, model, test, train, top1(model, test), note, recipe=spec.recipe, **trained)

@@ -4,8 +4,8 @@ A model cell's host work has three levels, each shared by the next: the compress
 depends on the model, the compressor without its execution fields, the training and the user's assets; the
 prepared candidate, which adds the execution fields; and an artifact per engine. Targets, threads and batch only
 say where and how the artifact is timed. `plan` groups the cells by the first level (a `TrainingGroup`) and
-orders each group's cells by candidate, engine, target, threads and batch; `bench.run.prepare.Preparation` keeps a
-group's models and artifacts while its cells run, and drops them when the group is done.
+orders each group's cells by candidate, engine, target, threads and batch; `bench.run.prepare.Preparation` makes a
+group's models and artifacts before its cells are timed, and drops them when the group is done.
 """
 
 from __future__ import annotations

@@ -1,35 +1,135 @@
-"""Host work of one training group of the plan: compress and recover once, prepare each candidate once, export
-each artifact once, whatever the order of the group's cells (see `bench.run.plan`).
+"""Host work of one training group of the plan, done once and in order before any of its cells is timed: the
+reference and what is measured of it, each compressed (and recovered) model, each candidate, each engine's artifact
+(see `bench.run.plan`). A cell then only times what was prepared for it (`bench.run.cells`).
 
-What is made lives until the group is done (`close`), so memory and disk hold one group at a time; a group holds
-one compressed model per device resolution of its config (int8 "auto" packs for x86 here, qnnpack on ARM).
+What a group makes lives until the group is done (`close`), so memory and disk hold one group at a time; a group
+holds one compressed model per device resolution of its config (int8 "auto" packs for x86 here, qnnpack on ARM).
+What is measured of a reference lives for the run (`Baselines`): every group of a model times against one baseline.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 import compressors
+from bench import engines
 from bench.engines import Engine, EngineLimit, Exported, Source
-from bench.measure.accuracy import top1
 from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
 from bench.models.references import Reference, References
-from bench.models.registry import resolve_model
-from bench.records import Accuracy, Macs, Sizes
-from bench.recovery.job import RecoveryJob
-from bench.recovery.lending import lend_training
-from bench.recovery.methods import recover
-from bench.run.exit_facts import ExitFacts, exit_facts
+from bench.records import Accuracy, Macs, Record, Sizes
+from bench.run.compress import compress
+from bench.run.exit_facts import ExitFacts, check_branches, exit_facts, stream_file
 from bench.run.matrix import Cell
-from compressors import Compressed
+from compressors import Compressed, CompressorConfig
 
-__all__ = ["Preparation", "Artifact"]
+__all__ = ["Artifact", "Baselines", "Placed", "Prepared", "Preparation", "machine_limit", "skip_holds"]
+
+_T = TypeVar("_T")
+
+# A cell to measure, with the machine facts and the device of its target.
+Placed = tuple[Cell, Mapping[str, Any], str]
+
+
+def machine_limit(cell: Cell, machine: Mapping[str, Any], device: str) -> str | None:
+    """Why the machine that `machine` describes cannot run the cell on `device`, or None when it can.
+
+    The skips a machine decides (an engine not installed on the device, no execution provider for its GPU) are
+    all decided here, from the machine's facts: every other skip follows from the code and the config (a
+    compressor that does not apply, an engine that cannot export the candidate) and comes again on every run.
+    That is what lets a stored skip say where it came from without a field of its own (see `skip_holds`).
+    """
+    if cell.kind != "model":
+        return None  # a layer sweep times torch's GEMMs in the worker itself: no engine to install
+    return engines.get(cell.engine).device_unavailable(machine, device)
+
+
+def skip_holds(cell: Cell, stored: Record, machine: Mapping[str, Any], device: str) -> bool:
+    """Whether the stored skip of `cell` answers it on this machine (`machine`, `device`) without measuring again.
+
+    A skip measured on a machine that could run the cell came from the code and the config, so measuring again
+    would only find it again (an ONNX export of CSR fails the same way every time): it holds, like an ok record,
+    until `--force`, while this machine can run the cell too. A skip the machine decided is measured again: the
+    device may have the engine by now, as a user who installs it expects.
+    """
+    return machine_limit(cell, stored.machine, device) is None and machine_limit(cell, machine, device) is None
+
+
+class _Made:
+    """Pieces made once, by key. A failure is made once too: kept with its traceback and raised again to every cell
+    that needs the piece, in the order a cell preparing alone would meet it, so it fails or skips only those cells."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[Any, ...], Any] = {}
+        self._failed: dict[tuple[Any, ...], tuple[Exception, TracebackType | None]] = {}
+
+    def get(self, key: tuple[Any, ...], make: Callable[[], _T]) -> _T:
+        if key in self._failed:
+            error, trace = self._failed[key]
+            raise error.with_traceback(trace)
+        if key not in self.values:
+            try:
+                self.values[key] = make()
+            except Exception as error:
+                self._failed[key] = (error, error.__traceback__)
+                raise
+        return self.values[key]
+
+    def clear(self) -> None:
+        self.values.clear()
+        self._failed.clear()
+
+
+class Baselines:
+    """The run's references and what is measured of each beside its candidates, made once per run (a failure too):
+    its size, its dense MACs per batch, its calibration batches and its artifact per engine (and per batch where the
+    engine needs it), which every cell of the model times its candidate against."""
+
+    def __init__(self, references: References, directory: Path) -> None:
+        """Start empty; `directory` holds the baselines' artifacts and the early-exit streams for the run."""
+        self.directory = directory
+        self._references = references
+        self._made = _Made()
+
+    def reference(self, name: str) -> Reference:
+        """The reference of model `name` (raises what building it raised)."""
+        return self._made.get(("reference", name), functools.partial(self._references.get, name))
+
+    def size(self, name: str) -> dict[str, int]:
+        """`size_report` of the reference (gzip of a large state takes seconds)."""
+        return self._made.get(("size", name), lambda: size_report(self.reference(name).model))
+
+    def macs_dense(self, name: str, batch: int) -> int:
+        """Dense MACs of one forward pass of the reference on `batch` samples."""
+        reference = self.reference(name)
+        example = functools.partial(reference.example_input, batch)
+        return self._made.get(("macs", name, batch), lambda: macs_report(reference.model, example())["macs_dense"])
+
+    def calibration(self, name: str) -> list[torch.Tensor]:
+        """The reference's calibration batches, read once for every compressor that observes activations."""
+        return self._made.get(("calibration", name), self.reference(name).calibration)
+
+    def artifact(self, name: str, batch: int, engine: Engine) -> Path:
+        """The baseline's artifact for `engine`, for inputs of `batch` samples."""
+        reference = self.reference(name)
+        path = self.directory / f"{name}-b{batch}-baseline.{engine.suffix}"
+        key = ("artifact", name, engine.name, batch if engine.batch_specific else None)
+        return self._made.get(key, lambda: engine.baseline(reference.model, reference.example_input(batch), path))
+
+    def stream(self, name: str) -> Path:
+        """The stream of real test inputs an early exit and its baseline are timed on."""
+        test = self.reference(name).test
+        assert test is not None, "a compressor whose work depends on the input has the model's data"
+        return self._made.get(("stream", name), functools.partial(stream_file, name, test, self.directory))
 
 
 @dataclass(frozen=True)
@@ -58,37 +158,137 @@ class Artifact:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What one model cell times and reports: the worker's pair (baseline and candidate artifacts, inputs), the
+    fields the host measured, and whether it times a stream of real inputs; or why it is skipped after all."""
+
+    pair: dict[str, Any]
+    fields: dict[str, Any]
+    stream: bool = False
+    skip: str | None = None
+
+
 def _coded_sizes(compressed: Compressed) -> dict[str, int]:
     if not compressed.codes:
         return {}
     return coded_sizes({k: v.detach() for k, v in compressed.model.state_dict().items()}, compressed.codes)
 
 
-def _key(config: compressors.CompressorConfig) -> tuple[Any, ...]:
+def _key(config: CompressorConfig) -> tuple[Any, ...]:
     return config.name, tuple(sorted(config.to_dict().items()))
 
 
+def _config(cell: Cell, machine: Mapping[str, Any]) -> CompressorConfig:
+    # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
+    return compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(machine["arch"])
+
+
+def _quietly(make: Callable[..., object], *args: Any) -> None:
+    """Make a piece ahead of the cells; a failure is kept by `Preparation` and raised to the cells that need it."""
+    try:
+        make(*args)
+    except Exception:  # noqa: BLE001 - kept in the memo, recorded by each cell that needs the piece
+        pass
+
+
 class Preparation:
-    """The models and artifacts of one training group, made on first use and kept until `close`."""
+    """The models and artifacts of one training group, made by `prepare` before its cells are timed, kept until
+    `close`.
 
-    def __init__(self, references: References, directory: Path) -> None:
-        """Start empty.
+    Each piece (a compressed model, a candidate, an engine's artifact) is made once, and so is a failure (`_Made`):
+    one failing piece fails or skips only the cells that need it, and the run goes on.
+    """
 
-        Args:
-            references: The run's references (the uncompressed models, their data and their artifacts).
-            directory: Where this group's artifacts live; emptied by `close`.
-        """
-        self._references = references
+    def __init__(self, baselines: Baselines, directory: Path) -> None:
+        """Start empty: the group's cells measure against `baselines`; its artifacts live in `directory`."""
+        self._baselines = baselines
         self._directory = directory
-        self._recovered: dict[str, tuple[Compressed, float | None]] = {}
-        self._candidates: dict[tuple[Any, ...], _Candidate] = {}
-        self._artifacts: dict[tuple[Any, ...], Artifact] = {}
-        # Why an engine cannot run a candidate, kept so the candidate's other cells skip without trying again.
-        self._limits: dict[tuple[Any, ...], EngineLimit] = {}
-        self._accuracy: dict[tuple[Any, ...], float | None] = {}
-        self._macs: dict[tuple[Any, ...], Macs] = {}
+        self._made = _Made()
+        self._exports = 0
 
-    def artifact(self, cell: Cell, config: compressors.CompressorConfig, engine: Engine) -> Artifact:
+    def prepare(self, placed: Sequence[Placed]) -> None:
+        """Make what the `placed` cells need, level by level: the reference and what is measured of it (size, MACs
+        per batch, calibration batches, a baseline artifact per engine and batch), then each compressed (and
+        recovered) model, each candidate, and its artifact per engine. Only the cells given are prepared for: the
+        runner leaves out those the store already holds.
+        """
+        admitted: list[tuple[Cell, CompressorConfig, Engine]] = []
+        for cell, machine, device in placed:
+            _quietly(self._baselines.reference, cell.model)
+            if cell.kind == "model":
+                try:
+                    admitted.append((cell, *self._admit(cell, machine, device)))
+                except Exception:  # noqa: BLE001 - found again by `timed`, which records it for this cell
+                    continue
+        baselines = self._baselines
+        for cell, config, engine in admitted:
+            _quietly(baselines.size, cell.model)
+            _quietly(baselines.macs_dense, cell.model, cell.batch)
+            _quietly(baselines.calibration, cell.model)
+            _quietly(baselines.artifact, cell.model, cell.batch, engine)
+            if config.input_dependent:
+                _quietly(baselines.stream, cell.model)
+        for level in (self._recover, self._candidate):
+            for cell, config, _engine in admitted:
+                _quietly(level, cell, config)
+        for cell, config, engine in admitted:
+            _quietly(self.artifact, cell, config, engine)
+
+    def timed(self, cell: Cell, machine: Mapping[str, Any], device: str) -> Prepared:
+        """What `cell` times on a target with the machine facts `machine` and device `device`.
+
+        Raises:
+            CompressorLimit: The compressor does not apply to this model, or cannot be timed at this batch.
+            EngineLimit: The cell's engine cannot run this candidate, or the target's device cannot run the engine.
+        """
+        config, engine = self._admit(cell, machine, device)
+        artifact = self.artifact(cell, config, engine)
+        if artifact.exported.quantized_engine is not None and device == "cuda":
+            # torch.ao int8 modules only have CPU kernels: whatever ran on the GPU would not be int8.
+            engine_name = artifact.exported.quantized_engine
+            reason = f"int8 (torch.ao, {engine_name} engine) has no CUDA kernels; measured on CPU targets"
+            return Prepared({}, {}, skip=reason)
+        reference = self._baselines.reference(cell.model)
+        pair = {
+            "id": cell.id,
+            "engine": engine.name,
+            "baseline": str(self._baselines.artifact(cell.model, cell.batch, engine)),
+            "candidate": str(artifact.exported.path),
+            "input_shape": list(reference.example_input(cell.batch).shape),
+            "quantized_engine": artifact.exported.quantized_engine,
+        }
+        if not config.input_dependent:
+            return Prepared(pair, artifact.fields)
+        del pair["input_shape"]
+        pair.update(kind="stream", inputs=str(self._baselines.stream(cell.model)))
+        return Prepared(pair, artifact.fields, stream=True)
+
+    def _admit(self, cell: Cell, machine: Mapping[str, Any], device: str) -> tuple[CompressorConfig, Engine]:
+        """The cell's config resolved for its device and its engine, once the cell is known to be worth preparing.
+
+        Raises:
+            CompressorLimit: The compressor does not apply to this model, or cannot be timed at this batch.
+            EngineLimit: The target's device cannot run the engine.
+        """
+        config = _config(cell, machine)
+        reference = self._baselines.reference(cell.model)
+        try:
+            config.check(reference.model)
+        except ValueError as error:
+            # The run's other models fit this compressor (the config checked that), this one does not.
+            raise compressors.CompressorLimit("apply to", str(error)) from None
+        engine = engines.get(cell.engine)
+        missing = machine_limit(cell, machine, device)
+        if missing is not None:
+            raise EngineLimit(engine.name, f"target '{cell.target}': {missing}")
+        if config.input_dependent and cell.batch != 1:
+            # One batched graph cannot leave early for some samples and not others: it would run every exit for all.
+            raise compressors.CompressorLimit("time", f"at batch {cell.batch}: its work is decided per input, so it"
+                                              " is timed at batch 1 only")  # fmt: skip
+        return config, engine
+
+    def artifact(self, cell: Cell, config: CompressorConfig, engine: Engine) -> Artifact:
         """The artifact `engine` times for `cell`, compressed with `config` (resolved for the cell's device).
 
         Raises:
@@ -96,59 +296,56 @@ class Preparation:
         """
         candidate = self._candidate(cell, config)
         batch = cell.batch if engine.batch_specific else None
-        key = (*_key(config), engine.name, batch)
-        if key in self._limits:
-            raise self._limits[key]
-        if key not in self._artifacts:
-            reference = self._references.get(cell.model)
-            path = self._directory / f"candidate-{len(self._artifacts) + len(self._limits) + 1}.{engine.suffix}"
-            try:
-                exported = engine.candidate(candidate.source, reference.example_input(cell.batch), path)
-            except EngineLimit as limit:
-                self._limits[key] = limit
-                raise
-            self._artifacts[key] = Artifact(exported, self._engine_fields(candidate, engine, exported, reference))
-        artifact = self._artifacts[key]
+        artifact = self._made.get(("artifact", *_key(config), engine.name, batch),
+                              functools.partial(self._export, cell, candidate, engine))  # fmt: skip
         fields = {**candidate.fields, **artifact.fields}
         exits = candidate.exit_facts
         fields["macs"] = exits.macs(cell.batch) if exits is not None else self._macs_of(cell, config, candidate)
         return Artifact(artifact.exported, fields)
 
-    def _macs_of(self, cell: Cell, config: compressors.CompressorConfig, candidate: _Candidate) -> Macs:
-        key = (*_key(config), cell.batch)
-        if key not in self._macs:
-            reference = self._references.get(cell.model)
-            macs = macs_report(candidate.measured, reference.example_input(cell.batch))
-            self._macs[key] = Macs(
-                dense=macs["macs_dense"], effective=macs["macs_effective"], baseline=reference.macs_dense(cell.batch)
-            )
-        return self._macs[key]
+    def _export(self, cell: Cell, candidate: _Candidate, engine: Engine) -> Artifact:
+        reference = self._baselines.reference(cell.model)
+        self._exports += 1
+        path = self._directory / f"candidate-{self._exports}.{engine.suffix}"
+        exported = engine.candidate(candidate.source, reference.example_input(cell.batch), path)
+        if candidate.source.config.input_dependent:
+            try:
+                check_branches(exported, engine.name)
+            except EngineLimit:
+                exported.path.unlink(missing_ok=True)
+                raise
+        return Artifact(exported, self._engine_fields(candidate, engine, exported, reference))
+
+    def _macs_of(self, cell: Cell, config: CompressorConfig, candidate: _Candidate) -> Macs:
+        def make() -> Macs:
+            macs = macs_report(candidate.measured, self._baselines.reference(cell.model).example_input(cell.batch))
+            baseline = self._baselines.macs_dense(cell.model, cell.batch)
+            return Macs(dense=macs["macs_dense"], effective=macs["macs_effective"], baseline=baseline)
+
+        return self._made.get(("candidate macs", *_key(config), cell.batch), make)
 
     def counts(self) -> dict[str, int]:
         """How many compressed models, candidates and artifacts the group has made so far."""
-        return {"compressed": len(self._recovered), "candidates": len(self._candidates),
-                "artifacts": len(self._artifacts)}  # fmt: skip
+        kinds = [key[0] for key in self._made.values]
+        return {"compressed": kinds.count("compressed"), "candidates": kinds.count("candidate"),
+                "artifacts": kinds.count("artifact")}  # fmt: skip
 
     def close(self) -> None:
         """Drop every model and remove every artifact of the group."""
-        for artifact in self._artifacts.values():
-            artifact.exported.path.unlink(missing_ok=True)
-        self._recovered.clear()
-        self._candidates.clear()
-        self._artifacts.clear()
-        self._limits.clear()
-        self._accuracy.clear()
-        self._macs.clear()
+        for key, made in self._made.values.items():
+            if key[0] == "artifact":
+                made.exported.path.unlink(missing_ok=True)
+        self._made.clear()
 
     def _engine_fields(
         self, candidate: _Candidate, engine: Engine, exported: Exported, reference: Reference
     ) -> dict[str, Any]:
         """What depends on the engine: what executes, its stored bytes, and top-1 through it."""
-        accuracy_key = (_key(candidate.source.config), engine.name)
-        if accuracy_key not in self._accuracy:
-            self._accuracy[accuracy_key] = (
-                engine.top1(candidate.source, exported, reference.test) if reference.test is not None else None
-            )
+        test = reference.test
+        accuracy = self._made.get(
+            ("top1", *_key(candidate.source.config), engine.name),
+            lambda: engine.top1(candidate.source, exported, test) if test is not None else None,
+        )
         sizes = dict(candidate.sizes)
         sizes["size_stored_bytes"] = exported.stored_bytes
         return {
@@ -158,75 +355,47 @@ class Preparation:
             "artifact_bytes": exported.path.stat().st_size,
             "sizes": Sizes.measured(sizes),
             "accuracy": Accuracy(
-                top1=self._accuracy[accuracy_key],
+                top1=accuracy,
                 baseline=reference.accuracy,
                 before_recovery=candidate.accuracy_before,
                 note=reference.accuracy_note,
-                images=len(reference.test) if reference.test is not None else None,
+                images=len(test) if test is not None else None,
             ),
         }
 
-    def _candidate(self, cell: Cell, config: compressors.CompressorConfig) -> _Candidate:
-        key = _key(config)
-        if key not in self._candidates:
-            reference = self._references.get(cell.model)
-            compressed, before = self._recover(cell, config, reference)
-            measured = config.measured(compressed.model)
-            sizes = {**size_report(measured), **_coded_sizes(compressed)}
-            fields: dict[str, Any] = {
-                "compressor_info": compressed.info,
-                "stage_sizes": tuple(
-                    Sizes.measured({**size_report(s.model), **_coded_sizes(s)}) for s in compressed.stages
-                ),
-                "baseline_dense_bytes": reference.size()["size_dense_bytes"],
-            }
-            executable = config.finalize(compressed.model)
-            exits = None
-            if config.input_dependent and reference.test is not None:
-                example = reference.example_input(1)
-                exits = exit_facts(compressed.model, executable.model, reference.test, example, reference.macs_dense(1))
-                fields["compressor_info"] = {**compressed.info, **exits.info()}
-            # Static int8's prepared model carries torch's observers; the model it was made from is the float one.
-            float_model = reference.model if config.int8_scheme == "static" else compressed.model
-            source = Source(config, executable, float_model, reference.calibration())
-            self._candidates[key] = _Candidate(source, compressed, measured, before, sizes, fields, exits)
-        return self._candidates[key]
+    def _candidate(self, cell: Cell, config: CompressorConfig) -> _Candidate:
+        return self._made.get(("candidate", *_key(config)), functools.partial(self._make_candidate, cell, config))
 
-    def _recover(
-        self, cell: Cell, config: compressors.CompressorConfig, reference: Reference
-    ) -> tuple[Compressed, float | None]:
+    def _make_candidate(self, cell: Cell, config: CompressorConfig) -> _Candidate:
+        reference = self._baselines.reference(cell.model)
+        compressed, before = self._recover(cell, config)
+        measured = config.measured(compressed.model)
+        sizes = {**size_report(measured), **_coded_sizes(compressed)}
+        fields: dict[str, Any] = {
+            "compressor_info": compressed.info,
+            "stage_sizes": tuple(
+                Sizes.measured({**size_report(s.model), **_coded_sizes(s)}) for s in compressed.stages
+            ),
+            "baseline_dense_bytes": self._baselines.size(cell.model)["size_dense_bytes"],
+        }
+        executable = config.finalize(compressed.model)
+        exits = None
+        if config.input_dependent and reference.test is not None:
+            example, baseline_macs = reference.example_input(1), self._baselines.macs_dense(cell.model, 1)
+            exits = exit_facts(compressed.model, executable.model, reference.test, example, baseline_macs)
+            fields["compressor_info"] = {**compressed.info, **exits.info()}
+        # Static int8's prepared model carries torch's observers; the model it was made from is the float one.
+        float_model = reference.model if config.int8_scheme == "static" else compressed.model
+        source = Source(config, executable, float_model, self._baselines.calibration(cell.model))
+        return _Candidate(source, compressed, measured, before, sizes, fields, exits)
+
+    def _recover(self, cell: Cell, config: CompressorConfig) -> tuple[Compressed, float | None]:
         """The compressed model (recovered, or trained as it was compressed, if the cell asks) and its accuracy
         before recovery, made once."""
-        key = config.training_key()
-        if key not in self._recovered:
-            # Compression does not depend on the batch the model is timed at; batch 1 traces every graph alike.
-            example, calibration = reference.example_input(1), reference.calibration()
-            settings = dict(cell.recovery)
-            seed = int(settings.get("seed", 0))
-            if config.trains:
-                if reference.train is None or not cell.finetune_steps:
-                    raise compressors.CompressorLimit(
-                        "train", f"{config.name} trains as it compresses: it needs a model the suite trains (a bundled"
-                        " data set, no --data) and finetune_steps > 0",
-                    )  # fmt: skip
-                training = lend_training(reference, cell.finetune_steps, seed)
-                self._recovered[key] = (config.apply_trained(reference.model, example, calibration, training), None)
-                return self._recovered[key]
-            compressed = config.apply(reference.model, example, calibration)
-            before = None
-            if reference.test is not None:
-                before = top1(compressed.model, reference.test)
-                if cell.finetune_steps and reference.train is not None:
-                    job = RecoveryJob(
-                        compressed.model, compressed.masks, reference.model, reference.train, cell.finetune_steps,
-                        seed, settings, reference.reference_steps, example, resolve_model(cell.model).recipe,
-                    )  # fmt: skip
-                    facts = recover(job)  # the method's own facts (the steps it really trained) beside its name
-                    if compressed.codes:
-                        # Training moves weights off their quantization grid; quantizing the recovered weights again
-                        # keeps the stored codes and the evaluated model one and the same.
-                        compressed = config.apply(compressed.model, example, calibration)
-                    if len(facts) > 1:
-                        compressed.info["recovery"] = facts
-            self._recovered[key] = (compressed, before)
-        return self._recovered[key]
+        reference = self._baselines.reference(cell.model)
+
+        def make() -> tuple[Compressed, float | None]:
+            calibration = self._baselines.calibration(cell.model)
+            return compress(cell, config, reference, reference.example_input(1), calibration)
+
+        return self._made.get(("compressed", *config.training_key()), make)

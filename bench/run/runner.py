@@ -22,11 +22,11 @@ from bench.engines import EngineLimit
 from bench.errors import BenchError, one_line
 from bench.models.references import References
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
-from bench.run.cells import measure_layers_cell, measure_model_cell, skip_holds
+from bench.run.cells import measure_layers_cell, measure_model_cell
 from bench.run.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan
-from bench.run.prepare import Preparation
+from bench.run.prepare import Baselines, Placed, Preparation, skip_holds
 from bench.run.progress import Progress
 from bench.run.scratch import Owner, scratch_folder, sweep_dead_runs
 from bench.run.shards import shard_cells, shard_json
@@ -91,7 +91,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     """Measure every cell of `config` not already in the store (all of them with `config.force`).
 
     A cell is in the store when a record of it on the same machine is ok, or skipped for a reason the code and the
-    config decide (see `bench.run.cells.skip_holds`): a re-run of a finished matrix measures nothing. A skip the
+    config decide (see `bench.run.prepare.skip_holds`): a re-run of a finished matrix measures nothing. A skip the
     machine decided (an engine not installed on the device) is measured again.
 
     Each record is committed before the next cell starts, so an interrupted run loses at most the cell in progress,
@@ -132,7 +132,9 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
                 store=store,
                 run_id=run_id,
                 outcome=outcome,
-                references=References(config.cache_dir, workdir / "baselines", config.assets, progress.message),
+                baselines=Baselines(
+                    References(config.cache_dir, config.assets, progress.message), workdir / "baselines"
+                ),
                 targets=_Targets(stack, config.target_specs),
                 workdir=workdir,
                 progress=progress,
@@ -151,53 +153,68 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
 
 @dataclass
 class _Session:
-    """Everything the cells of one run share: the store, the references, the open targets, a scratch folder."""
+    """Everything the cells of one run share: the store, the references and their baselines, the open targets, a
+    scratch folder."""
 
     config: RunConfig
     store: Store
     run_id: str
     outcome: RunOutcome
-    references: References
+    baselines: Baselines
     targets: _Targets
     workdir: Path
     progress: Progress
     looked_busy: bool = False
 
     def run_group(self, cells: tuple[Cell, ...]) -> None:
-        """Run the cells of one training group of the plan, sharing its compressed models and artifacts."""
-        preparation = Preparation(self.references, self.workdir / "candidates")
+        """Run the cells of one training group of the plan, in order: each is answered by its stored record, or
+        measured; the host prepares what the measured ones need once, when the first of them starts, before any of
+        them is timed (so a re-run of a finished group prepares nothing)."""
+        placed = [(cell, *self.targets.get(cell.target)) for cell in cells]
+        stored = {cell.id: self._stored(cell, target, machine) for cell, target, machine in placed}
+        measured: list[Placed] = [
+            (cell, machine, target.device)
+            for cell, target, machine in placed
+            if stored[cell.id] is None and isinstance(machine, dict)
+        ]
+        preparation = Preparation(self.baselines, self.workdir / "candidates")
+        prepared = False
         try:
-            for cell in cells:
-                self.run_cell(cell, preparation)
+            for cell, target, machine in placed:
+                existing = stored[cell.id]
+                if existing is not None:
+                    self.store.reuse(self.run_id, cell.id, existing)
+                    self.outcome.counts["reused"] += 1
+                    self.progress.done(cell, None)
+                    continue
+                if isinstance(machine, dict):
+                    self._warn_if_busy()
+                self.progress.start(cell)
+                started = time.monotonic()
+                if not prepared:
+                    # Counted in the first measured cell's time, which the progress' ETA reads, as before.
+                    preparation.prepare(measured)
+                    prepared = True
+                known = machine if isinstance(machine, dict) else {}
+                if isinstance(machine, _Unusable):
+                    fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
+                else:
+                    fields = self._measure(cell, target, machine, preparation)
+                record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
+                self.store.add_record(self.run_id, record)
+                self.outcome.counts[record.status] += 1
+                self.progress.done(cell, record)
         finally:
             preparation.close()
 
-    def run_cell(self, cell: Cell, preparation: Preparation) -> None:
-        """Reuse the cell's stored record (ok, or a skip that holds), or measure it and store the record (ok, failed
-        or skipped) at once."""
-        target, machine = self.targets.get(cell.target)
-        if isinstance(machine, dict) and not self.config.force:
-            # A skip the code and the config decided is as final as an ok record; one the machine decided is not.
-            holds = functools.partial(skip_holds, cell, machine=machine, device=target.device)
-            existing = self.store.finished(cell.id, machine_id(machine), keep_skip=holds)
-            if existing is not None:
-                self.store.reuse(self.run_id, cell.id, existing)
-                self.outcome.counts["reused"] += 1
-                self.progress.done(cell, None)
-                return
-        if isinstance(machine, dict):
-            self._warn_if_busy()
-        self.progress.start(cell)
-        started = time.monotonic()
-        known = machine if isinstance(machine, dict) else {}
-        if isinstance(machine, _Unusable):
-            fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
-        else:
-            fields = self._measure(cell, target, preparation)
-        record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
-        self.store.add_record(self.run_id, record)
-        self.outcome.counts[record.status] += 1
-        self.progress.done(cell, record)
+    def _stored(self, cell: Cell, target: Target, machine: dict[str, Any] | _Unusable) -> int | None:
+        """The id of the cell's stored record that answers it on this machine (ok, or a skip that holds), unless
+        `--force`."""
+        if not isinstance(machine, dict) or self.config.force:
+            return None
+        # A skip the code and the config decided is as final as an ok record; one the machine decided is not.
+        holds = functools.partial(skip_holds, cell, machine=machine, device=target.device)
+        return self.store.finished(cell.id, machine_id(machine), keep_skip=holds)
 
     def _warn_if_busy(self) -> None:
         """Before the first cell this run measures, warn when other processes keep the machine busy.
@@ -238,14 +255,17 @@ class _Session:
                 elapsed_s=fields.get("elapsed_s"),
             )
 
-    def _measure(self, cell: Cell, target: Target, preparation: Preparation) -> dict[str, Any]:
+    def _measure(self, cell: Cell, target: Target, machine: dict[str, Any], preparation: Preparation) -> dict[str, Any]:
+        """Time what the host prepared for the cell; what could not be prepared for it is raised here, and becomes
+        the cell's skip or failure like any other."""
         cell_dir = self.workdir / cell.id
         cell_dir.mkdir()
         timing = self.config.timing
         try:
             if cell.kind == "layers":
-                return measure_layers_cell(cell, self.references, target, timing, self.config.layers.budget_s, cell_dir)
-            return measure_model_cell(cell, self.references, preparation, target, timing)
+                reference = self.baselines.reference(cell.model)
+                return measure_layers_cell(cell, reference, target, timing, self.config.layers.budget_s, cell_dir)
+            return measure_model_cell(cell, preparation.timed(cell, machine, target.device), target, timing)
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
         except compressors.CompressorLimit as limit:

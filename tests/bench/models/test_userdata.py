@@ -140,11 +140,11 @@ def test_reference_accuracy_comes_from_the_user_folder_or_is_labelled_na(
         None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}, "data": {name: str(rgb)}}
     )
     weights_only = load_config(None, {"models": [name], "layers": {"models": []}, "weights": {name: str(weights)}})
-    measured = References(tmp_path / "cache", tmp_path / "art", with_data.assets).get(name)
+    measured = References(tmp_path / "cache", with_data.assets).get(name)
     assert measured.accuracy is not None and 0.0 <= measured.accuracy <= 1.0
     assert str(rgb) in measured.accuracy_note
-    assert References(tmp_path / "cache", tmp_path / "art", weights_only.assets).get(name).accuracy_note == NO_DATA
-    assert References(tmp_path / "cache", tmp_path / "art").get("resnet18").accuracy_note == NO_WEIGHTS
+    assert References(tmp_path / "cache", weights_only.assets).get(name).accuracy_note == NO_DATA
+    assert References(tmp_path / "cache").get("resnet18").accuracy_note == NO_WEIGHTS
 
 
 def _weights_variants(root: Path) -> dict[str, Path]:

@@ -11,9 +11,8 @@ import compressors
 from bench.config.run_config import load_config
 from bench.errors import BenchError
 from bench.models.references import References
-from bench.run.cells import measure_model_cell
 from bench.run.matrix import expand
-from bench.run.prepare import Preparation
+from bench.run.prepare import Baselines, Preparation
 from targets import CpuTarget
 from tests.bench.conftest import write_fast_toml
 
@@ -33,7 +32,7 @@ def test_a_compressor_that_fits_no_model_of_the_run_is_refused(tmp_path: Path) -
 def test_on_a_model_it_does_not_fit_the_cell_is_a_known_limit(tmp_path: Path) -> None:
     config = _config(tmp_path, ["digits_cnn", "resnet18"])  # resnet18 has BatchNorm: the matrix is valid
     (cell,) = [c for c in expand(config) if c.model == "digits_cnn"]
-    references = References(config.cache_dir, tmp_path / "baselines", config.assets, lambda text: None)
+    baselines = Baselines(References(config.cache_dir, config.assets, lambda text: None), tmp_path / "baselines")
     with CpuTarget() as target, pytest.raises(compressors.CompressorLimit) as limit:
-        measure_model_cell(cell, references, Preparation(references, tmp_path), target, config.timing)
+        Preparation(baselines, tmp_path).timed(cell, target.machine_info(), target.device)
     assert limit.value.action == "apply to" and "no BatchNorm layer" in limit.value.reason

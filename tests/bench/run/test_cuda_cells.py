@@ -14,7 +14,7 @@ from bench.models.references import References
 from bench.report.write import write_report
 from bench.run.cells import measure_model_cell
 from bench.run.matrix import SEMI_STRUCTURED, expand
-from bench.run.prepare import Preparation
+from bench.run.prepare import Baselines, Preparation
 from bench.run.runner import run_matrix
 from bench.store.database import read_store
 from targets import CudaTarget
@@ -59,10 +59,10 @@ def test_expand_adds_no_2_4_cell_without_a_cuda_target_or_a_layer_sweep(tmp_path
 
 
 @pytest.fixture(scope="module")
-def references(tmp_path_factory: pytest.TempPathFactory) -> References:
+def references(tmp_path_factory: pytest.TempPathFactory) -> Baselines:
     """digits_cnn trained once for the int8 cells (a second or two)."""
     directory = tmp_path_factory.mktemp("references")
-    return References(directory / "cache", directory / "artifacts")
+    return Baselines(References(directory / "cache"), directory / "artifacts")
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +74,12 @@ def cuda_target() -> Iterator[CudaTarget]:
 
 @pytest.mark.parametrize("compressor", ["quant.int8", "quant.int8_dynamic"])
 def test_int8_cell_on_a_cuda_target_is_skipped_with_the_reason(
-    tmp_path: Path, compressor: str, references: References, cuda_target: CudaTarget
+    tmp_path: Path, compressor: str, references: Baselines, cuda_target: CudaTarget
 ) -> None:
     config = _config(tmp_path, ["cuda"], compressors={compressor: {}}, layers={"models": []})
     (cell,) = expand(config)
-    fields = measure_model_cell(cell, references, Preparation(references, tmp_path), cuda_target, config.timing)
+    prepared = Preparation(references, tmp_path).timed(cell, cuda_target.machine_info(), cuda_target.device)
+    fields = measure_model_cell(cell, prepared, cuda_target, config.timing)
     assert fields["status"] == "skipped"
     assert fields["error"].startswith("int8 (torch.ao, ") and fields["error"].endswith(
         "engine) has no CUDA kernels; measured on CPU targets"

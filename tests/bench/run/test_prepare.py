@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,14 +16,14 @@ from bench.engines import EngineLimit
 from bench.models.references import References
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan, training_key
-from bench.run.prepare import Preparation
+from bench.run.prepare import Baselines, Preparation
 from tests.bench.conftest import write_fast_toml
 
 
 @pytest.fixture(scope="module")
-def references(tmp_path_factory: pytest.TempPathFactory) -> References:
+def references(tmp_path_factory: pytest.TempPathFactory) -> Baselines:
     directory = tmp_path_factory.mktemp("references")
-    return References(directory / "cache", directory / "artifacts")
+    return Baselines(References(directory / "cache"), directory / "artifacts")
 
 
 def _cells(tmp_path: Path, compressor: dict, engine_names: list[str] | None = None) -> list[Cell]:
@@ -44,7 +45,7 @@ def _config(cell: Cell, arch: str = "x86_64") -> compressors.CompressorConfig:
     return compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(arch)
 
 
-def test_cells_differing_in_placement_share_one_compressed_model(tmp_path: Path, references: References) -> None:
+def test_cells_differing_in_placement_share_one_compressed_model(tmp_path: Path, references: Baselines) -> None:
     cells = _cells(tmp_path, {"prune.unstructured": {"sparsity": 0.9, "execution": ["dense", "csr"]}})
     (group,) = plan(cells)
     preparation = Preparation(references, tmp_path / "scratch")
@@ -59,7 +60,7 @@ def test_cells_differing_in_placement_share_one_compressed_model(tmp_path: Path,
     assert not any(path.exists() for path in paths)
 
 
-def test_a_config_resolved_for_another_device_is_another_candidate(tmp_path: Path, references: References) -> None:
+def test_a_config_resolved_for_another_device_is_another_candidate(tmp_path: Path, references: Baselines) -> None:
     cpu_cell, *_ = _cells(tmp_path, {"quant.int8": {}})
     preparation = Preparation(references, tmp_path / "scratch")
     torchscript = engines.get("torchscript")
@@ -89,7 +90,7 @@ def test_the_plan_groups_by_compressed_model_whatever_the_matrix_order(tmp_path:
         assert len(runs) == len(set(runs))
 
 
-def test_onnx_runtime_quantizes_int8_itself_and_evaluates_what_it_runs(tmp_path: Path, references: References) -> None:
+def test_onnx_runtime_quantizes_int8_itself_and_evaluates_what_it_runs(tmp_path: Path, references: Baselines) -> None:
     cells = _cells(tmp_path, {"quant.int8": {}, "none": {}}, ["torchscript", "onnxruntime"])
     preparation = Preparation(references, tmp_path / "scratch")
     found = {
@@ -108,7 +109,7 @@ def test_onnx_runtime_quantizes_int8_itself_and_evaluates_what_it_runs(tmp_path:
     preparation.close()
 
 
-def test_a_candidate_onnx_cannot_express_is_a_limit_of_the_engine(tmp_path: Path, references: References) -> None:
+def test_a_candidate_onnx_cannot_express_is_a_limit_of_the_engine(tmp_path: Path, references: Baselines) -> None:
     (cell, *_) = _cells(tmp_path, {"prune.unstructured": {"sparsity": 0.9, "execution": "csr"}}, ["onnxruntime"])
     preparation = Preparation(references, tmp_path / "scratch")
     with pytest.raises(EngineLimit, match="sparse CSR .* cannot be exported to ONNX") as first:
@@ -117,4 +118,35 @@ def test_a_candidate_onnx_cannot_express_is_a_limit_of_the_engine(tmp_path: Path
     with pytest.raises(EngineLimit) as again:
         preparation.artifact(cell, _config(cell), engines.get("onnxruntime"))
     assert again.value is first.value and preparation.counts()["artifacts"] == 0
+    preparation.close()
+
+
+def test_a_group_is_prepared_before_timing_and_a_failing_piece_fails_only_its_cells(
+    tmp_path: Path, references: Baselines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cells = _cells(tmp_path, {"prune.unstructured": {"sparsity": 0.9, "execution": ["dense", "csr"]}})
+    (group,) = plan(cells)
+    torchscript = type(engines.get("torchscript"))
+    real, tries = torchscript.candidate, []
+
+    def candidate(self: Any, source: Any, example: Any, path: Path) -> Any:
+        if source.config.to_dict().get("execution") == "csr":
+            tries.append(path)
+            raise RuntimeError("no CSR export today")
+        return real(self, source, example, path)
+
+    monkeypatch.setattr(torchscript, "candidate", candidate)
+    preparation = Preparation(references, tmp_path / "scratch")
+    placed = [(cell, {"arch": "x86_64"}, "cpu") for cell in group.cells]
+    preparation.prepare(placed)
+    made = preparation.counts()
+    assert made == {"compressed": 1, "candidates": 2, "artifacts": 2}  # dense per batch; CSR failed per batch
+    for cell, machine, device in placed:
+        if dict(cell.params)["execution"] == "csr":
+            with pytest.raises(RuntimeError, match="no CSR export today"):
+                preparation.timed(cell, machine, device)
+        else:
+            pair = preparation.timed(cell, machine, device).pair
+            assert Path(pair["candidate"]).is_file() and Path(pair["baseline"]).is_file()
+    assert len(tries) == 2 and preparation.counts() == made  # each failure tried once; timing made nothing new
     preparation.close()

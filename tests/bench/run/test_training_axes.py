@@ -19,7 +19,7 @@ from bench.errors import BenchError
 from bench.models.references import References
 from bench.recovery.lending import lend_training
 from bench.run.matrix import Cell, expand
-from bench.run.prepare import Preparation
+from bench.run.prepare import Baselines, Preparation
 from tests.bench.conftest import run_main
 
 _BASE: dict[str, Any] = {
@@ -86,13 +86,13 @@ def _same(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> bo
 
 
 @pytest.fixture(scope="module")
-def references(tmp_path_factory: pytest.TempPathFactory) -> References:
+def references(tmp_path_factory: pytest.TempPathFactory) -> Baselines:
     directory = tmp_path_factory.mktemp("references")
-    return References(directory / "cache", directory / "artifacts")
+    return Baselines(References(directory / "cache"), directory / "artifacts")
 
 
-def test_the_lent_training_trains_seeded_keeps_masks_and_knows_the_reference(references: References) -> None:
-    reference = references.get("digits_cnn")
+def test_the_lent_training_trains_seeded_keeps_masks_and_knows_the_reference(references: Baselines) -> None:
+    reference = references.reference("digits_cnn")
     training = lend_training(reference, steps=30, cell_seed=4)
     assert training.steps == 30 and training.seed == 4
     assert training.reference_steps == reference.reference_steps and training.reference_steps
@@ -137,7 +137,7 @@ def _cell(recovery: tuple[tuple[str, Any], ...], steps: int = 12) -> Cell:
 
 
 def test_a_compressor_that_trains_gets_the_cell_budget_and_seed_and_no_recovery_after(
-    references: References, tmp_path: Path
+    references: Baselines, tmp_path: Path
 ) -> None:
     _Trains.lent.clear()
     preparation = Preparation(references, tmp_path)
@@ -150,7 +150,7 @@ def test_a_compressor_that_trains_gets_the_cell_budget_and_seed_and_no_recovery_
     preparation.close()
 
 
-def test_a_compressor_that_trains_is_skipped_without_a_budget(references: References, tmp_path: Path) -> None:
+def test_a_compressor_that_trains_is_skipped_without_a_budget(references: Baselines, tmp_path: Path) -> None:
     preparation = Preparation(references, tmp_path)
     with pytest.raises(compressors.CompressorLimit, match="finetune_steps > 0"):
         preparation.artifact(_cell((), steps=0), _Trains(), engines.get("torchscript"))

@@ -18,7 +18,7 @@ from bench.models.references import References
 from bench.models.registry import resolve_model
 from bench.run.matrix import expand
 from bench.run.plan import plan
-from bench.run.prepare import Preparation
+from bench.run.prepare import Baselines, Preparation
 from compressors._slim_modules import Slimmable
 from compressors.slimmable import SlimmableWidth
 from tests.bench.conftest import run_main
@@ -49,9 +49,9 @@ def test_the_width_cells_of_a_run_train_once_and_report_their_own_width(
     assert [dict(cell.params)["width"] for cell in cells] == list(WIDTHS)
     (group,) = plan(cells)
     assert len(group.cells) == 3
-    references = References(tmp_path / "cache", tmp_path / "artifacts")
-    preparation = Preparation(references, tmp_path / "group")
-    reference = references.get("digits_cnn")
+    baselines = Baselines(References(tmp_path / "cache"), tmp_path / "artifacts")
+    preparation = Preparation(baselines, tmp_path / "group")
+    reference = baselines.reference("digits_cnn")
     x = reference.example_input(1)
     assert reference.test is not None
     for cell in group.cells:
