@@ -186,10 +186,7 @@ def gate(settings: GateSettings, steps: GateSteps | None = None) -> int:
     Exit 0 when nothing regressed (or there was no baseline yet), 1 on a regression, 2 on bad input.
     """
     steps = steps or GateSteps()
-    if not _KIND.fullmatch(settings.kind):
-        raise BenchError(
-            f"--kind names a folder of the data branch: letters, digits, '.', '_', '-'; got '{settings.kind}'"
-        )
+    _check_kind(settings.kind)
     missing = [str(path) for path in settings.shards if not path.is_file()]
     if not settings.shards or missing:
         raise BenchError(f"ci gate expects the shard stores to merge; not found: {', '.join(missing) or 'none given'}")
