@@ -147,6 +147,10 @@ def _matrix_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="measure again cells already in the store")
     parser.add_argument(
+        "--keep-artifacts", action="store_true",
+        help="keep the timed artifacts beside the store (artifacts/), so `compare --remeasure` can time them again",
+    )  # fmt: skip
+    parser.add_argument(
         "--shard", type=parse_shard, metavar="K/N",
         help="measure only shard K of N (each runner of N picks its own; `merge` reassembles the matrix)",
     )  # fmt: skip
@@ -173,6 +177,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["recovery"] = {key: value for key, value in recovery.items() if value is not None}
     if args.budget is not None:
         overrides["timing"] = {"budget_s": args.budget}
+    if args.keep_artifacts:
+        overrides["artifacts"] = {"keep": True}
     for key in ("weights", "data"):
         if getattr(args, key):
             overrides[key] = dict(getattr(args, key))

@@ -46,11 +46,12 @@ TOP_LEVEL_KEYS = frozenset(
         "compressors",
         "timing",
         "layers",
+        "artifacts",
         "weights",
         "data",
     }
 )
-_SECTIONS = ("recovery", "timing", "layers")
+_SECTIONS = ("recovery", "timing", "layers", "artifacts")
 
 
 def as_list(value: Any) -> list[Any]:
@@ -108,7 +109,7 @@ def check_threads_fit(
 
 
 def check_section_types(cls: type, name: str, table: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of a `[timing]`, `[layers]` or `[recovery]` table, each of its dataclass field's type.
+    """The keys of a `[timing]`, `[layers]`, `[recovery]` or `[artifacts]` table, each of its dataclass field's type.
 
     Returns:
         The table with lists as tuples, ready for `cls(**values)`.
@@ -123,7 +124,10 @@ def check_section_types(cls: type, name: str, table: Mapping[str, Any]) -> dict[
         if isinstance(default, tuple) and isinstance(default[0], str) and isinstance(value, str):
             value = values[key] = (value,)  # one name where a list of names is accepted: `method = "distill"`
         expected = type(default)
-        ok = is_number(value) if expected is float else isinstance(value, expected) and not isinstance(value, bool)
+        if expected is float:
+            ok = is_number(value)
+        else:  # a bool is an int to Python, never to a matrix file
+            ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
         _check_kind(ok, f"{name}.{key}", _KIND_NAMES[expected], value)
         if expected is tuple:
             element = type(default[0])
@@ -133,7 +137,7 @@ def check_section_types(cls: type, name: str, table: Mapping[str, Any]) -> dict[
     return values
 
 
-_KIND_NAMES = {float: "a number", int: "an integer", tuple: "a list", str: "a string"}
+_KIND_NAMES = {float: "a number", int: "an integer", tuple: "a list", str: "a string", bool: "true or false"}
 _PLURALS = {float: "numbers", int: "integers", str: "names"}
 
 

@@ -38,14 +38,19 @@ from bench.models.data import load_dataset
 from bench.models.registry import list_models, resolve_model
 from bench.models.training import recipe_steps
 from bench.recovery.config import RecoveryConfig
+from bench.store.artifacts import DEFAULT_CAP_BYTES
 from bench.store.database import DEFAULT_STORE
 from targets import TargetSpec
 from targets.worker import TIMING_DEFAULTS, check_timing
 
 __all__ = [
-    "TimingConfig", "LayerSweep", "RecoveryConfig", "RunConfig", "load_config", "load_target_specs",
+    "TimingConfig", "LayerSweep", "RecoveryConfig", "ArtifactsConfig", "RunConfig", "load_config", "load_target_specs",
     "parse_compressor_spec", "DEFAULT_STORE",
 ]  # fmt: skip
+
+
+# 10 TB: beyond it a cap is a typo.
+MAX_CAP_MB = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,25 @@ class LayerSweep:
 
 
 @dataclass(frozen=True)
+class ArtifactsConfig:
+    """Whether a run keeps the files it timed beside its store (`bench.store.artifacts`), within `cap_mb`, so that
+    `compare --remeasure` and the CI gate can time two runs' artifacts against each other later."""
+
+    keep: bool = False
+    cap_mb: int = DEFAULT_CAP_BYTES // 2**20
+
+    def __post_init__(self) -> None:
+        require(
+            is_integer(self.cap_mb) and 1 <= self.cap_mb <= MAX_CAP_MB,
+            f"artifacts.cap_mb must be an integer in 1..{MAX_CAP_MB} (megabytes), got {self.cap_mb!r}",
+        )
+
+    @property
+    def cap_bytes(self) -> int:
+        return self.cap_mb * 2**20
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One validated matrix and where its results go.
 
@@ -120,6 +144,7 @@ class RunConfig:
     force: bool = False
     shard: Shard | None = None
     engines: tuple[str, ...] = (engines.DEFAULT_ENGINE,)
+    artifacts: ArtifactsConfig = ArtifactsConfig()
     reports_dir: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -272,7 +297,9 @@ def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, Tar
     return specs
 
 
-_SECTION_TYPES: dict[str, type] = {"recovery": RecoveryConfig, "timing": TimingConfig, "layers": LayerSweep}
+_SECTION_TYPES: dict[str, type] = {
+    "recovery": RecoveryConfig, "timing": TimingConfig, "layers": LayerSweep, "artifacts": ArtifactsConfig,
+}  # fmt: skip
 
 
 def _section(cls: type, name: str, table: Mapping[str, Any]) -> Any:
@@ -343,6 +370,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     recovery = _section(RecoveryConfig, "recovery", table.get("recovery", {}))
     timing = _section(TimingConfig, "timing", table.get("timing", {}))
     layers = _section(LayerSweep, "layers", table.get("layers", {}))
+    kept = _section(ArtifactsConfig, "artifacts", table.get("artifacts", {}))
     for model in layers.models:
         resolve_model(model)
     # Last, as they build models: compressors asked whether they apply, then the user's weights and images.
@@ -365,4 +393,5 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         force=force,
         shard=shard,
         engines=engine_names,
+        artifacts=kept,
     )

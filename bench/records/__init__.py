@@ -19,6 +19,7 @@ from bench.records.types import (
     ENCODINGS,
     STATUSES,
     Accuracy,
+    ArtifactRefs,
     CellRecord,
     LayersRecord,
     Macs,
@@ -30,7 +31,7 @@ from bench.records.types import (
 __all__ = [
     "SCHEMA_VERSION", "KINDS", "STATUSES", "FLAGS", "ENCODINGS", "DEFAULT_ENGINE", "RecordError", "NewerSchemaError",
     "load_record", "record_json", "machine_id", "Timing", "LatencyStats", "StreamLatency", "Sizes", "Macs", "Accuracy",
-    "LayerResult",
+    "ArtifactRefs", "LayerResult",
     "CellRecord", "ModelRecord", "LayersRecord", "Record",
 ]  # fmt: skip
 

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 from bench.records.timing import FLAGS, LayerResult, StreamLatency, Timing, require_positive
 
 __all__ = [
-    "STATUSES", "ENCODINGS", "DEFAULT_ENGINE", "Sizes", "Macs", "Accuracy", "CellRecord", "ModelRecord", "LayersRecord",
-    "Record",
+    "STATUSES", "ENCODINGS", "DEFAULT_ENGINE", "Sizes", "Macs", "Accuracy", "ArtifactRefs", "CellRecord", "ModelRecord",
+    "LayersRecord", "Record",
 ]  # fmt: skip
 
 STATUSES = ("ok", "failed", "skipped")
@@ -106,6 +106,27 @@ class Accuracy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ArtifactRefs:
+    """The two files the worker timed for a model cell, by content: SHA-256 of the baseline's and the candidate's
+    artifact, and the input shape they were timed on.
+
+    Two runs whose candidates hash the same ran the same bytes, so any difference in their timings is the machine's;
+    where the files were kept (`bench.store.artifacts`), a later comparison can time the two runs' artifacts against
+    each other in one session (`bench.compare.remeasure`).
+    """
+
+    baseline: str
+    candidate: str
+    input_shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("baseline", "candidate"):
+            digest = getattr(self, name)
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"artifacts.{name} must be a SHA-256 hex digest, got {digest!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class CellRecord:
     """What every record has: the cell it answers, where it ran, and how it ended."""
 
@@ -181,6 +202,8 @@ class ModelRecord(CellRecord):
     # For a compressor whose work depends on the input (`input_dependent`): latency over a stream of real inputs,
     # whose per-round means `timing` also holds; None for every other cell and for older records.
     latency: StreamLatency | None = None
+    # The content of the timed artifacts; None for stream cells, records from before it was kept, and non-ok cells.
+    artifacts: ArtifactRefs | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

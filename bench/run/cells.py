@@ -13,13 +13,14 @@ from typing import Any
 
 from bench.config.run_config import TimingConfig
 from bench.models.references import Reference
-from bench.records import LayerResult, StreamLatency, Timing
+from bench.records import ArtifactRefs, LayerResult, StreamLatency, Timing
 from bench.run.layers import Gemm, gemm_2_4_pairs, gemm_pairs
 from bench.run.matrix import SEMI_STRUCTURED, Cell
 from bench.run.prepare import Prepared
+from bench.store.artifacts import ArtifactFolder, digest
 from targets import Target
 
-__all__ = ["measure_model_cell", "measure_layers_cell"]
+__all__ = ["measure_model_cell", "measure_layers_cell", "TimedArtifacts"]
 
 # The worker's names of the two libraries behind torch's semi-structured tensors, as a report spells them.
 _SEMI_STRUCTURED_BACKENDS = {"cusparselt": "cuSPARSELt", "cutlass": "CUTLASS"}
@@ -32,9 +33,33 @@ def _pair(pair: dict[str, Any], timing: TimingConfig, budget_s: float | None = N
     return {**pair, **settings, "seed": 0}
 
 
-def measure_model_cell(cell: Cell, prepared: Prepared, target: Target, timing: TimingConfig) -> dict[str, Any]:
+class TimedArtifacts:
+    """The content of the files a run times: each file hashed once, and kept in `folder` when the run keeps them."""
+
+    def __init__(self, folder: ArtifactFolder | None = None) -> None:
+        self.folder = folder
+        self._digests: dict[tuple[str, int, int], str] = {}
+
+    def refs(self, pair: dict[str, Any]) -> ArtifactRefs:
+        """The digests of an artifact pair's baseline and candidate (kept, where the run keeps them)."""
+        baseline, candidate = (self._digest(Path(pair[side])) for side in ("baseline", "candidate"))
+        return ArtifactRefs(baseline=baseline, candidate=candidate, input_shape=tuple(pair["input_shape"]))
+
+    def _digest(self, path: Path) -> str:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in self._digests:
+            self._digests[key] = digest(path)
+            if self.folder is not None:
+                self.folder.keep(path, self._digests[key])  # past the cap it is not kept: a re-measure says so
+        return self._digests[key]
+
+
+def measure_model_cell(
+    cell: Cell, prepared: Prepared, target: Target, timing: TimingConfig, timed: TimedArtifacts
+) -> dict[str, Any]:
     """Time the candidate prepared for the cell against its baseline on the target, beside the fields the host
-    measured (size, MACs, accuracy)."""
+    measured (size, MACs, accuracy) and the content of the two artifacts (`timed`)."""
     if prepared.skip is not None:
         return {"status": "skipped", "error": prepared.skip}
     fields = dict(prepared.fields)
@@ -42,6 +67,8 @@ def measure_model_cell(cell: Cell, prepared: Prepared, target: Target, timing: T
     fields["timing"] = Timing.from_worker(result)
     if prepared.stream:
         fields["latency"] = StreamLatency.from_worker(result)
+    else:
+        fields["artifacts"] = timed.refs(prepared.pair)
     fields["engine_details"] = result.get("engine", {})
     return fields
 

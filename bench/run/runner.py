@@ -22,7 +22,7 @@ from bench.engines import EngineLimit
 from bench.errors import BenchError, one_line
 from bench.models.references import References
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
-from bench.run.cells import measure_layers_cell, measure_model_cell
+from bench.run.cells import TimedArtifacts, measure_layers_cell, measure_model_cell
 from bench.run.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan
@@ -30,6 +30,7 @@ from bench.run.prepare import Baselines, Placed, Preparation, skip_holds
 from bench.run.progress import Progress
 from bench.run.scratch import Owner, scratch_folder, sweep_dead_runs
 from bench.run.shards import shard_cells, shard_json
+from bench.store.artifacts import ArtifactFolder, artifacts_beside
 from bench.store.database import Store, open_store
 from targets import Target, TargetSpec
 
@@ -138,6 +139,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
                 targets=_Targets(stack, config.target_specs),
                 workdir=workdir,
                 progress=progress,
+                timed=TimedArtifacts(_kept_artifacts(config)),
             )
             for group in plan(cells):
                 session.run_group(group.cells)
@@ -149,6 +151,13 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
         store.finish_run(run_id, status)
         store.close()
     return outcome
+
+
+def _kept_artifacts(config: RunConfig) -> ArtifactFolder | None:
+    """The folder the run keeps its timed artifacts in, when it keeps them."""
+    if not config.artifacts.keep:
+        return None
+    return ArtifactFolder(artifacts_beside(config.store), config.artifacts.cap_bytes)
 
 
 @dataclass
@@ -164,6 +173,7 @@ class _Session:
     targets: _Targets
     workdir: Path
     progress: Progress
+    timed: TimedArtifacts
     looked_busy: bool = False
 
     def run_group(self, cells: tuple[Cell, ...]) -> None:
@@ -265,7 +275,8 @@ class _Session:
             if cell.kind == "layers":
                 reference = self.baselines.reference(cell.model)
                 return measure_layers_cell(cell, reference, target, timing, self.config.layers.budget_s, cell_dir)
-            return measure_model_cell(cell, preparation.timed(cell, machine, target.device), target, timing)
+            prepared = preparation.timed(cell, machine, target.device)
+            return measure_model_cell(cell, prepared, target, timing, self.timed)
         except BenchError:
             raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
         except compressors.CompressorLimit as limit:

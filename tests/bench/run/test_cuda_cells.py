@@ -12,7 +12,7 @@ import torch
 from bench.config.run_config import load_config
 from bench.models.references import References
 from bench.report.write import write_report
-from bench.run.cells import measure_model_cell
+from bench.run.cells import TimedArtifacts, measure_model_cell
 from bench.run.matrix import SEMI_STRUCTURED, expand
 from bench.run.prepare import Baselines, Preparation
 from bench.run.runner import run_matrix
@@ -79,7 +79,7 @@ def test_int8_cell_on_a_cuda_target_is_skipped_with_the_reason(
     config = _config(tmp_path, ["cuda"], compressors={compressor: {}}, layers={"models": []})
     (cell,) = expand(config)
     prepared = Preparation(references, tmp_path).timed(cell, cuda_target.machine_info(), cuda_target.device)
-    fields = measure_model_cell(cell, prepared, cuda_target, config.timing)
+    fields = measure_model_cell(cell, prepared, cuda_target, config.timing, TimedArtifacts())
     assert fields["status"] == "skipped"
     assert fields["error"].startswith("int8 (torch.ao, ") and fields["error"].endswith(
         "engine) has no CUDA kernels; measured on CPU targets"
