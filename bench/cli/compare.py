@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,9 +17,15 @@ from bench.errors import BenchError
 from bench.store.database import DEFAULT_STORE
 
 if TYPE_CHECKING:
-    from bench.compare import Rules
+    from bench.compare import Comparison, Rules, Side
 
-__all__ = ["register", "compare_stored_runs", "fraction"]
+__all__ = ["register", "compare_stored_runs", "fraction", "INCONCLUSIVE"]
+
+INCONCLUSIVE = 3
+"""The exit status of a comparison that judged too few cells: neither a pass nor a regression (a retry, then a
+failure, in CI)."""
+# Sessions per re-measured cell: beyond this, a machine that decides nothing will not decide.
+MAX_TRIES = 20
 
 
 def fraction(flag: str, low: float, high: float) -> Callable[[str], float]:
@@ -67,12 +73,28 @@ def _arguments(compare: Parser) -> None:
     compare.add_argument("--markdown", type=Path, metavar="FILE", help="also write the comparison as Markdown")
     compare.add_argument("--strict-machine", action="store_true", help="refuse records of different machines (exit 2)")
     compare.add_argument("--all", action="store_true", help="list unchanged cells too")
+    compare.add_argument(
+        "--remeasure", action="store_true",
+        help="time BASE's and CAND's kept artifacts of every doubtful cell against each other on this machine",
+    )  # fmt: skip
+    compare.add_argument(
+        "--remeasure-tries", type=_tries, default=3, metavar="N", help="sessions per re-measured cell (default: 3)"
+    )
+    compare.add_argument(
+        "--artifacts", type=Path, action="append", default=[], metavar="DIR",
+        help="another folder of kept artifacts for --remeasure (besides artifacts/ beside each store; repeatable)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--max-inconclusive", type=fraction("--max-inconclusive", 0.0, 1.0), default=0.10, metavar="SHARE",
+        help="share of cells that may stay inconclusive before the comparison exits 3 (default: 0.10)",
+    )  # fmt: skip
     compare.set_defaults(handler=_compare)
 
 
 def compare_stored_runs(
     base: str, cand: str, rules: Rules | None = None, *, store: Path = DEFAULT_STORE, markdown: Path | None = None,
-    show_all: bool = False,
+    show_all: bool = False, remeasure: bool = False, tries: int = 3, artifacts: Sequence[Path] = (),
+    history: Sequence[Side] = (),
 ) -> int:  # fmt: skip
     """Compare the run `cand` with the run `base`, cell by cell, and print the verdicts.
 
@@ -83,21 +105,53 @@ def compare_stored_runs(
         rules: How strictly (`Rules()` when None).
         markdown: Also write the comparison as Markdown into this file.
         show_all: List unchanged cells too.
+        history: Earlier runs of the same matrix and machine kind, oldest first: each cell's own run-to-run scatter
+            in them raises the change it must show (`bench.compare.history_scatter`).
+        remeasure: Time both runs' kept artifacts of every doubtful cell against each other on this machine
+            (`bench.compare.remeasure`), `tries` sessions at most per cell; the artifacts are looked up in
+            `artifacts/` beside each side's store, then in the folders `artifacts`.
 
     Returns:
-        1 when a cell regressed in a metric of `rules.fail_on`, else 0.
+        1 when a cell regressed in a metric of `rules.fail_on`; else 3 when more than `rules.max_inconclusive` of
+        the cells could not be judged; else 0.
     """
     from bench.compare import Rules, compare_runs, resolve
     from bench.compare.render import markdown as render_markdown
     from bench.compare.render import terminal
+    from bench.compare.verdicts import inconclusive_line
 
-    comparison = compare_runs(resolve(base, store, "BASE"), resolve(cand, store, "CAND"), rules or Rules())
+    sides = resolve(base, store, "BASE"), resolve(cand, store, "CAND")
+    comparison = compare_runs(*sides, rules or Rules(), history=history)
     if comparison.machine_note:
         print(f"warning: {comparison.machine_note}", file=sys.stderr)
+    if remeasure:
+        comparison = _remeasured(comparison, tries, artifacts)
     if markdown is not None:
         write_output(render_markdown(comparison), markdown, "--markdown")
     sys.stdout.write(terminal(comparison, show_all))
-    return 1 if comparison.failed else 0
+    if comparison.failed:
+        return 1
+    return INCONCLUSIVE if inconclusive_line(comparison.cells, comparison.rules.max_inconclusive) else 0
+
+
+def _remeasured(comparison: Comparison, tries: int, extra: Sequence[Path]) -> Comparison:
+    """The comparison with its doubtful cells re-measured, from each side's artifacts and the folders `extra`."""
+    from bench.compare.remeasure import Remeasure, remeasure
+    from bench.store.artifacts import ArtifactFolder, artifacts_beside
+    from targets import spec_from_table
+
+    def folders(side: Side) -> tuple[ArtifactFolder, ...]:
+        beside = [artifacts_beside(side.store)] if side.store is not None else []
+        return tuple(ArtifactFolder(path) for path in [*beside, *extra])
+
+    config = comparison.cand.run.config
+    defined = config.get("targets")
+    defined = defined if isinstance(defined, dict) else {}
+    specs = {name: spec_from_table(name, table) for name, table in defined.items() if isinstance(table, dict)}
+    timing = config.get("timing")
+    timing = timing if isinstance(timing, dict) else {}
+    how = Remeasure(folders(comparison.base), folders(comparison.cand), timing, specs, tries)
+    return remeasure(comparison, how)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -105,6 +159,15 @@ def _compare(args: argparse.Namespace) -> int:
 
     rules = Rules(
         threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance, fail_on=tuple(args.fail_on),
-        strict_machine=args.strict_machine,
+        strict_machine=args.strict_machine, max_inconclusive=args.max_inconclusive,
     )  # fmt: skip
-    return compare_stored_runs(args.base, args.cand, rules, store=args.store, markdown=args.markdown, show_all=args.all)
+    return compare_stored_runs(
+        args.base, args.cand, rules, store=args.store, markdown=args.markdown, show_all=args.all,
+        remeasure=args.remeasure, tries=args.remeasure_tries, artifacts=args.artifacts,
+    )  # fmt: skip
+
+
+def _tries(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_TRIES:
+        raise BenchError(f"--remeasure-tries expects a whole number of sessions in 1..{MAX_TRIES}, got '{text}'")
+    return int(text)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench.compare.history_scatter import CellKey, estimate_history, history_note
 from bench.compare.rules import VERDICTS, Rules
 from bench.compare.scatter import Scatter, estimate_scatter, trusted_pair
 from bench.compare.sources import Side
@@ -28,7 +29,10 @@ class Comparison:
     """Every matched cell of two runs, judged; `machine_note` is set when they ran on different machines.
 
     `scatter` holds the run-to-run scatter of latency and speedup estimated from the cells (where enough were
-    trusted); `rules` are the rules the cells were judged by, with the limits the scatter raised.
+    trusted); `rules` are the rules the cells were judged by, with the limits the scatter raised. `cell_scatter`
+    holds each cell's own scatter in the earlier runs given as history (`bench.compare.history_scatter`), by cell
+    key and metric; a cell whose own scatter is larger was judged by a higher limit still (`cell_rules`), and its
+    `why` says so.
     """
 
     base: Side
@@ -37,6 +41,7 @@ class Comparison:
     cells: tuple[CellComparison, ...]
     machine_note: str | None
     scatter: tuple[Scatter, ...] = ()
+    cell_scatter: Mapping[CellKey, Mapping[str, Scatter]] = field(default_factory=dict)
 
     @property
     def scatter_note(self) -> str | None:
@@ -48,6 +53,10 @@ class Comparison:
         limits = ", ".join(f"{s.limit(self.rules.threshold):.1%} in {s.metric}" for s in raised)
         threshold = self.rules.threshold
         return f"run-to-run scatter {', '.join(parts)}: changes count beyond {limits} (threshold {threshold:.0%})"
+
+    def cell_rules(self, key: CellKey) -> Rules:
+        """The rules the cell `key` was judged by: `rules`, with the limits its own history raised."""
+        return _raised(self.rules, self.cell_scatter.get(key, {}))[0]
 
     def regressions(self, fail_on: Iterable[str] | None = None) -> list[CellComparison]:
         """The cells that regressed in a metric of `fail_on` (default: the rules' own)."""
@@ -106,8 +115,38 @@ def _shared_references(pairs: list[tuple[Record, Record]]) -> dict[tuple[str, in
     return {key: statistics.median(found) for key, found in moves.items() if len(found) >= _SHARED_MIN_CELLS}
 
 
-def compare_runs(base: Side, cand: Side, rules: Rules) -> Comparison:
+def _raised(rules: Rules, own: Mapping[str, Scatter]) -> tuple[Rules, dict[str, Scatter]]:
+    """`rules` with each timing limit raised to the cell's own scatter `own` where that is larger, and which were."""
+    raised = {metric: s for metric, s in own.items() if s.limit(rules.threshold) > rules.limit(metric)}
+    if not raised:
+        return rules, raised
+    limits = {metric: s.limit(rules.threshold) for metric, s in raised.items()}
+    latency, speedup = limits.get("latency", rules.latency_limit), limits.get("speedup", rules.speedup_limit)
+    return replace(rules, latency_limit=latency, speedup_limit=speedup), raised
+
+
+def _judge(
+    base: Record | None, cand: Record | None, rules: Rules, shared: float | None,
+    history: Mapping[CellKey, Mapping[str, Scatter]],
+) -> CellComparison:  # fmt: skip
+    """One cell, by `rules` with its timing limits raised to its own scatter in `history` where that is larger."""
+    record = cand if cand is not None else base
+    assert record is not None
+    rules, raised = _raised(rules, history.get(_key(record), {}))
+    cell = compare_cell(base, cand, rules, shared)
+    # Named only where the metric was judged: a new, failed or cross-machine latency cell never used the limit.
+    shown = {m: s for m, s in raised.items() if m in cell.metrics and cell.metrics[m].outcome != "n/a"}
+    if not shown:
+        return cell
+    return replace(cell, why="; ".join(part for part in (cell.why, history_note(shown, rules.threshold)) if part))
+
+
+def compare_runs(base: Side, cand: Side, rules: Rules, *, history: Sequence[Side] = ()) -> Comparison:
     """Judge every cell of `cand` against `base`; cells are matched by cell id and target.
+
+    `history`: earlier runs of the same matrix on the same machine kind, oldest first (`history_scatter.load_history`
+    reads them). Each cell's own run-to-run scatter in them raises that cell's timing limits above the comparison's
+    where it is larger; the candidate run itself is left out of it should it be among them.
 
     Raises:
         BenchError: the runs have no cell in common, or their machines differ under `rules.strict_machine`.
@@ -138,5 +177,8 @@ def compare_runs(base: Side, cand: Side, rules: Rules) -> Comparison:
     limits = {s.metric: s.limit(rules.threshold) for s in scatter}
     judged = replace(rules, latency_limit=limits.get("latency"), speedup_limit=limits.get("speedup"))
     shared = _shared_references(matched)
-    cells = tuple(compare_cell(b, c, judged, shared.get(_reference_key(b)) if b else None) for b, c in pairs)
-    return Comparison(base, cand, judged, cells, note, scatter)
+    # The candidate's own move is what is judged: counted in its history, it would excuse itself.
+    earlier = estimate_history(side for side in history if side.run.run_id != cand.run.run_id)
+    own = {key: earlier[key] for key in bases.keys() | cands.keys() if key in earlier}
+    cells = tuple(_judge(b, c, judged, shared.get(_reference_key(b)) if b else None, own) for b, c in pairs)
+    return Comparison(base, cand, judged, cells, note, scatter, own)

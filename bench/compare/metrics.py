@@ -1,13 +1,13 @@
 """One metric of one matched cell, judged: latency, speedup, top-1 and bytes, each to its own rule.
 
-Timing (latency, speedup) follows `bench.compare.stats` on the raw samples, and is `untrusted` when either side's
+Timing (latency, speedup) follows `bench.compare.stats` on the raw samples, and is `inconclusive` when either side's
 timing is flagged busy, noisy or throttled: such a figure may be off by multiples, so it neither passes nor fails.
 Absolute latency is compared only on one machine (pyperf refuses to mix machines); a speedup is a ratio measured
 within one run, so it is compared across machines too. Even on one machine, a shared VM can run a whole phase of
 a run 1.5x slower with nothing visible inside it (two runs of one commit here: every mnist_cnn cell of one run,
 none of the other). Each cell times its uncompressed reference interleaved with the candidate, so a latency change
 that its own reference made as well (the same way, at least half as far, leaving less than the limit once divided
-out) is `untrusted`, unless the reference of the
+out) is `inconclusive`, unless the reference of the
 model's median cell moved so too: every cell of a model times the same reference artifact, so a change to it (or
 to what it shares with the candidate) moves all of them, while drift moves the cells of one phase. The speedup,
 which divides the reference out, is judged on its own either way.
@@ -33,7 +33,7 @@ from bench.compare.rules import Rules
 from bench.compare.stats import RatioChange, outside, ratio_change
 from bench.records import LayerResult, LayersRecord, ModelRecord, Record
 
-__all__ = ["MetricChange", "latency", "speedup", "accuracy", "size", "untrusted_note"]
+__all__ = ["MetricChange", "latency", "speedup", "accuracy", "size", "flagged_note"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class MetricChange:
     p_value: float | None = None
 
 
-def untrusted_note(base: Record, cand: Record) -> str:
+def flagged_note(base: Record, cand: Record) -> str:
     """Why the timing of a pair is not to be trusted ("busy in CAND"), or "" when neither side is flagged."""
     parts = [f"{'/'.join(r.flags)} in {side}" for side, r in (("BASE", base), ("CAND", cand)) if r.flags]
     return ", ".join(parts)
@@ -67,7 +67,7 @@ def _outcome(direction: int, worse: int) -> str:
 
 
 def _from_ratio(metric: str, change: RatioChange, worse: int, shown: str, flagged: str) -> MetricChange:
-    outcome = "untrusted" if flagged else _outcome(change.direction, worse)
+    outcome = "inconclusive" if flagged else _outcome(change.direction, worse)
     if flagged:
         note = f"{metric} {flagged}"
     elif change.direction:
@@ -98,7 +98,7 @@ def latency(base: Record, cand: Record, rules: Rules, shared_reference: float | 
     limit = rules.limit("latency")
     change = ratio_change(base.timing.samples_s, cand.timing.samples_s, limit, rules.p_threshold, rules.seed)
     shown = f"{change.ratio:.2f} [{change.low:.2f}, {change.high:.2f}]"
-    flagged = untrusted_note(base, cand)
+    flagged = flagged_note(base, cand)
     reference = cand.timing.baseline_median_s / base.timing.baseline_median_s
     # A move the model's cells share: the median cell's reference moved the same way, and this cell's about as far.
     shared = (
@@ -136,7 +136,7 @@ def speedup(base: Record, cand: Record, rules: Rules) -> MetricChange:
         rules.p_threshold,
         rules.seed + 1,
     )
-    return _from_ratio("speedup", change, -1, shown, untrusted_note(base, cand))
+    return _from_ratio("speedup", change, -1, shown, flagged_note(base, cand))
 
 
 def _gemm_direction(base: LayerResult, cand: LayerResult) -> int:
@@ -155,9 +155,9 @@ def _sweep_speedup(base: LayersRecord, cand: LayersRecord, rules: Rules) -> Metr
         return MetricChange("speedup", "n/a", "n/a")
     ratio = cand.speedup_median / base.speedup_median
     shown = f"{base.speedup_median:.2f} -> {cand.speedup_median:.2f}"
-    flagged = untrusted_note(base, cand)
+    flagged = flagged_note(base, cand)
     if flagged:
-        return MetricChange("speedup", "untrusted", shown, f"speedup {flagged}", ratio)
+        return MetricChange("speedup", "inconclusive", shown, f"speedup {flagged}", ratio)
     direction = outside(ratio, rules.limit("speedup"))
     if direction == 0:
         return MetricChange("speedup", "unchanged", shown, value=ratio)

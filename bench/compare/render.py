@@ -11,14 +11,14 @@ from tabulate import tabulate
 
 from bench.compare.comparison import Comparison
 from bench.compare.rules import VERDICTS
-from bench.compare.verdicts import CellComparison
+from bench.compare.verdicts import CellComparison, inconclusive_line
 from bench.labels import SCREEN_WIDTH, short_label, short_place
 from bench.records import Record
 
 __all__ = ["terminal", "markdown", "summary", "headline", "short_labels"]
 
 # The order changed cells are listed in: what fails or needs a rerun first.
-_ORDER = ("regressed", "failed", "untrusted", "improved", "new", "gone", "unchanged")
+_ORDER = ("regressed", "failed", "inconclusive", "improved", "new", "gone", "unchanged")
 _HEADERS = ["cell", "verdict", "latency [95% CI]", "speedup", "top-1 pt", "bytes", "why"]
 _GAP = 2
 """Spaces tabulate puts between two columns."""
@@ -75,12 +75,15 @@ def summary(comparison: Comparison) -> str:
 
 
 def headline(comparison: Comparison) -> str:
-    """PASS, or FAIL with the regressed cells' count and metrics, naming what `--fail-on` judged."""
+    """FAIL with the regressed cells' count and metrics; else INCONCLUSIVE when too many cells could not be judged
+    (`bench.compare.verdicts.inconclusive_line`); else PASS, naming what `--fail-on` judged."""
     fail_on = comparison.rules.fail_on
     regressions = comparison.regressions()
     judged = ", ".join(fail_on) if fail_on else "nothing"
     if not regressions:
-        return f"PASS: no regression in {judged}"
+        return (
+            inconclusive_line(comparison.cells, comparison.rules.max_inconclusive) or f"PASS: no regression in {judged}"
+        )
     metrics = sorted({m for cell in regressions for m in cell.regressed & set(fail_on)}, key=fail_on.index)
     return f"FAIL: {len(regressions)} cell(s) regressed in {', '.join(metrics)} (judged: {judged})"
 
@@ -120,7 +123,8 @@ def markdown(comparison: Comparison) -> str:
     """The comparison as GitHub-flavoured Markdown: a pass/fail headline, changed cells, every cell folded."""
     cells = _ordered(comparison)
     changed = [cell for cell in cells if cell.verdict != "unchanged"]
-    mark = ":x:" if comparison.failed else ":white_check_mark:"
+    undecided = inconclusive_line(comparison.cells, comparison.rules.max_inconclusive)
+    mark = ":x:" if comparison.failed else ":warning:" if undecided else ":white_check_mark:"
     parts = [f"## {mark} Benchmark comparison: {headline(comparison)}", "", summary(comparison), ""]
     if comparison.machine_note:
         parts += [f"> **Warning:** {comparison.machine_note}.", ""]

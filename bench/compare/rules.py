@@ -12,9 +12,9 @@ __all__ = ["METRICS", "VERDICTS", "OUTCOMES", "Rules", "parse_fail_on"]
 # The metrics a regression can be in, in the order tables show them and `--fail-on` names them.
 METRICS = ("latency", "speedup", "accuracy", "size")
 # A cell's verdict, in the order the summary counts them.
-VERDICTS = ("regressed", "improved", "unchanged", "new", "gone", "failed", "untrusted")
+VERDICTS = ("regressed", "improved", "unchanged", "new", "gone", "failed", "inconclusive")
 # What one metric of a matched cell can come to; "n/a" where a side lacks it or it cannot be compared.
-OUTCOMES = ("regressed", "improved", "unchanged", "untrusted", "n/a")
+OUTCOMES = ("regressed", "improved", "unchanged", "inconclusive", "n/a")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Rules:
         accuracy_z: how many combined binomial standard errors a top-1 change must exceed (95%, two-sided).
         strict_machine: refuse to compare records from different machines instead of comparing speedups only.
         seed: the bootstrap's seed, so a comparison prints the same intervals every time.
+        max_inconclusive: the largest share of cells measured on both sides that may stay inconclusive before the
+            comparison says it judged too little (exit status 3, `bench.compare.verdicts.inconclusive_line`).
         latency_limit, speedup_limit: the change a timing must exceed when the run-to-run scatter of a comparison's
             cells raised it above `threshold` (set by `compare_runs`, see `bench.compare.scatter`); None: the
             threshold.
@@ -41,6 +43,7 @@ class Rules:
     accuracy_z: float = 1.96
     strict_machine: bool = False
     seed: int = 0
+    max_inconclusive: float = 0.10
     latency_limit: float | None = None
     speedup_limit: float | None = None
 
@@ -53,6 +56,8 @@ class Rules:
             )
         if not 0 < self.p_threshold < 1:
             raise BenchError(f"the Mann-Whitney p threshold must be in (0, 1); got {self.p_threshold}")
+        if not 0 <= self.max_inconclusive <= 1:
+            raise BenchError(f"--max-inconclusive must be in [0, 1], a share of cells; got {self.max_inconclusive}")
         unknown = [metric for metric in self.fail_on if metric not in METRICS]
         if unknown:
             raise BenchError(f"--fail-on: unknown metric '{unknown[0]}' (accepted: {', '.join(METRICS)})")

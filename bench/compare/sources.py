@@ -26,11 +26,13 @@ _PATH_SUFFIXES = (".json", ".sqlite", ".sqlite3", ".db")
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison: the run and its records, and where they were read from."""
+    """One side of a comparison: the run and its records, and where they were read from (`store`: the store file,
+    None for an export), which is where its kept artifacts are (`bench.store.artifacts`)."""
 
     source: str
     run: Run
     records: tuple[Record, ...]
+    store: Path | None = None
 
     @property
     def description(self) -> str:
@@ -53,7 +55,7 @@ def from_store(path: Path, run_id: str | None, source: str) -> Side:
     for note in notes:
         # The warning every reading verb prints: a damaged row is left out, never silently.
         print(f"warning: {path}: {note}", file=sys.stderr)
-    return Side(source, run, records)
+    return Side(source, run, records, path)
 
 
 def from_export(path: Path, source: str) -> Side:

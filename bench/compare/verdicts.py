@@ -11,22 +11,30 @@ The status of the two sides decides first, and every pair of statuses has a stat
 
 A candidate failure that BASE did not have is a regression in every metric (the cell measures nothing any more),
 so it fails a comparison whatever `--fail-on` names. Between two ok records the verdict is `regressed` when any
-metric regressed (a bytes regression counts even when the timing is untrusted), else `untrusted` when a timing
+metric regressed (a bytes regression counts even when the timing is inconclusive), else `inconclusive` when a timing
 metric is, else `improved` when any metric improved, else `unchanged`. The same stored record on both sides (a run
 that reused the other's cell) is one measurement, unchanged by construction, whatever its flags.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bench.compare import metrics
-from bench.compare.metrics import MetricChange, untrusted_note
+from bench.compare.metrics import MetricChange, flagged_note
 from bench.compare.rules import METRICS, Rules
 from bench.records import Record, record_json
 
-__all__ = ["CellComparison", "compare_cell", "cell_label"]
+__all__ = [
+    "CellComparison", "compare_cell", "cell_label", "judged", "inconclusive_line", "NOT_REMEASURED", "UNDECIDED",
+]  # fmt: skip
+
+# How a cell's note begins when a paired re-measure (`bench.compare.remeasure`) could not be made, or decided
+# nothing; the text up to the next colon is the reason the INCONCLUSIVE line counts.
+NOT_REMEASURED = "not re-measured: "
+UNDECIDED = "re-measure undecided: "
 
 
 def cell_label(record: Record) -> str:
@@ -119,18 +127,51 @@ def compare_cell(
     if record_json(base) == record_json(cand):
         same = {name: _same(change) for name, change in changes.items()}
         return CellComparison(label, "unchanged", base, cand, same, why="same record on both sides")
-    outcomes = {change.outcome for change in changes.values()}
-    regressed = frozenset(name for name, change in changes.items() if change.outcome == "regressed")
-    verdict = next(v for v in ("regressed", "untrusted", "improved", "unchanged") if v in outcomes or v == "unchanged")
     notes = [change.note for change in changes.values() if change.note]
-    flagged = untrusted_note(base, cand)
+    flagged = flagged_note(base, cand)
     if flagged and f"latency {flagged}" in notes and f"speedup {flagged}" in notes:
         notes = [f"timing {flagged}"] + [n for n in notes if n not in (f"latency {flagged}", f"speedup {flagged}")]
     if base.machine_id != cand.machine_id:
         notes.append("other machine: speedups only")
+    return judged(label, base, cand, changes, notes)
+
+
+def judged(
+    label: str, base: Record, cand: Record, changes: Mapping[str, MetricChange], notes: Iterable[str]
+) -> CellComparison:
+    """The verdict of two ok records from their metrics' outcomes: regressed when any metric regressed, else
+    inconclusive when a timing metric is, else improved when any improved, else unchanged."""
+    outcomes = {change.outcome for change in changes.values()}
+    regressed = frozenset(name for name, change in changes.items() if change.outcome == "regressed")
+    verdict = next((v for v in ("regressed", "inconclusive", "improved") if v in outcomes), "unchanged")
     return CellComparison(label, verdict, base, cand, changes, regressed, "; ".join(notes))
 
 
 def _same(change: MetricChange) -> MetricChange:
     outcome = "n/a" if change.outcome == "n/a" else "unchanged"
     return MetricChange(change.metric, outcome, change.shown, "", change.value, change.low, change.high)
+
+
+def inconclusive_line(cells: Sequence[CellComparison], max_share: float) -> str | None:
+    """`INCONCLUSIVE: k of n cells could not be judged on this machine (why)` when more than `max_share` of the
+    cells measured on both sides are inconclusive; None otherwise. A gate that judged nothing must not pass."""
+    measured = [cell for cell in cells if cell.metrics]
+    stuck = [cell for cell in measured if cell.verdict == "inconclusive"]
+    if not stuck or len(stuck) <= max_share * len(measured):
+        return None
+    reasons = Counter(_reason(cell) for cell in stuck)
+    why = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+    return f"INCONCLUSIVE: {len(stuck)} of {len(measured)} cells could not be judged on this machine ({why})"
+
+
+def _reason(cell: CellComparison) -> str:
+    """Why a cell stayed inconclusive, in a few words."""
+    for note in cell.why.split("; "):
+        if note.startswith(NOT_REMEASURED):
+            return "not re-measured, " + note.removeprefix(NOT_REMEASURED).split(":", 1)[0]
+        if note.startswith(UNDECIDED):
+            return "re-measured without a decision"
+    flagged = flagged_note(cell.base, cell.cand) if cell.base is not None and cell.cand is not None else ""
+    if flagged:
+        return f"timing flagged {flagged.split(' in ')[0]}, not re-measured"
+    return "timing drifted, not re-measured"

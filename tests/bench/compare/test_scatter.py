@@ -87,10 +87,10 @@ def _phase(moved: set[int], factor: float, cells: int = 10) -> tuple[Side, Side]
     return _side("base", base), _side("cand", cand)
 
 
-def test_cells_that_moved_with_their_own_reference_in_one_phase_are_untrusted() -> None:
+def test_cells_that_moved_with_their_own_reference_in_one_phase_are_inconclusive() -> None:
     comparison = compare_runs(*_phase({0, 1, 2}, 1.5), Rules())
     latency = [cell.metrics["latency"] for cell in comparison.cells]
-    assert [m.outcome for m in latency[:3]] == ["untrusted"] * 3
+    assert [m.outcome for m in latency[:3]] == ["inconclusive"] * 3
     assert all("own reference (+50%)" in m.note for m in latency[:3])
     assert {m.outcome for m in latency[3:]} == {"unchanged"}
     assert {cell.metrics["speedup"].outcome for cell in comparison.cells} == {"unchanged"}
@@ -102,11 +102,11 @@ def test_a_move_every_cell_of_the_model_shares_is_judged_as_a_change() -> None:
     assert comparison.failed
 
 
-def test_a_cell_whose_reference_moved_far_more_than_the_models_other_cells_is_untrusted() -> None:
+def test_a_cell_whose_reference_moved_far_more_than_the_models_other_cells_is_inconclusive() -> None:
     """Every other cell of the model (and its reference) 20% slower, one cell 60%: that one is its own drift."""
     base, shared = _phase(set(range(1, 10)), 1.2)
     alone = _phase({0}, 1.6)[1].records[0]
     comparison = compare_runs(base, _side("cand", [alone, *shared.records[1:]]), Rules())
     latency = [cell.metrics["latency"] for cell in comparison.cells]
-    assert latency[0].outcome == "untrusted" and "own reference (+60%)" in latency[0].note
+    assert latency[0].outcome == "inconclusive" and "own reference (+60%)" in latency[0].note
     assert {m.outcome for m in latency[1:]} == {"regressed"}

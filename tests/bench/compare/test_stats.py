@@ -98,7 +98,7 @@ def test_a_speedup_drop_is_a_speedup_regression():
 
 @pytest.mark.parametrize("flag", ["busy", "noisy", "throttled"])
 @pytest.mark.parametrize("side", ["base", "cand"])
-def test_a_flagged_timing_on_either_side_is_untrusted(flag, side):
+def test_a_flagged_timing_on_either_side_is_inconclusive(flag, side):
     flags = {flag: True}
     base, cand = _pair(
         _draw(12),
@@ -106,20 +106,20 @@ def test_a_flagged_timing_on_either_side_is_untrusted(flag, side):
         **{f"{side}_flags": flags},  # a regression, were it trusted
     )
     result = compare_cell(base, cand, RULES)
-    assert result.verdict == "untrusted"
-    assert result.metrics["latency"].outcome == "untrusted"
-    assert result.metrics["speedup"].outcome == "untrusted"
+    assert result.verdict == "inconclusive"
+    assert result.metrics["latency"].outcome == "inconclusive"
+    assert result.metrics["speedup"].outcome == "inconclusive"
     assert f"{flag} in {side.upper()}" in result.why
     assert result.regressed == frozenset()
 
 
-def test_a_bytes_regression_in_an_untrusted_cell_is_still_a_regression():
+def test_a_bytes_regression_in_an_inconclusive_cell_is_still_a_regression():
     bigger = Sizes(params_total=1000, params_nonzero=1000, dense_bytes=4000, csr_bytes=9000, gzip_bytes=3600)
     base, cand = _pair(_draw(14), _draw(15), cand_flags={"busy": True}, sizes=bigger)
     result = compare_cell(base, cand, RULES)
     assert result.verdict == "regressed"
     assert result.regressed == frozenset({"size"})
-    assert result.metrics["latency"].outcome == "untrusted"
+    assert result.metrics["latency"].outcome == "inconclusive"
 
 
 def test_other_machines_compare_speedups_only():
@@ -226,12 +226,12 @@ def test_a_sweep_is_judged_by_its_aggregate_and_the_gemms_that_carry_it(speedups
     assert result.metrics["latency"].outcome == "n/a"
 
 
-def test_a_flagged_sweep_is_untrusted():
+def test_a_flagged_sweep_is_inconclusive():
     base = layers_record("cpu", {"sparsity": 0.9}, [1.0, 1.0])
     cand = layers_record("cpu", {"sparsity": 0.9}, [0.5, 0.5])
     layers = tuple(dataclasses.replace(layer, busy=True) for layer in cand.layers)
     result = compare_cell(base, dataclasses.replace(cand, layers=layers), RULES)
-    assert result.verdict == "untrusted"
+    assert result.verdict == "inconclusive"
 
 
 def test_rules_refuse_an_unknown_metric_and_a_threshold_out_of_range():
