@@ -6,6 +6,9 @@
 #   ci/data-branch.sh fetch DIR [BRANCH]            check the branch out into DIR (empty when it does not exist yet)
 #   ci/data-branch.sh publish DIR MESSAGE [BRANCH]  commit DIR's changes to the branch and push them, rebasing onto
 #                                                   a push that landed meanwhile (each machine kind has its folder)
+#
+# A kind's `artifacts/` (the files its baseline timed, hundreds of MB) never goes into git, where every kept
+# baseline's files would stay in the history forever: the workflow keeps the newest baseline's in a cache.
 set -euo pipefail
 command=${1:?usage: data-branch.sh fetch DIR [BRANCH] | publish DIR MESSAGE [BRANCH]}
 dir=${2:?the data folder}
@@ -25,7 +28,7 @@ case "$command" in
     message=${3:?a commit message}
     branch=${4:-perf-data}
     cd "$dir"
-    git add -A
+    git add -A -- . ':(exclude)*/artifacts/*'
     if git diff --cached --quiet; then
       echo "nothing to keep in $dir"
       exit 0

@@ -1,29 +1,33 @@
 """How sensitive the perf gate is on this machine: its false-alarm rate and the smallest slowdown it catches.
 
-    python ci/gate_power.py [--tries 10] [--effects 0,3,5,10,20] [--budget 6]
+    python ci/gate_power.py [--tries 10] [--effects 0,3,5,10] [--budget 6]
 
-Real timings of real work, through the suite's own worker and the default timing protocol:
+Real timings of real work, through the suite's own worker, the default timing protocol and the gate's own judging
+path (`bench.compare.compare_runs`, then `bench.compare.remeasure` for every doubtful cell):
 - the workload is a chain of identical 64-wide Linear + ReLU layers (TorchScript; its weights fit in cache, so
   its timing is steady); a candidate with k% more layers does k% more real work. Its true effect is measured on
   its own, interleaved with the base model in one long worker session (the most precise ratio the suite
   measures), and printed beside the nominal one;
 - each try times the base model in one worker session and every candidate in a session of its own, as two
-  nightly runs would, builds their records as the runner does, and asks the gate (`bench.compare.compare_cell`)
-  for its verdict. The 0% row compares two sessions of the base model: its detections are false alarms.
+  nightly runs would, builds their records as the runner does (with the digests of the files they timed, kept in
+  one artifact folder), and asks the gate for its verdict, re-measuring the two runs' artifacts of a doubtful cell
+  as the gate does. The 0% row compares the base model with a copy of it saved on its own (the same content in
+  other bytes, as two builds of one commit): its detections are false alarms.
 
 The sessions of one try run in a shuffled order, so a drift of the machine's speed during a try does not always
 favour the same effect. Prints one row per effect: the true effect with its interval, and how often the gate
-called the change (`regressed`), refused to judge it (`untrusted`: the machine was busy or the timing noisy), or
-missed it.
+called the change (`regressed`), could not judge it (`inconclusive`), or missed it; and the gate's wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import random
 import statistics
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -33,11 +37,13 @@ import torch
 from tabulate import tabulate
 
 import targets
-from bench.compare import Rules, Side, compare_cell, compare_runs
+from bench.compare import Rules, Side, compare_runs
+from bench.compare.remeasure import Remeasure, remeasure
 from bench.compare.render import markdown
 from bench.config.run_config import load_config, load_target_specs
 from bench.engines.artifacts import save_torchscript
-from bench.records import SCHEMA_VERSION, Macs, ModelRecord, Sizes, Timing, machine_id
+from bench.records import SCHEMA_VERSION, ArtifactRefs, Macs, ModelRecord, Sizes, Timing, machine_id
+from bench.store.artifacts import ArtifactFolder
 from bench.store.database import Run
 
 WIDTH = 64
@@ -46,8 +52,8 @@ TIMING = ("latency", "speedup")
 
 
 def _timing_verdict(outcomes: set[str]) -> str:
-    """What the gate said of the timing: caught if either metric regressed, else untrusted, else missed."""
-    for verdict in ("regressed", "untrusted", "improved"):
+    """What the gate said of the timing: caught if either metric regressed, else inconclusive, else missed."""
+    for verdict in ("regressed", "inconclusive", "improved"):
         if verdict in outcomes:
             return verdict
     return "unchanged"
@@ -58,7 +64,9 @@ def _chain(layers: int) -> torch.nn.Module:
     return torch.nn.Sequential(*(m for _ in range(layers) for m in (torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU())))
 
 
-def _record(result: dict[str, Any], machine: dict[str, Any], layers: int, effect: float) -> ModelRecord:
+def _record(
+    result: dict[str, Any], machine: dict[str, Any], layers: int, effect: float, refs: ArtifactRefs
+) -> ModelRecord:
     """The record of one session, as the runner builds it; its sizes and MACs are the chain's real ones.
 
     Each effect is a cell of its own (`extra_work=+k%`), so one try's sessions read as two runs of one matrix.
@@ -71,14 +79,14 @@ def _record(result: dict[str, Any], machine: dict[str, Any], layers: int, effect
         sizes=Sizes(params_total=params, params_nonzero=params, dense_bytes=4 * params, csr_bytes=12 * params,
                     gzip_bytes=4 * params),
         macs=Macs(dense=layers * WIDTH * WIDTH, effective=layers * WIDTH * WIDTH, baseline=layers * WIDTH * WIDTH),
-        timing=Timing.from_worker(result),
+        timing=Timing.from_worker(result), artifacts=refs,
     )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tries", type=int, default=10)
-    parser.add_argument("--effects", default="0,3,5,10,20", help="slowdowns to try, in percent")
+    parser.add_argument("--effects", default="0,3,5,10", help="slowdowns to try, in percent")
     parser.add_argument("--layers", type=int, default=100, help="layers of the base chain (1%% = one layer at 100)")
     parser.add_argument("--budget", type=float, help="timing budget per session (default: the suite's)")
     parser.add_argument("--true-budget", type=float, default=30.0, help="budget of each true-effect session")
@@ -92,43 +100,55 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, targets.create(load_target_specs(None)["cpu"]) as cpu:
         machine = cpu.machine_info()
         example = torch.randn(1, WIDTH)
+        folder = ArtifactFolder(Path(tmp) / "artifacts")
         chains = {e: round(args.layers * (1 + e / 100)) for e in effects}
-        files = {
-            n: str(save_torchscript(_chain(n).eval(), example, Path(tmp) / f"chain-{n}.pt"))
-            for n in set(chains.values())
-        }
-        base_file = files[args.layers]
 
-        def session(layers: int, budget: float | None = None) -> dict[str, Any]:
-            pair = {"id": f"chain-{layers}", "baseline": base_file, "candidate": files[layers],
+        def saved(layers: int, name: str) -> Path:
+            return save_torchscript(_chain(layers).eval(), example, Path(tmp) / name)
+
+        base_file = saved(args.layers, "base.pt")
+        # The 0% candidate is the base chain saved again: the same content in other bytes, as two builds give.
+        files = {e: saved(chains[e], f"chain-{e:g}.pt") for e in effects}
+        digests = {path: folder.keep(path) for path in [base_file, *files.values()]}
+        remeasure_how = Remeasure((folder,), (folder,), settings, {"cpu": load_target_specs(None)["cpu"]})
+
+        def session(candidate: Path, budget: float | None = None) -> tuple[dict[str, Any], ArtifactRefs]:
+            pair = {"id": candidate.stem, "baseline": str(base_file), "candidate": str(candidate),
                     "input_shape": [1, WIDTH], "quantized_engine": None, **settings}  # fmt: skip
             if budget is not None:
                 pair["budget_s"] = budget
             (result,) = cpu.time_pairs([pair], 1)
-            return result
+            refs = ArtifactRefs(baseline=digests[base_file], candidate=digests[candidate], input_shape=(1, WIDTH))
+            return result, refs
 
         true_effect = {}
         for effect in effects:
-            timing_of = Timing.from_worker(session(chains[effect], args.true_budget))
+            timing_of = Timing.from_worker(session(files[effect], args.true_budget)[0])
             true_effect[effect] = (1 / timing_of.speedup_median, timing_of.speedup_ci_high, timing_of.speedup_ci_low)
             print(f"true effect of +{effect:g}%: {100 * (true_effect[effect][0] - 1):+.1f}%", file=sys.stderr)
 
         verdicts: dict[float, Counter[str]] = {e: Counter() for e in effects}
         rounds: list[int] = []
+        gate_s: list[float] = []
         for attempt in range(args.tries):
-            base_result = session(args.layers)
+            base_result = session(base_file)
             order = list(effects)
             rng.shuffle(order)
             last_try = []
             for effect in order:
-                base = _record(base_result, machine, args.layers, effect)
-                cand = _record(session(chains[effect]), machine, chains[effect], effect)
+                base = _record(base_result[0], machine, args.layers, effect, base_result[1])
+                cand_result = session(files[effect])
+                cand = _record(cand_result[0], machine, chains[effect], effect, cand_result[1])
                 last_try.append((base, cand))
                 rounds.append(cand.timing.rounds if cand.timing else 0)
-                metrics = compare_cell(base, cand, rules).metrics
-                outcomes = {metrics[m].outcome for m in TIMING}
-                verdicts[effect].update(f"{m} {metrics[m].outcome}" for m in TIMING)
+                started = time.monotonic()
+                judged = compare_runs(_side("base", [base]), _side("candidate", [cand]), rules)
+                (cell,) = remeasure(judged, remeasure_how, io.StringIO()).cells
+                gate_s.append(time.monotonic() - started)
+                outcomes = {cell.metrics[m].outcome for m in TIMING}
+                verdicts[effect].update(f"{m} {cell.metrics[m].outcome}" for m in TIMING)
                 verdicts[effect][_timing_verdict(outcomes)] += 1
+                verdicts[effect]["re-measured"] += "re-measured" in cell.why
             caught = ", ".join(f"+{e:g}%: {verdicts[e]['regressed']}" for e in effects)
             print(f"try {attempt + 1}/{args.tries}: caught so far {caught}", file=sys.stderr)
 
@@ -137,13 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         ratio, low, high = true_effect[effect]
         seen = verdicts[effect]
         rows.append([
-            f"+{effect:g}%", f"{100 * (ratio - 1):+.1f}% [{_pct(low)}, {_pct(high)}]", args.tries,
-            seen["latency regressed"], seen["speedup regressed"], seen["untrusted"],
+            f"+{effect:g}%", f"{100 * (ratio - 1):+.1f}% [{_pct(low)}, {_pct(high)}]", args.tries, seen["re-measured"],
+            seen["latency regressed"], seen["speedup regressed"], seen["inconclusive"],
             seen["unchanged"] + seen["improved"], f"{seen['regressed']}/{args.tries}",
         ])  # fmt: skip
-    headers = ["nominal", "true effect [95% CI]", "tries", "by latency", "by speedup", "untrusted", "missed", "caught"]
+    headers = ["nominal", "true effect [95% CI]", "tries", "re-measured", "by latency", "by speedup", "inconclusive",
+               "missed", "caught"]  # fmt: skip
     print(tabulate(rows, headers))
-    print(f"gate: threshold {rules.threshold:.0%}; rounds per session: median {statistics.median(rounds):g}")
+    print(
+        f"gate: threshold {rules.threshold:.0%}; rounds per session: median {statistics.median(rounds):g}; judging"
+        f" (re-measure included) per cell: median {statistics.median(gate_s):.1f} s, max {max(gate_s):.1f} s"
+    )
     if args.markdown is not None:
         sides = [_side(name, [pair[i] for pair in sorted(last_try, key=lambda p: p[0].cell_id)])
                  for i, name in enumerate(("base", "candidate"))]  # fmt: skip

@@ -15,8 +15,10 @@ on a CI runner. The steps are composed from the public verbs (`run --shard`, `me
   always, with `--refresh`); the caller publishes the data folder.
 
 The data folder (a checkout of the data branch in CI) holds, per machine kind, `runs/RUN_ID.sqlite` (every kept
-run, one small store each, so the folder grows linearly and identical files share one git object) and
-`baseline.sqlite` (the newest kept run).
+run, one small store each, so the folder grows linearly and identical files share one git object),
+`baseline.sqlite` (the newest kept run) and `artifacts/`: the files the baseline timed, by content, which the gate
+times the run's own against for every doubtful cell (`bench.compare.remeasure`); only the newest baseline's are kept,
+within `--artifact-cap-mb`, and they are too large for git (the workflow keeps them in a cache).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from bench.cli import run as run_verb
 from bench.cli.support import Parser, Verbs
 from bench.config.shards import parse_shard
 from bench.errors import BenchError
+from bench.store.artifacts import DEFAULT_CAP_BYTES, ArtifactFolder, artifacts_beside
 from bench.store.database import read_store
 
 if TYPE_CHECKING:
@@ -108,18 +111,26 @@ def _gate_arguments(check: Parser) -> None:
     check.add_argument("--threshold", type=compare_verb.fraction("--threshold", 0.0, 1.0), help="passed to compare")
     check.add_argument("--fail-on", type=parse_fail_on, help="passed to compare")
     check.add_argument("--strict-machine", action="store_true", help="passed to compare")
+    check.add_argument(
+        "--max-inconclusive", type=compare_verb.fraction("--max-inconclusive", 0.0, 1.0),
+        help="passed to compare: share of cells that may stay inconclusive before the gate exits 3 (0.10)",
+    )  # fmt: skip
+    check.add_argument(
+        "--artifact-cap-mb", type=int, default=DEFAULT_CAP_BYTES // 2**20, metavar="MB",
+        help="size limit of the baseline's kept artifacts in the data folder (default: %(default)s)",
+    )  # fmt: skip
     check.set_defaults(handler=_gate)
 
 
 def _gate(args: argparse.Namespace) -> int:
     from bench.compare import Rules
 
-    given = {"threshold": args.threshold, "fail_on": args.fail_on}  # None: compare's own default
+    given = {"threshold": args.threshold, "fail_on": args.fail_on, "max_inconclusive": args.max_inconclusive}
     chosen = {key: value for key, value in given.items() if value is not None}
     rules = Rules(**chosen, strict_machine=args.strict_machine)
     settings = GateSettings(
         shards=tuple(args.shards), data=args.data, kind=args.kind, out=args.out, keep=args.keep,
-        refresh=args.refresh, metric=args.metric, rules=rules,
+        refresh=args.refresh, metric=args.metric, rules=rules, artifact_cap_bytes=args.artifact_cap_mb * 2**20,
     )  # fmt: skip
     return gate(settings)
 
@@ -160,6 +171,7 @@ class GateSettings:
     refresh: bool = False
     metric: str = "speedup"
     rules: Rules | None = None
+    artifact_cap_bytes: int = DEFAULT_CAP_BYTES
 
     @property
     def kept(self) -> Path:
@@ -168,6 +180,11 @@ class GateSettings:
     @property
     def baseline(self) -> Path:
         return self.kept / "baseline.sqlite"
+
+    @property
+    def baseline_artifacts(self) -> ArtifactFolder:
+        """The baseline's kept artifacts, which the gate times the run's against (`artifacts/` beside it)."""
+        return ArtifactFolder(artifacts_beside(self.baseline), self.artifact_cap_bytes)
 
 
 @dataclass(frozen=True)
@@ -183,7 +200,9 @@ class GateSteps:
 def gate(settings: GateSettings, steps: GateSteps | None = None) -> int:
     """Merge, report, compare with the baseline, plot the history, keep the run; the compare's exit status.
 
-    Exit 0 when nothing regressed (or there was no baseline yet), 1 on a regression, 2 on bad input.
+    Every doubtful cell is re-measured on this machine, the baseline's kept artifacts against the run's
+    (`bench.compare.remeasure`). Exit 0 when nothing regressed (or there was no baseline yet), 1 on a regression, 2 on
+    bad input, 3 when too many cells could not be judged (`compare`'s INCONCLUSIVE: a retry, then a failure).
     """
     steps = steps or GateSteps()
     _check_kind(settings.kind)
@@ -195,13 +214,22 @@ def gate(settings: GateSettings, steps: GateSteps | None = None) -> int:
     merged = out / "run.sqlite"
     merged.unlink(missing_ok=True)
     _step("merge", lambda: steps.merge(settings.shards, merged))
+    run_artifacts = ArtifactFolder(artifacts_beside(merged), cap_bytes=sys.maxsize)  # bounded by the shards' caps
+    for shard in settings.shards:
+        run_artifacts.add_from(ArtifactFolder(artifacts_beside(shard)))
     with read_store(merged) as store:
         run_id = store.run().run_id
     _step("report", lambda: steps.report(merged, None, out / "report"))
 
     summary = out / "summary.md"
+    kept_runs = sorted((settings.kept / "runs").glob("*.sqlite"))
     if settings.baseline.is_file():
-        code = steps.compare(str(settings.baseline), str(merged), settings.rules, markdown=summary)
+        from bench.compare.history_scatter import load_history
+
+        earlier = load_history(kept_runs)  # each cell's own run-to-run scatter raises the change it must show
+        code = steps.compare(
+            str(settings.baseline), str(merged), settings.rules, markdown=summary, remeasure=True, history=earlier
+        )
     else:
         code = 0
         summary.write_text(
@@ -209,7 +237,6 @@ def gate(settings: GateSettings, steps: GateSteps | None = None) -> int:
             " kept on main, it becomes the baseline.\n"
         )
 
-    kept_runs = sorted((settings.kept / "runs").glob("*.sqlite"))
     history = out / "history.sqlite"
     history.unlink(missing_ok=True)
     _step("merge", lambda: steps.merge([*kept_runs, merged], history))
@@ -218,7 +245,8 @@ def gate(settings: GateSettings, steps: GateSteps | None = None) -> int:
     if settings.keep and (code == 0 or settings.refresh):
         _keep(merged, run_id, settings)
     elif settings.keep:
-        print(f"run {run_id} regressed: the baseline stays (refresh it with --refresh)", file=sys.stderr)
+        why = "could not be judged" if code == compare_verb.INCONCLUSIVE else "regressed"
+        print(f"run {run_id} {why}: the baseline stays (refresh it with --refresh)", file=sys.stderr)
     _publish_summary(summary, run_id, len(kept_runs) + 1)
     return code
 
@@ -261,11 +289,31 @@ def _step(verb: str, step: Callable[[], int]) -> None:
 
 
 def _keep(merged: Path, run_id: str, settings: GateSettings) -> None:
+    """Keep the run as the next baseline, with the artifacts its records name (and no others) beside it."""
     runs = settings.kept / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(merged, runs / f"{run_id}.sqlite")
     shutil.copyfile(merged, settings.baseline)
     print(f"kept run {run_id} as the baseline of {settings.kind} in {settings.kept}", file=sys.stderr)
+    with read_store(merged) as store:
+        named = {sha for record in store.records(run_id) for sha in _digests(record)}
+    kept = settings.baseline_artifacts
+    freed = kept.prune(named)
+    source = ArtifactFolder(artifacts_beside(merged))
+    missing = [sha for sha in sorted(named) if kept.find(sha) is None and source.find(sha) is not None]
+    left_out = len([sha for sha in missing if kept.keep(source.find(sha)) is None])  # type: ignore[arg-type]
+    print(
+        f"kept {len(named) - left_out} of its {len(named)} artifacts in {kept.path} ({kept.size_bytes() / 1e6:.0f} MB,"
+        f" {freed / 1e6:.0f} MB of the previous baseline's removed)"
+        + (f"; {left_out} left out by the {settings.artifact_cap_bytes / 2**20:.0f} MB cap" if left_out else ""),
+        file=sys.stderr,
+    )
+
+
+def _digests(record: Any) -> tuple[str, ...]:
+    """The digests of the artifacts a record timed, if it names them."""
+    refs = getattr(record, "artifacts", None)
+    return (refs.baseline, refs.candidate) if refs is not None else ()
 
 
 def _publish_summary(summary: Path, run_id: str, runs: int) -> None:

@@ -48,9 +48,12 @@ def test_a_first_run_starts_the_branch_and_a_later_job_reads_it(origin: Path, tm
     assert [p.name for p in (first / "data").iterdir()] == [".git"]
     (first / "data" / "cpu").mkdir()
     (first / "data" / "cpu" / "baseline.sqlite").write_bytes(b"run 1")
+    (first / "data" / "cpu" / "artifacts").mkdir()
+    (first / "data" / "cpu" / "artifacts" / "ab12.pt").write_bytes(b"too large for git: the workflow caches it")
     published = _script(first, "publish", "data", "cpu run of abc")
     assert published.returncode == 0, published.stderr
-    assert "cpu/baseline.sqlite" in _git(origin, "ls-tree", "-r", "--name-only", "perf-data")
+    tree = _git(origin, "ls-tree", "-r", "--name-only", "perf-data").splitlines()
+    assert "cpu/baseline.sqlite" in tree and not any("artifacts" in path for path in tree)
     assert "README.md" not in _git(origin, "ls-tree", "-r", "--name-only", "perf-data")  # an orphan branch
 
     later = _clone(origin, tmp_path / "later")

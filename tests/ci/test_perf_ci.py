@@ -85,7 +85,8 @@ def _steps(compare_code: int, calls: list[str]) -> GateSteps:
 
         return call
 
-    def compare(base: str, cand: str, rules: Any, *, markdown: Path) -> int:
+    def compare(base: str, cand: str, rules: Any, *, markdown: Path, remeasure: bool, history: Any) -> int:
+        assert remeasure  # the gate always re-measures doubtful cells
         calls.append("compare")
         markdown.write_text("## compared\n")
         return compare_code
@@ -109,7 +110,9 @@ def shard_store(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("compare_code", "refresh", "kept"), [(0, False, True), (1, False, False), (1, True, True)])
+@pytest.mark.parametrize(
+    ("compare_code", "refresh", "kept"), [(0, False, True), (1, False, False), (1, True, True), (3, False, False)]
+)
 def test_a_regressed_run_stays_out_of_the_baseline_unless_refreshed(
     tmp_path: Path, shard_store: Path, compare_code: int, refresh: bool, kept: bool
 ) -> None:
@@ -124,6 +127,36 @@ def test_a_regressed_run_stays_out_of_the_baseline_unless_refreshed(
     assert calls == ["merge", "report", "compare", "merge", "history"]
     assert (baseline.read_bytes() != before) is kept
     assert len(list((data / "cpu" / "runs").glob("*.sqlite"))) == (1 if kept else 0)
+
+
+def test_a_kept_baseline_takes_its_artifacts_along_and_drops_the_previous_ones(tmp_path: Path) -> None:
+    from bench.records import ArtifactRefs
+    from bench.store.artifacts import ArtifactFolder, digest
+    from bench.store.database import open_store
+    from tests.bench.record_factory import model_record
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    files = [shards / "reference.pt", shards / "candidate.pt"]
+    for number, path in enumerate(files):
+        path.write_bytes(f"artifact {number}".encode())
+    ArtifactFolder(shards / "artifacts").keep(files[0])  # a shard keeps what it timed beside its store
+    ArtifactFolder(shards / "artifacts").keep(files[1])
+    refs = ArtifactRefs(baseline=digest(files[0]), candidate=digest(files[1]), input_shape=(1, 4))
+    shard = shards / "shard-1-of-1.sqlite"
+    with open_store(shard) as store:
+        store.start_run("20260101-000000-aaaa", {"models": ["m"]}, [], {}, {"commit": "c" * 40, "dirty": False}, None)
+        store.add_record("20260101-000000-aaaa", model_record(artifacts=refs))
+        store.finish_run("20260101-000000-aaaa", "finished")
+    data = tmp_path / "data"
+    old = data / "cpu" / "artifacts" / f"{'0' * 64}.pt"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"the previous baseline's artifact")
+    settings = GateSettings((shard,), data, "cpu", tmp_path / "out", keep=True)
+    assert gate(settings, _steps(0, [])) == 0
+    kept = sorted(path.name for path in (data / "cpu" / "artifacts").iterdir())
+    assert kept == sorted(f"{sha}.pt" for sha in (refs.baseline, refs.candidate))
+    assert (tmp_path / "out" / "artifacts" / f"{refs.candidate}.pt").read_bytes() == b"artifact 1"
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,8 @@ def _bench_commands() -> list[list[str]]:
                 words = ["value" if w.startswith("$") else w for w in words]
                 if "bench" in words and words[words.index("bench") - 1] == "-m":
                     commands.append(words[words.index("bench") + 1 :])
+                elif "ci/gate.sh" in words:  # runs `python -m bench ci gate` with the same arguments
+                    commands.append(["ci", "gate", *words[words.index("ci/gate.sh") + 1 :]])
     return commands
 
 
