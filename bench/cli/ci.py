@@ -117,7 +117,7 @@ def _gate_arguments(check: Parser) -> None:
     )  # fmt: skip
     check.add_argument(
         "--artifact-cap-mb", type=int, default=DEFAULT_CAP_BYTES // 2**20, metavar="MB",
-        help="size limit of the baseline's kept artifacts in the data folder (default: %(default)s)",
+        help="size limit (MiB) of the baseline's kept artifacts in the data folder (default: %(default)s)",
     )  # fmt: skip
     check.set_defaults(handler=_gate)
 

@@ -108,7 +108,7 @@ class ArtifactsConfig:
     def __post_init__(self) -> None:
         require(
             is_integer(self.cap_mb) and 1 <= self.cap_mb <= MAX_CAP_MB,
-            f"artifacts.cap_mb must be an integer in 1..{MAX_CAP_MB} (megabytes), got {self.cap_mb!r}",
+            f"artifacts.cap_mb must be an integer in 1..{MAX_CAP_MB} (MiB), got {self.cap_mb!r}",
         )
 
     @property

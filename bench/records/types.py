@@ -110,9 +110,8 @@ class ArtifactRefs:
     """The two files the worker timed for a model cell, by content: SHA-256 of the baseline's and the candidate's
     artifact, and the input shape they were timed on.
 
-    Two runs whose candidates hash the same ran the same bytes, so any difference in their timings is the machine's;
-    where the files were kept (`bench.store.artifacts`), a later comparison can time the two runs' artifacts against
-    each other in one session (`bench.compare.remeasure`).
+    Where the files were kept (`bench.store.artifacts`), a later comparison finds them by these digests and times the
+    two runs' artifacts against each other in one session (`bench.compare.remeasure`).
     """
 
     baseline: str

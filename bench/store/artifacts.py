@@ -4,8 +4,10 @@ A run's latencies cannot be compared with another run's on a shared machine: its
 more than a real regression. Two artifacts can be, when they are timed against each other in one worker session
 (`bench.compare.remeasure`), as a cell times its candidate against its baseline. So a run asked to keep its
 artifacts (`[artifacts] keep = true`, `--keep-artifacts`) copies every file it timed into `artifacts/` beside its
-store, named by its SHA-256 (the record's `artifacts` holds the digests): the same bytes are kept once however
-many runs timed them, a copy is never changed, and a folder can be merged into another by copying.
+store, named by its SHA-256 (the record's `artifacts` holds the digests): the same bytes are kept once, a copy is
+never changed, and a folder can be merged into another by copying. ONNX exports of one model are the same bytes in
+every run; TorchScript archives are not (each carries a random serialization id and lists a module's constants in
+Python's per-process set order), so each run keeps its own, and `prune` keeps the folder to the runs still named.
 
 The folder is bounded: a file that would take it past its cap is not kept (the record still names it, and a
 comparison says it is missing), and `prune` removes what the runs still kept no longer name.
@@ -53,7 +55,7 @@ class ArtifactFolder:
         """The kept file with this digest, or None when the folder does not hold it."""
         if not self.path.is_dir():
             return None
-        return next(iter(sorted(self.path.glob(f"{sha256}*"))), None)
+        return next((entry for entry in self._files() if entry.name.split(".", 1)[0] == sha256), None)
 
     def size_bytes(self) -> int:
         """The bytes the folder's files take."""
@@ -91,10 +93,11 @@ class ArtifactFolder:
         return copied
 
     def prune(self, named: Collection[str]) -> int:
-        """Remove every file whose digest is not in `named`; the bytes freed."""
+        """Remove every file whose digest is not in `named`, and what a killed copy left; the bytes freed."""
         freed = 0
-        for entry in self._files():
-            if entry.name.split(".", 1)[0] not in named:
+        partial = list(self.path.glob(".partial-*")) if self.path.is_dir() else []
+        for entry in [*self._files(), *partial]:
+            if entry in partial or entry.name.split(".", 1)[0] not in named:
                 freed += entry.stat().st_size
                 entry.unlink()
         return freed
