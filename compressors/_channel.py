@@ -22,14 +22,20 @@ from compressors._modules import count_params
 from compressors._ratio_search import search_ratio
 from compressors.base import Compressed, CompressorLimit
 
-__all__ = ["prune"]
+__all__ = ["attention_blocks", "prune"]
 
 
 def prune(
     name: str, model: nn.Module, example_input: torch.Tensor, calibration: Sequence[torch.Tensor], *,
     macs_removed: float, criterion: str,
 ) -> Compressed:  # fmt: skip
-    """`ChannelPruning.apply` (compressor `name`): a pruned copy of `model` whose MACs match the budget."""
+    """`ChannelPruning.apply` (compressor `name`): a pruned copy of `model` whose MACs match the budget.
+
+    Raises:
+        CompressorLimit: The model has attention blocks (refused before anything is traced), or a reshape
+            torch-pruning cannot follow.
+    """
+    _refuse_attention(model)
     check_criterion(criterion, model)
     reference = copy.deepcopy(model)
     if criterion == "apoz":
@@ -101,6 +107,60 @@ _RESHAPE_LIMIT = (
     "torch-pruning cannot trace the channel shuffle (a reshape that regroups channels: its dependency graph"
     f" divides by zero in {_RESHAPE_MAPPING})"
 )
+
+
+# Attributes that hold a multi-head block's head count: torch's MultiheadAttention and torchvision's
+# ShiftedWindowAttention (num_heads), torchvision's MaxViT (n_heads), Hugging Face (num_attention_heads), the
+# vit-pytorch models (heads).
+_HEAD_COUNTS = ("num_heads", "n_heads", "num_attention_heads", "heads")
+_ATTENTION_LIMIT = (
+    "torch-pruning cannot prune attention blocks ({blocks}): their projections are reshaped by head counts and"
+    " widths kept as plain numbers, which its dependency graph does not update (on Swin, building the graph grows"
+    " memory without bound); prune.unstructured applies to their Linear layers"
+)
+
+
+def attention_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """`(name, module)` of the innermost multi-head attention blocks in `model`.
+
+    A block is an `nn.MultiheadAttention`, or a module that keeps an integer head count (`_HEAD_COUNTS`), the
+    number its head split (`reshape(..., num_heads, head_dim)`) is made with; a block holding another (torchvision
+    ViT's EncoderBlock around its MultiheadAttention) is left to the inner one.
+    """
+    blocks = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.MultiheadAttention) or any(_is_count(getattr(module, a, None)) for a in _HEAD_COUNTS)
+    ]
+    names = [name for name, _ in blocks]
+    return [(name, module) for name, module in blocks if not any(_holds(name, other) for other in names)]
+
+
+def _holds(name: str, other: str) -> bool:
+    """Whether module `other` lies below module `name` (the model itself, "", holds every other module)."""
+    return other != name and (not name or other.startswith(f"{name}."))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _refuse_attention(model: nn.Module) -> None:
+    """Raises CompressorLimit if `model` has attention blocks, before any copy, forward or trace.
+
+    What torch-pruning 1.6 does there, found on torchvision's models: on ViT the pruned width breaks the reshape
+    into patches (`self.hidden_dim` is an int); on Swin building the DependencyGraph alone grows without bound (a
+    process reached 23.5 GB and was killed; a tiny Swin ends in MemoryError in its index mapping). Its `num_heads`
+    option keeps torch's MultiheadAttention whole, not the model around it, and `ignored_layers` only acts once the
+    graph is built.
+    """
+    blocks = attention_blocks(model)
+    if blocks:
+        counts: dict[str, int] = {}
+        for _, module in blocks:
+            counts[type(module).__name__] = counts.get(type(module).__name__, 0) + 1
+        described = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        raise CompressorLimit("prune", _ATTENTION_LIMIT.format(blocks=described))
 
 
 def _raised_in(error: BaseException, function: str) -> bool:

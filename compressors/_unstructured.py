@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressors._direct_reads import direct_readers
 from compressors._modules import replace_module
-from compressors.base import Compressed, Executable
+from compressors.base import Compressed, CompressorLimit, Executable
 from compressors.presentation import CSR
-from compressors.sparse_modules import CsrConv2d, CsrLinear
+from compressors.sparse_modules import CSR_ACTION, CsrConv2d, CsrLinear, direct_read_reason
 
 __all__ = ["execute", "keep_masks", "prunable_layers", "prune", "sparsity_facts"]
 
@@ -97,14 +98,32 @@ def execute(execution: str, model: nn.Module) -> Executable:
         return Executable(model, executed_as="dense kernels (zeros stored)", notes="")
     sparse = copy.deepcopy(model)
     kept_dense: dict[str, int] = {}
+    swapped: list[tuple[str, nn.Conv2d | nn.Linear]] = []
     for name, module in prunable_layers(sparse):
         reason = "" if isinstance(module, nn.Linear) else _dense_only_reason(module)
         if reason:
             kept_dense[reason] = kept_dense.get(reason, 0) + 1
-            continue
+        else:
+            swapped.append((name, module))
+    _refuse_direct_reads(sparse, swapped)
+    for name, module in swapped:
         sparse = replace_module(sparse, name, _csr_twin(module))
     notes = "; ".join(f"{count} {reason} kept dense (no CSR path)" for reason, count in kept_dense.items())
     return Executable(sparse, executed_as=_CSR_LABEL, notes=notes)
+
+
+def _refuse_direct_reads(model: nn.Module, swapped: list[tuple[str, nn.Conv2d | nn.Linear]]) -> None:
+    """Raises CompressorLimit if code of `model` reads the `.weight` of a layer in `swapped` rather than calling it.
+
+    Such a layer cannot become a CSR module (its dense weight is what the reader wants), and keeping it dense would
+    make a "CSR" time that is partly dense kernels. Where fx cannot trace the model, the CSR modules raise the same
+    limit (`DirectWeightRead`) at the first read instead.
+    """
+    readers = direct_readers(model, [name for name, _ in swapped])
+    if readers:
+        kinds = {name: "Linear" if isinstance(module, nn.Linear) else "Conv2d" for name, module in swapped}
+        reason = direct_read_reason(readers.values(), [kinds[name] for name in readers])
+        raise CompressorLimit(CSR_ACTION, reason)
 
 
 def _dense_only_reason(conv: nn.Conv2d) -> str:

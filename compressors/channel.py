@@ -78,6 +78,9 @@ class ChannelPruning(CompressorConfig):
             `macs_pruned`, `macs_removed_achieved`, `params_dense` and `params_pruned`.
 
         Raises:
+            CompressorLimit: If the model has multi-head attention blocks (`nn.MultiheadAttention`, or modules with
+                an integer `num_heads`-like head count: torchvision's ViT, Swin, MaxViT), refused before anything is
+                traced; or if torch-pruning cannot follow a reshape (a channel shuffle).
             ValueError: If the model's output is not a tensor of at least 2 dimensions.
             RuntimeError: If pruning changed the output shape (a layer feeding the output was not recognized).
         """

@@ -6,6 +6,9 @@ TorchScript cannot hold a sparse tensor as a module attribute, and the timing wo
 
 # No `from __future__ import annotations`: TorchScript compiles these signatures (it reads the builtin generics
 # `list[int]`, `tuple[int, int]` and `Tensor | None` as it read typing.List, Tuple and Optional).
+import sys
+from collections.abc import Collection
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,8 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compressors._modules import conv_pair
+from compressors.base import CompressorLimit
 
-__all__ = ["CsrConv2d", "CsrLinear", "to_csr"]
+__all__ = ["CSR_ACTION", "CsrConv2d", "CsrLinear", "DirectWeightRead", "direct_read_reason", "to_csr"]
+
+CSR_ACTION = "run CSR kernels in"
+"""The `CompressorLimit.action` of a model whose code reads a layer's weight past the layer: the suite words the
+skip as "prune.unstructured cannot run CSR kernels in swin_t: ..."."""
 
 _INT32_MAX = 2**31 - 1
 
@@ -49,6 +57,51 @@ def to_csr(weight_2d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return crow, col, values
 
 
+def direct_read_reason(readers: Collection[str], layers: Collection[str]) -> str:
+    """Why CSR execution refuses a model whose modules `readers` (class names) read the `.weight` of their own
+    `layers` (dense class names: "Linear", "Conv2d") instead of calling them, in one line."""
+    who = " and ".join(sorted(set(readers)))
+    verb, whose = ("reads", "its") if len(set(readers)) == 1 else ("read", "their")
+    what = "/".join(sorted(set(layers)))
+    return (
+        f"{who} {verb} {whose} {what}'s .weight directly, so CSR execution cannot replace it"
+        " (dense execution measures the same zeros)"
+    )
+
+
+class DirectWeightRead(CompressorLimit, AttributeError):
+    """Raised where code reads a CSR module's `.weight`: the dense weight is gone, and a module that reads it rather
+    than calling the layer would not run the CSR kernel anyway.
+
+    A `CompressorLimit`, so the cell is skipped with the reason wherever the read happens (export, evaluation),
+    and an `AttributeError`, so `hasattr(module, "weight")` stays False as for any module without a weight.
+    """
+
+    def __init__(self, reader: str, layer: str) -> None:
+        super().__init__(CSR_ACTION, direct_read_reason([reader], [layer]))
+
+
+def _reader(frame: FrameType | None) -> str:
+    """The class of the module whose method is running in `frame` (the `self` of `self.qkv.weight`), else a
+    stand-in."""
+    if frame is not None and frame.f_code.co_argcount:
+        first = frame.f_locals.get(frame.f_code.co_varnames[0])
+        if isinstance(first, nn.Module):
+            return type(first).__name__
+    return "a module of the model"
+
+
+class _NoDenseWeight(nn.Module):
+    """Base of the CSR modules: reading the `.weight` the dense layer had raises `DirectWeightRead` naming the
+    reader, not a bare AttributeError. Only eager Python goes through `__getattr__`; TorchScript never compiles it."""
+
+    def __getattr__(self, name: str) -> Tensor | nn.Module:
+        if name == "weight":
+            # Frame 1 is the code that wrote `<module>.<layer>.weight`.
+            raise DirectWeightRead(_reader(sys._getframe(1)), type(self).__name__.removeprefix("Csr"))
+        return super().__getattr__(name)
+
+
 def _bias_or_none(bias: Tensor | None) -> Tensor | None:
     return None if bias is None else bias.detach().clone()
 
@@ -57,7 +110,7 @@ def _conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: 
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-class CsrLinear(nn.Module):
+class CsrLinear(_NoDenseWeight):
     """`nn.Linear` with its weight stored and multiplied in CSR: y = (W_csr @ x^T)^T + b."""
 
     in_features: int
@@ -108,7 +161,7 @@ class CsrLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self.values.numel()}"
 
 
-class CsrConv2d(nn.Module):
+class CsrConv2d(_NoDenseWeight):
     """`nn.Conv2d` (groups == 1, zero padding) lowered to unfold + CSR matmul.
 
     A batched (B, C, H, W) input is unfolded to columns (C*kh*kw, B*L) and multiplied by the CSR weight

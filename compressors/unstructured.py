@@ -82,6 +82,11 @@ class UnstructuredPruning(CompressorConfig):
         With execution "csr", every Linear and every Conv2d with groups == 1 and zero padding becomes a CSR
         module; other convs (grouped/depthwise, other padding modes, string padding) stay dense and `notes`
         says how many and why, since their time is then not a sparse-kernel time.
+
+        Raises:
+            CompressorLimit: With execution "csr", if the model's code reads a swapped layer's `.weight` instead of
+                calling the layer (torchvision's ShiftedWindowAttention, torch's MultiheadAttention): found by an fx
+                trace here, or, where fx cannot trace the model, raised by the CSR module at the first such read.
         """
         from compressors._unstructured import execute
 
