@@ -24,6 +24,7 @@ from bench.models.references import References
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
 from bench.run.cells import TimedArtifacts, measure_layers_cell, measure_model_cell
 from bench.run.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
+from bench.run.host_warnings import HostWarnings
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan
 from bench.run.prepare import Baselines, Placed, Preparation, skip_holds
@@ -39,11 +40,13 @@ __all__ = ["RunOutcome", "run_matrix", "new_run_id"]
 
 @dataclass
 class RunOutcome:
-    """What a run did: its id (None when its shard had no cells: nothing ran or was stored), and how many cells
-    were measured ok, failed, skipped, or reused."""
+    """What a run did: its id (None when its shard had no cells: nothing ran or was stored), how many cells
+    were measured ok, failed, skipped, or reused, and the full text of each kind of Python warning its host work
+    raised (each was told as one line in the progress display: see `bench.run.host_warnings`)."""
 
     run_id: str | None
     counts: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
 
 
 def new_run_id() -> str:
@@ -127,7 +130,7 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
     try:
         with ExitStack() as stack:
             workdir = stack.enter_context(scratch_folder(owner))
-            progress = Progress(len(cells), stream)
+            progress = Progress(cells, stream)
             session = _Session(
                 config=config,
                 store=store,
@@ -140,9 +143,13 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
                 workdir=workdir,
                 progress=progress,
                 timed=TimedArtifacts(_kept_artifacts(config)),
+                warned=HostWarnings(progress.message),
             )
-            for group in plan(cells):
-                session.run_group(group.cells)
+            try:
+                for group in plan(cells):
+                    session.run_group(group.cells)
+            finally:
+                outcome.warnings = session.warned.texts()
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -174,6 +181,7 @@ class _Session:
     workdir: Path
     progress: Progress
     timed: TimedArtifacts
+    warned: HostWarnings
     looked_busy: bool = False
 
     def run_group(self, cells: tuple[Cell, ...]) -> None:
@@ -201,15 +209,18 @@ class _Session:
                     self._warn_if_busy()
                 self.progress.start(cell)
                 started = time.monotonic()
-                if not prepared:
-                    # Counted in the first measured cell's time, which the progress' ETA reads, as before.
-                    preparation.prepare(measured)
-                    prepared = True
+                # The one place the host's warnings are caught: every compress, recover, export and evaluate step
+                # of the group runs in the preparation or in a cell's measuring, and each kind is told once a run.
+                with self.warned.watching(f"{cell.compressor} on {cell.model}"):
+                    if not prepared:
+                        # Counted in the first measured cell's time, which the progress' ETA reads, as before.
+                        preparation.prepare(measured)
+                        prepared = True
+                    if isinstance(machine, _Unusable):
+                        fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
+                    else:
+                        fields = self._measure(cell, target, machine, preparation)
                 known = machine if isinstance(machine, dict) else {}
-                if isinstance(machine, _Unusable):
-                    fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
-                else:
-                    fields = self._measure(cell, target, machine, preparation)
                 record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
                 self.store.add_record(self.run_id, record)
                 self.outcome.counts[record.status] += 1
