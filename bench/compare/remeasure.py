@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
@@ -101,15 +101,18 @@ def _target(stack: ExitStack, opened: dict[str, Target], how: Remeasure, name: s
     return target if available else f"target unavailable: '{name}': {reason}"
 
 
-def _remeasured(cell: CellComparison, how: Remeasure, rules: Rules, target_of: Any) -> CellComparison:
+def _remeasured(
+    cell: CellComparison, how: Remeasure, rules: Rules, target_of: Callable[[str], Target | str]
+) -> CellComparison:
+    """The cell with its timing decided by paired sessions, or with a note saying why it could not be re-measured."""
     base, cand = cell.base, cell.cand
     assert isinstance(base, ModelRecord) and isinstance(cand, ModelRecord)
     files = _files(base, cand, how)
-    target = target_of(cand.target) if not isinstance(files, str) else None
-    why = files if isinstance(files, str) else target if isinstance(target, str) else None
-    if why is not None:
+    target = target_of(cand.target) if not isinstance(files, str) else files
+    if isinstance(files, str) or isinstance(target, str):
+        why = files if isinstance(files, str) else target
         return replace(cell, why="; ".join(filter(None, [cell.why, f"{NOT_REMEASURED}{why}"])))
-    assert isinstance(files, dict) and target is not None and cand.artifacts is not None
+    assert cand.artifacts is not None
     pairs = [_pair("candidate", files["base candidate"], files["cand candidate"], cand, how)]
     if "base baseline" in files:
         pairs.append(_pair("baseline", files["base baseline"], files["cand baseline"], cand, how))
