@@ -43,6 +43,7 @@ from bench.cli import run as run_verb
 from bench.cli.support import Parser, Verbs
 from bench.config.shards import parse_shard
 from bench.errors import BenchError
+from bench.records import ModelRecord
 from bench.store.artifacts import DEFAULT_CAP_BYTES, ArtifactFolder, artifacts_beside
 from bench.store.database import read_store
 
@@ -296,24 +297,19 @@ def _keep(merged: Path, run_id: str, settings: GateSettings) -> None:
     shutil.copyfile(merged, settings.baseline)
     print(f"kept run {run_id} as the baseline of {settings.kind} in {settings.kept}", file=sys.stderr)
     with read_store(merged) as store:
-        named = {sha for record in store.records(run_id) for sha in _digests(record)}
+        refs = [record.artifacts for record in store.records(run_id) if isinstance(record, ModelRecord)]
+    named = {sha for ref in refs if ref is not None for sha in (ref.baseline, ref.candidate)}
     kept = settings.baseline_artifacts
     freed = kept.prune(named)
     source = ArtifactFolder(artifacts_beside(merged))
-    missing = [sha for sha in sorted(named) if kept.find(sha) is None and source.find(sha) is not None]
-    left_out = len([sha for sha in missing if kept.keep(source.find(sha)) is None])  # type: ignore[arg-type]
+    found = [(sha, path) for sha in sorted(named) if (path := source.find(sha)) is not None]
+    left_out = [sha for sha, path in found if kept.keep(path, sha) is None]  # one already kept is not copied again
     print(
-        f"kept {len(named) - left_out} of its {len(named)} artifacts in {kept.path} ({kept.size_bytes() / 1e6:.0f} MB,"
-        f" {freed / 1e6:.0f} MB of the previous baseline's removed)"
-        + (f"; {left_out} left out by the {settings.artifact_cap_bytes / 2**20:.0f} MB cap" if left_out else ""),
+        f"kept {len(named) - len(left_out)} of its {len(named)} artifacts in {kept.path} ({kept.size_bytes() / 1e6:.0f}"
+        f" MB, {freed / 1e6:.0f} MB of the previous baseline's removed)"
+        + (f"; {len(left_out)} left out by the {settings.artifact_cap_bytes / 2**20:.0f} MiB cap" if left_out else ""),
         file=sys.stderr,
     )
-
-
-def _digests(record: Any) -> tuple[str, ...]:
-    """The digests of the artifacts a record timed, if it names them."""
-    refs = getattr(record, "artifacts", None)
-    return (refs.baseline, refs.candidate) if refs is not None else ()
 
 
 def _publish_summary(summary: Path, run_id: str, runs: int) -> None:

@@ -118,7 +118,6 @@ def compare_stored_runs(
     from bench.compare import Rules, compare_runs, resolve
     from bench.compare.render import markdown as render_markdown
     from bench.compare.render import terminal
-    from bench.compare.verdicts import inconclusive_line
 
     sides = resolve(base, store, "BASE"), resolve(cand, store, "CAND")
     comparison = compare_runs(*sides, rules or Rules(), history=history)
@@ -131,7 +130,7 @@ def compare_stored_runs(
     sys.stdout.write(terminal(comparison, show_all))
     if comparison.failed:
         return 1
-    return INCONCLUSIVE if inconclusive_line(comparison.cells, comparison.rules.max_inconclusive) else 0
+    return INCONCLUSIVE if comparison.undecided else 0
 
 
 def _remeasured(comparison: Comparison, tries: int, extra: Sequence[Path]) -> Comparison:

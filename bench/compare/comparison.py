@@ -17,7 +17,7 @@ from bench.compare.history_scatter import CellKey, estimate_history, history_not
 from bench.compare.rules import VERDICTS, Rules
 from bench.compare.scatter import Scatter, estimate_scatter, trusted_pair
 from bench.compare.sources import Side
-from bench.compare.verdicts import CellComparison, compare_cell
+from bench.compare.verdicts import CellComparison, compare_cell, inconclusive_line
 from bench.errors import BenchError
 from bench.records import Record
 
@@ -67,6 +67,12 @@ class Comparison:
     def failed(self) -> bool:
         """Whether the comparison fails: a regression in a metric the rules fail on."""
         return bool(self.regressions())
+
+    @property
+    def undecided(self) -> str | None:
+        """The INCONCLUSIVE line when more than `rules.max_inconclusive` of the cells could not be judged, else None
+        (`bench.compare.verdicts.inconclusive_line`)."""
+        return inconclusive_line(self.cells, self.rules.max_inconclusive)
 
     def counts(self) -> dict[str, int]:
         """Cells per verdict, in `VERDICTS` order (zero counts included)."""

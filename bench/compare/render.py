@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from bench.compare.comparison import Comparison
 from bench.compare.rules import VERDICTS
-from bench.compare.verdicts import CellComparison, inconclusive_line
+from bench.compare.verdicts import CellComparison
 from bench.labels import SCREEN_WIDTH, short_label, short_place
 from bench.records import Record
 
@@ -76,14 +76,12 @@ def summary(comparison: Comparison) -> str:
 
 def headline(comparison: Comparison) -> str:
     """FAIL with the regressed cells' count and metrics; else INCONCLUSIVE when too many cells could not be judged
-    (`bench.compare.verdicts.inconclusive_line`); else PASS, naming what `--fail-on` judged."""
+    (`Comparison.undecided`); else PASS, naming what `--fail-on` judged."""
     fail_on = comparison.rules.fail_on
     regressions = comparison.regressions()
     judged = ", ".join(fail_on) if fail_on else "nothing"
     if not regressions:
-        return (
-            inconclusive_line(comparison.cells, comparison.rules.max_inconclusive) or f"PASS: no regression in {judged}"
-        )
+        return comparison.undecided or f"PASS: no regression in {judged}"
     metrics = sorted({m for cell in regressions for m in cell.regressed & set(fail_on)}, key=fail_on.index)
     return f"FAIL: {len(regressions)} cell(s) regressed in {', '.join(metrics)} (judged: {judged})"
 
@@ -123,7 +121,7 @@ def markdown(comparison: Comparison) -> str:
     """The comparison as GitHub-flavoured Markdown: a pass/fail headline, changed cells, every cell folded."""
     cells = _ordered(comparison)
     changed = [cell for cell in cells if cell.verdict != "unchanged"]
-    undecided = inconclusive_line(comparison.cells, comparison.rules.max_inconclusive)
+    undecided = comparison.undecided
     mark = ":x:" if comparison.failed else ":warning:" if undecided else ":white_check_mark:"
     parts = [f"## {mark} Benchmark comparison: {headline(comparison)}", "", summary(comparison), ""]
     if comparison.machine_note:

@@ -55,7 +55,8 @@ class ArtifactFolder:
         """The kept file with this digest, or None when the folder does not hold it."""
         if not self.path.is_dir():
             return None
-        return next((entry for entry in self._files() if entry.name.split(".", 1)[0] == sha256), None)
+        named = [self.path / sha256, *self.path.glob(f"{sha256}.*")]  # kept under the digest and its suffix
+        return next((path for path in named if path.is_file()), None)
 
     def size_bytes(self) -> int:
         """The bytes the folder's files take."""
