@@ -23,12 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.labels import cut
+from bench.labels import SCREEN_WIDTH, cut
 
-__all__ = ["WIDTH", "HostWarnings"]
-
-WIDTH = 120
-"""The most characters a warning's line takes in the progress display."""
+__all__ = ["HostWarnings", "warning_line"]
 
 # Actions that show a warning once per place, module or text: the run de-duplicates the warnings it catches itself.
 _DEDUPLICATING = ("default", "module", "once")
@@ -105,14 +102,14 @@ class HostWarnings:
 
 def warning_line(doing: str, category: type[Warning], first: str, library: str | None, more: int) -> str:
     """The one line that tells a kind of warning: what the host was doing, who warned, the first line of the
-    message (cut to fit `WIDTH`), and how many more like it were not shown."""
+    message (cut to fit the screen, `SCREEN_WIDTH`), and how many more like it were not shown."""
     who = f"{library} warned ({category.__name__})" if library else category.__name__
     head = f"warning: {doing}: {who}: "
     tail = f" (once; {more} more like it)" if more else ""
-    room = WIDTH - len(head) - len(tail)
+    room = SCREEN_WIDTH - len(head) - len(tail)
     if len(first) > room:
         first = first[: max(room - 1, 0)] + "…"
-    return cut(head + first + tail, WIDTH)
+    return cut(head + first + tail, SCREEN_WIDTH)
 
 
 def _first_line(message: Warning | str) -> str:

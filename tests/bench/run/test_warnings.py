@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from bench.config.run_config import load_config
-from bench.run.host_warnings import WIDTH, HostWarnings, _library, warning_line
+from bench.labels import SCREEN_WIDTH as WIDTH
+from bench.run.host_warnings import HostWarnings, _library, warning_line
 from bench.run.matrix import expand
 from bench.run.runner import run_matrix
 from bench.store.database import read_store
