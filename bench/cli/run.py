@@ -212,6 +212,11 @@ def measure_matrix(config_file: Path | None, overrides: Mapping[str, Any], *, wi
         if records:
             run = store.run(outcome.run_id)
             write_report(run, records, config.reports_dir / outcome.run_id, sys.stdout, wide=wide)
+    if outcome.warnings:  # each was one line above; the whole texts go beside the report
+        texts = config.reports_dir / outcome.run_id / "warnings.txt"
+        texts.parent.mkdir(parents=True, exist_ok=True)
+        texts.write_text("\n\n".join(outcome.warnings) + "\n")
+        sys.stdout.write(f"warnings: {len(outcome.warnings)} kind(s) from the host's work, in full: {texts}\n")
     counts = outcome.counts
     sys.stdout.write(
         f"run {outcome.run_id}: {counts['ok']} measured, {counts['reused']} reused from the store,"

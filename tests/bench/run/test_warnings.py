@@ -173,3 +173,20 @@ def test_a_warning_the_filters_make_an_error_still_raises() -> None:
         _warn(1)
         _warn(1, RuntimeWarning)
     assert told == ["warning: a on m: tests warned (UserWarning): chatty"]
+
+
+def test_the_run_verb_keeps_the_whole_texts_beside_the_report(
+    chatty: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.cli.run import measure_matrix
+
+    overrides = {
+        "models": ["digits_cnn"], "compressors": {NAME: {"scale": [1.0]}}, "engines": ["torchscript"],
+        "finetune_steps": 0, "timing": {"budget_s": 0.2}, "layers": {"models": []}, "store": tmp_path / "bench.sqlite",
+    }  # fmt: skip
+    assert measure_matrix(write_fast_toml(tmp_path), overrides) == 0
+    said = capsys.readouterr().out
+    (line,) = [line for line in said.splitlines() if line.startswith("warnings: ")]
+    kept = Path(line.rsplit(": ", 1)[1])
+    assert line.startswith("warnings: 1 kind(s) from the host's work, in full: ") and kept.name == "warnings.txt"
+    assert FIRST in kept.read_text() and LATER in kept.read_text() and kept.parent.name in said
