@@ -10,14 +10,18 @@ one per batch); a step *goes back* when it enters a file the run had already ent
 reader following the run meets that file again. A layout whose run flows from config to matrix to plan to
 preparation to the target to the store reads as a short chain; lazy state computed on first use from several
 callers shows as many steps back. What runs while a module is imported is left out, and so is the report written
-at the end (the trace stops where it starts).
+at the end (the trace stops where it starts). The host process (`bench.run.host`), forked by the run, is traced
+too, and its calls are merged with the run's in the order they were made.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -37,7 +41,9 @@ def trace(argv: Sequence[str]) -> list[tuple[str, str]]:
     except ImportError:  # the flat layout this measures against: bench/cli.py
         from bench.cli import main  # type: ignore[attr-defined,no-redef]
 
-    calls: list[tuple[str, str]] = []
+    import bench.run.isolation as isolation
+
+    calls: list[tuple[float, str, str]] = []
     started = stopped = False
 
     def ours(frame: FrameType | None) -> str | None:
@@ -69,14 +75,31 @@ def trace(argv: Sequence[str]) -> list[tuple[str, str]]:
             return
         caller = ours(frame.f_back)
         if caller is not None and caller != callee:
-            calls.append((caller, callee))
+            calls.append((time.monotonic(), caller, callee))
 
-    sys.setprofile(profile)
-    try:
-        main(["run", *argv])
-    finally:
-        sys.setprofile(None)
-    return calls
+    serve = isolation.serve
+    with tempfile.TemporaryDirectory() as host_calls:
+
+        def traced_serve(*args: Any) -> None:
+            """The host process's life, traced: its calls go to a file of their own, read back when the run ends."""
+            calls.clear()  # what the run had traced before the fork is the run's
+            sys.setprofile(profile)
+            try:
+                serve(*args)
+            finally:
+                sys.setprofile(None)
+                (Path(host_calls) / f"{os.getpid()}.json").write_text(json.dumps(calls))
+
+        isolation.serve = traced_serve  # type: ignore[assignment]
+        sys.setprofile(profile)
+        try:
+            main(["run", *argv])
+        finally:
+            sys.setprofile(None)
+            isolation.serve = serve
+        for path in Path(host_calls).glob("*.json"):
+            calls.extend((when, caller, callee) for when, caller, callee in json.loads(path.read_text()))
+    return [(caller, callee) for _when, caller, callee in sorted(calls)]
 
 
 def _is_config(where: str) -> bool:

@@ -1,5 +1,6 @@
 """Where and how models are timed: this machine's CPU and GPU and remote devices over SSH, all through one worker."""
 
+from targets._process import describe_exit
 from targets.base import Target, TargetError
 from targets.cpu import CpuTarget
 from targets.cuda import CudaTarget
@@ -20,6 +21,7 @@ __all__ = [
     "TargetError",
     "TargetSpec",
     "create",
+    "describe_exit",
     "iqr",
     "median",
     "median_ci",

@@ -53,14 +53,16 @@ def list_of(kind: type, flag: str) -> Callable[[str], list[Any]]:
     return parse
 
 
-def _seconds(flag: str) -> Callable[[str], float]:
+def _number(flag: str, unit: str) -> Callable[[str], float]:
+    """A finite number of `unit` (seconds, GB); its range is the config's to check."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise BenchError(f"{flag} expects a finite number of seconds, got '{text}'")
+            raise BenchError(f"{flag} expects a finite number of {unit}, got '{text}'")
         return value
 
     return parse
@@ -126,7 +128,7 @@ def _matrix_flags(parser: argparse.ArgumentParser) -> None:
         help=f"how the fine-tuning steps recover accuracy, an axis: {', '.join(RECOVERY_METHODS)}",
     )  # fmt: skip
     parser.add_argument("--seeds", type=list_of(int, "--seeds"), help="training seeds, an axis, e.g. 0,1,2")
-    parser.add_argument("--budget", type=_seconds("--budget"), help="timing budget per cell in seconds")
+    parser.add_argument("--budget", type=_number("--budget", "seconds"), help="timing budget per cell in seconds")
     parser.add_argument(
         "--layer-sparsities", type=list_of(float, "--layer-sparsities"), help="sparsities of the layer-level sweep"
     )
@@ -149,6 +151,16 @@ def _matrix_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-artifacts", action="store_true",
         help="keep the timed artifacts beside the store (artifacts/), so `compare --remeasure` can time them again",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cell-memory", type=_number("--cell-memory", "GB"), metavar="GB",
+        help="resident memory one cell's host work may use before it is stopped and the cell failed (default: half"
+        " of this machine's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cell-timeout", type=_number("--cell-timeout", "seconds"), metavar="SECONDS",
+        help="seconds one step of a cell's host work (compress, recover, export, evaluate) may take before it is"
+        " stopped and the cell failed (default: 1800)",
     )  # fmt: skip
     parser.add_argument(
         "--shard", type=parse_shard, metavar="K/N",
@@ -179,6 +191,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["timing"] = {"budget_s": args.budget}
     if args.keep_artifacts:
         overrides["artifacts"] = {"keep": True}
+    limits = {"cell_memory_gb": args.cell_memory, "cell_timeout_s": args.cell_timeout}
+    if any(value is not None for value in limits.values()):
+        overrides["limits"] = {key: value for key, value in limits.items() if value is not None}
     for key in ("weights", "data"):
         if getattr(args, key):
             overrides[key] = dict(getattr(args, key))

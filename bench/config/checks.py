@@ -47,11 +47,12 @@ TOP_LEVEL_KEYS = frozenset(
         "timing",
         "layers",
         "artifacts",
+        "limits",
         "weights",
         "data",
     }
 )
-_SECTIONS = ("recovery", "timing", "layers", "artifacts")
+_SECTIONS = ("recovery", "timing", "layers", "artifacts", "limits")
 
 
 def as_list(value: Any) -> list[Any]:

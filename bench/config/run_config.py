@@ -31,6 +31,7 @@ from bench.config.checks import (
     positive_ints,
     read_matrix_file,
 )  # fmt: skip
+from bench.config.limits import LimitsConfig
 from bench.config.shards import Shard, parse_shard
 from bench.errors import BenchError, require, unknown_name
 from bench.models.assets import ModelAssets, model_assets
@@ -44,8 +45,8 @@ from targets import TargetSpec
 from targets.worker import TIMING_DEFAULTS, check_timing
 
 __all__ = [
-    "TimingConfig", "LayerSweep", "RecoveryConfig", "ArtifactsConfig", "RunConfig", "load_config", "load_target_specs",
-    "parse_compressor_spec", "DEFAULT_STORE",
+    "TimingConfig", "LayerSweep", "RecoveryConfig", "ArtifactsConfig", "LimitsConfig", "RunConfig", "load_config",
+    "load_target_specs", "parse_compressor_spec", "DEFAULT_STORE",
 ]  # fmt: skip
 
 
@@ -145,6 +146,7 @@ class RunConfig:
     shard: Shard | None = None
     engines: tuple[str, ...] = (engines.DEFAULT_ENGINE,)
     artifacts: ArtifactsConfig = ArtifactsConfig()
+    limits: LimitsConfig = LimitsConfig()
     reports_dir: Path = field(init=False)
     cache_dir: Path = field(init=False)
 
@@ -165,6 +167,7 @@ class RunConfig:
             "recovery": self.recovery.to_json(),
             "timing": {f.name: getattr(self.timing, f.name) for f in fields(self.timing)},
             "layers": {f.name: getattr(self.layers, f.name) for f in fields(self.layers)},
+            "limits": asdict(self.limits),
             "assets": {
                 model: {k: str(v) for k, v in asdict(a).items() if v is not None} for model, a in self.assets.items()
             },
@@ -299,6 +302,7 @@ def _target_specs(user: Mapping[str, Any], source: Path | None) -> dict[str, Tar
 
 _SECTION_TYPES: dict[str, type] = {
     "recovery": RecoveryConfig, "timing": TimingConfig, "layers": LayerSweep, "artifacts": ArtifactsConfig,
+    "limits": LimitsConfig,
 }  # fmt: skip
 
 
@@ -371,6 +375,7 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
     timing = _section(TimingConfig, "timing", table.get("timing", {}))
     layers = _section(LayerSweep, "layers", table.get("layers", {}))
     kept = _section(ArtifactsConfig, "artifacts", table.get("artifacts", {}))
+    limits = _section(LimitsConfig, "limits", table.get("limits", {}))
     for model in layers.models:
         resolve_model(model)
     # Last, as they build models: compressors asked whether they apply, then the user's weights and images.
@@ -394,4 +399,5 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, Any] | 
         shard=shard,
         engines=engine_names,
         artifacts=kept,
+        limits=limits,
     )

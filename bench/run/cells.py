@@ -7,11 +7,15 @@ Returns the measured fields of the record; the runner adds identity, status and 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import compressors
 from bench.config.run_config import TimingConfig
+from bench.engines import EngineLimit
+from bench.errors import one_line
 from bench.models.references import Reference
 from bench.records import ArtifactRefs, LayerResult, StreamLatency, Timing
 from bench.run.layers import Gemm, gemm_2_4_pairs, gemm_pairs
@@ -20,10 +24,22 @@ from bench.run.prepare import Prepared
 from bench.store.artifacts import ArtifactFolder, digest
 from targets import Target
 
-__all__ = ["measure_model_cell", "measure_layers_cell", "TimedArtifacts"]
+__all__ = ["outcome_of", "LayerPairs", "layer_pairs", "measure_model_cell", "measure_layers_cell", "TimedArtifacts"]
 
 # The worker's names of the two libraries behind torch's semi-structured tensors, as a report spells them.
 _SEMI_STRUCTURED_BACKENDS = {"cusparselt": "cuSPARSELt", "cutlass": "CUTLASS"}
+
+
+def outcome_of(cell: Cell, error: Exception) -> dict[str, Any]:
+    """The fields of a cell whose host work or timing raised `error`: a skip for a known limit of the compressor or
+    the engine (with the suite's reason), a failure with the exception's first line and traceback for anything
+    else."""
+    if isinstance(error, compressors.CompressorLimit):
+        return {"status": "skipped", "error": f"{cell.compressor} cannot {error.action} {cell.model}: {error.reason}"}
+    if isinstance(error, EngineLimit):
+        return {"status": "skipped", "error": f"{cell.compressor} on {error.engine}: {error.reason}"}
+    trace = "".join(traceback.format_exception(error))
+    return {"status": "failed", "error": one_line(error), "traceback": trace}
 
 
 def _pair(pair: dict[str, Any], timing: TimingConfig, budget_s: float | None = None) -> dict[str, Any]:
@@ -73,29 +89,49 @@ def measure_model_cell(
     return fields
 
 
-def measure_layers_cell(
-    cell: Cell, reference: Reference, target: Target, timing: TimingConfig, budget_s: float, workdir: Path
-) -> dict[str, Any]:
-    """Time every distinct GEMM of the model, dense vs sparse, and aggregate count-weighted.
+@dataclass(frozen=True)
+class LayerPairs:
+    """What the host prepares for a layer sweep: each distinct GEMM (its layers, m x k x n, and the sparsity its
+    sparse side really has) and the worker pair that times it, without timing settings."""
+
+    gemms: tuple[tuple[tuple[str, ...], tuple[int, int, int], float], ...]
+    pairs: tuple[dict[str, Any], ...]
+    semi_structured: bool
+
+
+def layer_pairs(cell: Cell, reference: Reference, workdir: Path) -> LayerPairs:
+    """The host's part of a layer sweep: every distinct GEMM of the model, and the files the worker times for it.
 
     The sparse side is CSR at the cell's sparsity, or, for a ``pattern=2:4`` cell (CUDA targets), 2:4
     semi-structured fp16 against dense fp16 on shapes the worker pads for the semi-structured kernels.
     """
     example = reference.example_input(cell.batch)
     params = dict(cell.params)
-    sparsity = float(params["sparsity"])
     semi_structured = params.get("pattern") == SEMI_STRUCTURED
     if semi_structured:
         gemms, pairs = gemm_2_4_pairs(reference.model, example)
     else:
-        gemms, pairs = gemm_pairs(reference.model, example, sparsity, workdir)
-    results = target.time_pairs([_pair(p, timing, budget_s) for p in pairs], cell.threads)
+        gemms, pairs = gemm_pairs(reference.model, example, float(params["sparsity"]), workdir)
+    shapes = tuple(
+        (gemm.layers, (gemm.m, gemm.k, gemm.n), 0.5 if semi_structured else _csr_sparsity(gemm)) for gemm in gemms
+    )
+    return LayerPairs(shapes, tuple(pairs), semi_structured)
+
+
+def measure_layers_cell(
+    cell: Cell, prepared: LayerPairs, target: Target, timing: TimingConfig, budget_s: float
+) -> dict[str, Any]:
+    """Time every distinct GEMM the host prepared for the layer sweep, dense vs sparse, and aggregate
+    count-weighted."""
+    sparsity = float(dict(cell.params)["sparsity"])
+    semi_structured = prepared.semi_structured
+    results = target.time_pairs([_pair(p, timing, budget_s) for p in prepared.pairs], cell.threads)
     layers = tuple(
         LayerResult.from_timing(
-            gemm.layers, (gemm.m, gemm.k, gemm.n), 0.5 if semi_structured else _csr_sparsity(gemm),
-            Timing.from_worker(result), tuple(result["gemm_padded"]) if semi_structured else None,
+            names, shape, shares, Timing.from_worker(result),
+            tuple(result["gemm_padded"]) if semi_structured else None,
         )
-        for gemm, result in zip(gemms, results, strict=True)
+        for (names, shape, shares), result in zip(prepared.gemms, results, strict=True)
     )  # fmt: skip
     fields: dict[str, Any] = {
         "executed_as": "dense GEMM (torch.mm) vs sparse CSR GEMM (torch.sparse.mm)",

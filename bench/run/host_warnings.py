@@ -1,13 +1,13 @@
-"""Python warnings raised by the host's work in a run (third-party libraries, mostly), told once a run each, as one
-line in the suite's words, instead of the library's own text (often many lines) in the middle of the progress display.
+"""Python warnings raised by the host's work in a run (third-party libraries, mostly), told once a run each, as one line
+in the suite's words, instead of the library's own text (often many lines) in the middle of the progress display.
 
-The runner does each cell's host work inside `HostWarnings.watching` (`bench.run.runner`): the group's preparation,
-which builds the reference and compresses, recovers, exports and evaluates every candidate (`bench.run.prepare`),
-and the cell's measuring. That is the one place warnings are caught. The filters in force when it starts still
-decide which warnings count and what each does (an `ignore` of the suite's CLI or of pytest, a user's
-`-W error`); only their own de-duplication ("default", "once", "module") gives way to the run's, by category and
-first line of the message. The full text of each warning is kept in memory for the run's caller (`RunOutcome`):
-the host writes no log of its own.
+The host process does each piece of host work inside `HostWarnings.watching` (`bench.run.host`): the group's
+preparation, which builds the reference and compresses, recovers, exports and evaluates every candidate
+(`bench.run.prepare`), and what it makes ready for each cell's timing. That is the one place warnings are caught. The
+filters in force when it starts still decide which warnings count and what each does (an `ignore` of the suite's CLI or
+of pytest, a user's `-W error`); only their own de-duplication ("default", "once", "module") gives way to the run's, by
+category and first line of the message. The full text of each warning is kept in memory and sent to the run at the end
+of each group, for the run's caller (`RunOutcome`).
 """
 
 from __future__ import annotations

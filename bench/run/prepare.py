@@ -1,10 +1,13 @@
 """Host work of one training group of the plan, done once and in order before any of its cells is timed: the
 reference and what is measured of it, each compressed (and recovered) model, each candidate, each engine's artifact
-(see `bench.run.plan`). A cell then only times what was prepared for it (`bench.run.cells`).
+(see `bench.run.plan`). A cell then only times what was prepared for it (`bench.run.cells`). It runs in the run's host
+process (`bench.run.host`), which announces each of its steps to the run so that a stop at a limit ends the cells
+of that step alone (`bench.run.isolation`).
 
 What a group makes lives until the group is done (`close`), so memory and disk hold one group at a time; a group
 holds one compressed model per device resolution of its config (int8 "auto" packs for x86 here, qnnpack on ARM).
-What is measured of a reference lives for the run (`Baselines`): every group of a model times against one baseline.
+What is measured of a reference lives as long as the host process (`bench.run.baselines`), the whole run unless a
+limit stops it: every group of a model times against one baseline.
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-import torch
 from torch import nn
 
 import compressors
@@ -25,19 +26,20 @@ from bench.engines import Engine, EngineLimit, Exported, Source
 from bench.measure.encodings import coded_sizes
 from bench.measure.flops import macs_report
 from bench.measure.size import size_report
-from bench.models.references import Reference, References
+from bench.models.references import Reference
 from bench.records import Accuracy, Macs, Record, Sizes
+from bench.run.baselines import Baselines, Made
 from bench.run.compress import compress
-from bench.run.exit_facts import ExitFacts, check_branches, exit_facts, stream_file
+from bench.run.exit_facts import ExitFacts, check_branches, exit_facts
 from bench.run.matrix import Cell
 from compressors import Compressed, CompressorConfig
 
-__all__ = ["Artifact", "Baselines", "Placed", "Prepared", "Preparation", "machine_limit", "skip_holds"]
-
-_T = TypeVar("_T")
+__all__ = ["Announce", "Artifact", "Placed", "Prepared", "Preparation", "machine_limit", "skip_holds"]
 
 # A cell to measure, with the machine facts and the device of its target.
 Placed = tuple[Cell, Mapping[str, Any], str]
+# Told what a step of the preparation does and the ids of the cells that need it, before it starts.
+Announce = Callable[[str, tuple[str, ...]], None]
 
 
 def machine_limit(cell: Cell, machine: Mapping[str, Any], device: str) -> str | None:
@@ -62,74 +64,6 @@ def skip_holds(cell: Cell, stored: Record, machine: Mapping[str, Any], device: s
     device may have the engine by now, as a user who installs it expects.
     """
     return machine_limit(cell, stored.machine, device) is None and machine_limit(cell, machine, device) is None
-
-
-class _Made:
-    """Pieces made once, by key. A failure is made once too: kept with its traceback and raised again to every cell
-    that needs the piece, in the order a cell preparing alone would meet it, so it fails or skips only those cells."""
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[Any, ...], Any] = {}
-        self._failed: dict[tuple[Any, ...], tuple[Exception, TracebackType | None]] = {}
-
-    def get(self, key: tuple[Any, ...], make: Callable[[], _T]) -> _T:
-        if key in self._failed:
-            error, trace = self._failed[key]
-            raise error.with_traceback(trace)
-        if key not in self.values:
-            try:
-                self.values[key] = make()
-            except Exception as error:
-                self._failed[key] = (error, error.__traceback__)
-                raise
-        return self.values[key]
-
-    def clear(self) -> None:
-        self.values.clear()
-        self._failed.clear()
-
-
-class Baselines:
-    """The run's references and what is measured of each beside its candidates, made once per run (a failure too):
-    its size, its dense MACs per batch, its calibration batches and its artifact per engine (and per batch where the
-    engine needs it), which every cell of the model times its candidate against."""
-
-    def __init__(self, references: References, directory: Path) -> None:
-        """Start empty; `directory` holds the baselines' artifacts and the early-exit streams for the run."""
-        self.directory = directory
-        self._references = references
-        self._made = _Made()
-
-    def reference(self, name: str) -> Reference:
-        """The reference of model `name` (raises what building it raised)."""
-        return self._made.get(("reference", name), functools.partial(self._references.get, name))
-
-    def size(self, name: str) -> dict[str, int]:
-        """`size_report` of the reference (gzip of a large state takes seconds)."""
-        return self._made.get(("size", name), lambda: size_report(self.reference(name).model))
-
-    def macs_dense(self, name: str, batch: int) -> int:
-        """Dense MACs of one forward pass of the reference on `batch` samples."""
-        reference = self.reference(name)
-        example = functools.partial(reference.example_input, batch)
-        return self._made.get(("macs", name, batch), lambda: macs_report(reference.model, example())["macs_dense"])
-
-    def calibration(self, name: str) -> list[torch.Tensor]:
-        """The reference's calibration batches, read once for every compressor that observes activations."""
-        return self._made.get(("calibration", name), self.reference(name).calibration)
-
-    def artifact(self, name: str, batch: int, engine: Engine) -> Path:
-        """The baseline's artifact for `engine`, for inputs of `batch` samples."""
-        reference = self.reference(name)
-        path = self.directory / f"{name}-b{batch}-baseline.{engine.suffix}"
-        key = ("artifact", name, engine.name, batch if engine.batch_specific else None)
-        return self._made.get(key, lambda: engine.baseline(reference.model, reference.example_input(batch), path))
-
-    def stream(self, name: str) -> Path:
-        """The stream of real test inputs an early exit and its baseline are timed on."""
-        test = self.reference(name).test
-        assert test is not None, "a compressor whose work depends on the input has the model's data"
-        return self._made.get(("stream", name), functools.partial(stream_file, name, test, self.directory))
 
 
 @dataclass(frozen=True)
@@ -179,6 +113,22 @@ def _key(config: CompressorConfig) -> tuple[Any, ...]:
     return config.name, tuple(sorted(config.to_dict().items()))
 
 
+def _by_model(cell: Cell, _config: CompressorConfig, _engine: Engine) -> object:
+    return cell.model
+
+
+def _by_engine(_cell: Cell, _config: CompressorConfig, engine: Engine) -> object:
+    return engine.name
+
+
+def _by_training(_cell: Cell, config: CompressorConfig, _engine: Engine) -> object:
+    return config.training_key()
+
+
+def _by_candidate(_cell: Cell, config: CompressorConfig, _engine: Engine) -> object:
+    return _key(config)
+
+
 def _config(cell: Cell, machine: Mapping[str, Any]) -> CompressorConfig:
     # Compressed for the device that runs it: int8 "auto" packs for qnnpack when the target is ARM.
     return compressors.get(cell.compressor).from_dict(dict(cell.params)).for_device(machine["arch"])
@@ -196,15 +146,20 @@ class Preparation:
     """The models and artifacts of one training group, made by `prepare` before its cells are timed, kept until
     `close`.
 
-    Each piece (a compressed model, a candidate, an engine's artifact) is made once, and so is a failure (`_Made`):
+    Each piece (a compressed model, a candidate, an engine's artifact) is made once, and so is a failure (`Made`):
     one failing piece fails or skips only the cells that need it, and the run goes on.
     """
 
-    def __init__(self, baselines: Baselines, directory: Path) -> None:
-        """Start empty: the group's cells measure against `baselines`; its artifacts live in `directory`."""
+    def __init__(self, baselines: Baselines, directory: Path, announce: Announce = lambda _doing, _cells: None) -> None:
+        """Start empty: the group's cells measure against `baselines`; its artifacts live in `directory`.
+
+        `announce` is told each step of `prepare` before it starts: what it does and the ids of the cells that
+        need it, which are the cells a stop of that step ends (`bench.run.isolation`).
+        """
         self._baselines = baselines
         self._directory = directory
-        self._made = _Made()
+        self._announce = announce
+        self._made = Made()
         self._exports = 0
 
     def prepare(self, placed: Sequence[Placed]) -> None:
@@ -215,24 +170,38 @@ class Preparation:
         """
         admitted: list[tuple[Cell, CompressorConfig, Engine]] = []
         for cell, machine, device in placed:
+            self._announce("building the model's reference", tuple(c.id for c, _, _ in placed if c.model == cell.model))
             _quietly(self._baselines.reference, cell.model)
             if cell.kind == "model":
                 try:
                     admitted.append((cell, *self._admit(cell, machine, device)))
                 except Exception:  # noqa: BLE001 - found again by `timed`, which records it for this cell
                     continue
+
+        def sharing(*same: Callable[[Cell, CompressorConfig, Engine], object]) -> tuple[str, ...]:
+            """The ids of the admitted cells that agree with `cell` (the loop's) on each of `same`."""
+            mine = [key(cell, config, engine) for key in same]
+            return tuple(c.id for c, f, e in admitted if [key(c, f, e) for key in same] == mine)
+
         baselines = self._baselines
         for cell, config, engine in admitted:
+            self._announce(f"measuring the reference for {engine.name}", sharing(_by_model, _by_engine))
             _quietly(baselines.size, cell.model)
             _quietly(baselines.macs_dense, cell.model, cell.batch)
             _quietly(baselines.calibration, cell.model)
             _quietly(baselines.artifact, cell.model, cell.batch, engine)
             if config.input_dependent:
                 _quietly(baselines.stream, cell.model)
-        for level in (self._recover, self._candidate):
-            for cell, config, _engine in admitted:
-                _quietly(level, cell, config)
+        for cell, config, _engine in admitted:
+            self._announce("compressing the model" + (" and recovering its accuracy" if cell.finetune_steps else ""),
+                           sharing(_by_model, _by_training))  # fmt: skip
+            _quietly(self._recover, cell, config)
+        for cell, config, _engine in admitted:
+            self._announce("making the candidate ready for the engines", sharing(_by_model, _by_candidate))
+            _quietly(self._candidate, cell, config)
         for cell, config, engine in admitted:
+            self._announce(f"exporting it for {engine.name} and measuring its top-1",
+                           sharing(_by_model, _by_candidate, _by_engine))  # fmt: skip
             _quietly(self.artifact, cell, config, engine)
 
     def timed(self, cell: Cell, machine: Mapping[str, Any], device: str) -> Prepared:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import shutil
 import time
 import traceback
 from collections import Counter
@@ -12,22 +11,18 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
-import compressors
 import targets
 from bench.config.run_config import RunConfig
-from bench.engines import EngineLimit
-from bench.errors import BenchError, one_line
-from bench.models.references import References
+from bench.errors import BenchError
 from bench.records import KINDS, SCHEMA_VERSION, Record, Timing, machine_id
-from bench.run.cells import TimedArtifacts, measure_layers_cell, measure_model_cell
+from bench.run.cells import TimedArtifacts, measure_layers_cell, measure_model_cell, outcome_of
 from bench.run.fingerprint import commit_fingerprint, host_fingerprint, other_cpu_cores_now
-from bench.run.host_warnings import HostWarnings
+from bench.run.isolation import HostProcess, HostStopped
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan
-from bench.run.prepare import Baselines, Placed, Preparation, skip_holds
+from bench.run.prepare import Placed, skip_holds
 from bench.run.progress import Progress
 from bench.run.scratch import Owner, scratch_folder, sweep_dead_runs
 from bench.run.shards import shard_cells, shard_json
@@ -131,25 +126,23 @@ def run_matrix(config: RunConfig, stream: TextIO) -> RunOutcome:
         with ExitStack() as stack:
             workdir = stack.enter_context(scratch_folder(owner))
             progress = Progress(cells, stream)
+            host = HostProcess(workdir / "host", config.cache_dir, config.assets, config.limits, progress.message)
+            stack.callback(host.close)
             session = _Session(
                 config=config,
                 store=store,
                 run_id=run_id,
                 outcome=outcome,
-                baselines=Baselines(
-                    References(config.cache_dir, config.assets, progress.message), workdir / "baselines"
-                ),
+                host=host,
                 targets=_Targets(stack, config.target_specs),
-                workdir=workdir,
                 progress=progress,
                 timed=TimedArtifacts(_kept_artifacts(config)),
-                warned=HostWarnings(progress.message),
             )
             try:
                 for group in plan(cells):
                     session.run_group(group.cells)
             finally:
-                outcome.warnings = session.warned.texts()
+                outcome.warnings = host.warnings()
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -169,25 +162,27 @@ def _kept_artifacts(config: RunConfig) -> ArtifactFolder | None:
 
 @dataclass
 class _Session:
-    """Everything the cells of one run share: the store, the references and their baselines, the open targets, a
-    scratch folder."""
+    """Everything the cells of one run share: the store, the host process that prepares what they time, the open
+    targets, a scratch folder; and, for the group being run, which cells are done and which a stop of the host
+    process ended."""
 
     config: RunConfig
     store: Store
     run_id: str
     outcome: RunOutcome
-    baselines: Baselines
+    host: HostProcess
     targets: _Targets
-    workdir: Path
     progress: Progress
     timed: TimedArtifacts
-    warned: HostWarnings
     looked_busy: bool = False
+    prepared: bool = False
+    done: set[str] = field(default_factory=set)
+    stopped: dict[str, HostStopped] = field(default_factory=dict)
 
     def run_group(self, cells: tuple[Cell, ...]) -> None:
         """Run the cells of one training group of the plan, in order: each is answered by its stored record, or
-        measured; the host prepares what the measured ones need once, when the first of them starts, before any of
-        them is timed (so a re-run of a finished group prepares nothing)."""
+        measured; the host process prepares what the measured ones need once, when the first of them starts, before
+        any of them is timed (so a re-run of a finished group prepares nothing)."""
         placed = [(cell, *self.targets.get(cell.target)) for cell in cells]
         stored = {cell.id: self._stored(cell, target, machine) for cell, target, machine in placed}
         measured: list[Placed] = [
@@ -195,8 +190,9 @@ class _Session:
             for cell, target, machine in placed
             if stored[cell.id] is None and isinstance(machine, dict)
         ]
-        preparation = Preparation(self.baselines, self.workdir / "candidates")
-        prepared = False
+        self.prepared = False
+        self.done.clear()
+        self.stopped.clear()
         try:
             for cell, target, machine in placed:
                 existing = stored[cell.id]
@@ -209,24 +205,61 @@ class _Session:
                     self._warn_if_busy()
                 self.progress.start(cell)
                 started = time.monotonic()
-                # The one place the host's warnings are caught: every compress, recover, export and evaluate step
-                # of the group runs in the preparation or in a cell's measuring, and each kind is told once a run.
-                with self.warned.watching(f"{cell.compressor} on {cell.model}"):
-                    if not prepared:
-                        # Counted in the first measured cell's time, which the progress' ETA reads, as before.
-                        preparation.prepare(measured)
-                        prepared = True
-                    if isinstance(machine, _Unusable):
-                        fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
-                    else:
-                        fields = self._measure(cell, target, machine, preparation)
+                if isinstance(machine, _Unusable):
+                    fields: dict[str, Any] = {"status": machine.status, "error": machine.reason}
+                else:
+                    # The group's preparation is counted in the first measured cell's time, which the ETA reads.
+                    fields = self._measure(cell, target, machine, measured)
                 known = machine if isinstance(machine, dict) else {}
                 record = self._record(cell, known, {**fields, "elapsed_s": time.monotonic() - started})
                 self.store.add_record(self.run_id, record)
+                self.done.add(cell.id)
                 self.outcome.counts[record.status] += 1
                 self.progress.done(cell, record)
         finally:
-            preparation.close()
+            self.host.end_group()
+
+    def _measure(self, cell: Cell, target: Target, machine: dict[str, Any], measured: list[Placed]) -> dict[str, Any]:
+        """Time what the host process prepared for the cell; what could not be prepared for it (a limit of the
+        compressor or engine, an error, a stop of the host process) becomes the cell's skip or failure."""
+        who = _who(cell)
+        try:
+            if cell.kind == "layers":
+                pairs = self.host.ask("layers", cell, who=who, cells=(cell.id,))
+                if isinstance(pairs, dict):
+                    return pairs
+                return measure_layers_cell(cell, pairs, target, self.config.timing, self.config.layers.budget_s)
+            if not self.prepared:
+                self._prepare(measured, who)
+            if cell.id in self.stopped:
+                return self.stopped[cell.id].fields()
+            prepared = self.host.ask("timed", cell, machine, target.device, who=who, cells=(cell.id,))
+            if isinstance(prepared, dict):
+                return prepared
+            return measure_model_cell(cell, prepared, target, self.config.timing, self.timed)
+        except HostStopped as stop:
+            self.prepared = False  # a new host process prepares the group's cells still ahead
+            self.stopped.update(dict.fromkeys(stop.cells, stop))
+            return stop.fields()
+        except BenchError:
+            raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
+        except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
+            return outcome_of(cell, error)
+
+    def _prepare(self, measured: list[Placed], who: str) -> None:
+        """Have the host process prepare the group's measured cells still ahead. A stop ends the cells of the step
+        it came in (at least one), and the rest are prepared again by a new host process."""
+        while True:
+            ahead = [placed for placed in measured if placed[0].id not in self.done | self.stopped.keys()]
+            if not ahead:
+                return
+            try:
+                self.host.ask("prepare", ahead, who, who=who, cells=tuple(cell.id for cell, _, _ in ahead))
+            except HostStopped as stop:
+                self.stopped.update(dict.fromkeys(stop.cells, stop))
+                continue
+            self.prepared = True
+            return
 
     def _stored(self, cell: Cell, target: Target, machine: dict[str, Any] | _Unusable) -> int | None:
         """The id of the cell's stored record that answers it on this machine (ok, or a skip that holds), unless
@@ -276,28 +309,7 @@ class _Session:
                 elapsed_s=fields.get("elapsed_s"),
             )
 
-    def _measure(self, cell: Cell, target: Target, machine: dict[str, Any], preparation: Preparation) -> dict[str, Any]:
-        """Time what the host prepared for the cell; what could not be prepared for it is raised here, and becomes
-        the cell's skip or failure like any other."""
-        cell_dir = self.workdir / cell.id
-        cell_dir.mkdir()
-        timing = self.config.timing
-        try:
-            if cell.kind == "layers":
-                reference = self.baselines.reference(cell.model)
-                return measure_layers_cell(cell, reference, target, timing, self.config.layers.budget_s, cell_dir)
-            prepared = preparation.timed(cell, machine, target.device)
-            return measure_model_cell(cell, prepared, target, timing, self.timed)
-        except BenchError:
-            raise  # the user's input is wrong for every cell alike: stop with one line, finished cells are stored
-        except compressors.CompressorLimit as limit:
-            return {
-                "status": "skipped",
-                "error": f"{cell.compressor} cannot {limit.action} {cell.model}: {limit.reason}",
-            }
-        except EngineLimit as limit:
-            return {"status": "skipped", "error": f"{cell.compressor} on {limit.engine}: {limit.reason}"}
-        except Exception as error:  # noqa: BLE001 - one failing cell is recorded and the matrix goes on
-            return {"status": "failed", "error": one_line(error), "traceback": traceback.format_exc()}
-        finally:
-            shutil.rmtree(cell_dir, ignore_errors=True)
+
+def _who(cell: Cell) -> str:
+    """The cell's host work, as a stop of it names it."""
+    return f"the layer sweep of {cell.model}" if cell.kind == "layers" else f"{cell.compressor} on {cell.model}"

@@ -11,8 +11,9 @@ import compressors
 from bench.config.run_config import load_config
 from bench.errors import BenchError
 from bench.models.references import References
+from bench.run.baselines import Baselines
 from bench.run.matrix import expand
-from bench.run.prepare import Baselines, Preparation
+from bench.run.prepare import Preparation
 from targets import CpuTarget
 from tests.bench.conftest import write_fast_toml
 

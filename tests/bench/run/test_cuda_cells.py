@@ -12,9 +12,10 @@ import torch
 from bench.config.run_config import load_config
 from bench.models.references import References
 from bench.report.write import write_report
+from bench.run.baselines import Baselines
 from bench.run.cells import TimedArtifacts, measure_model_cell
 from bench.run.matrix import SEMI_STRUCTURED, expand
-from bench.run.prepare import Baselines, Preparation
+from bench.run.prepare import Preparation
 from bench.run.runner import run_matrix
 from bench.store.database import read_store
 from targets import CudaTarget

@@ -14,9 +14,10 @@ from bench import engines
 from bench.config.run_config import load_config
 from bench.engines import EngineLimit
 from bench.models.references import References
+from bench.run.baselines import Baselines
 from bench.run.matrix import Cell, expand
 from bench.run.plan import plan, training_key
-from bench.run.prepare import Baselines, Preparation
+from bench.run.prepare import Preparation
 from tests.bench.conftest import write_fast_toml
 
 

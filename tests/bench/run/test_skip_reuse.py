@@ -48,18 +48,36 @@ def _records(config: RunConfig, run_id: str | None) -> list[Record]:
         return store.records(run_id)
 
 
+class HostWork:
+    """The cells measured (in the run's process) and the candidates prepared (in its host process), by cell label,
+    written to one file that both processes append to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def note(self, line: str) -> None:
+        with self.path.open("a") as log:
+            log.write(line + "\n")
+
+    def steps(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 @pytest.fixture
-def host_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The cells measured and the candidates prepared (compressed, exported) from now on, by cell label."""
-    done: list[str] = []
+def host_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> HostWork:
+    """The host work done from now on (see `HostWork`)."""
+    done = HostWork(tmp_path / "host-work.txt")
     measure, artifact = bench.run.runner.measure_model_cell, Preparation.artifact
 
     def measured(cell: Any, *args: Any, **kwargs: Any) -> Any:
-        done.append(f"measure {cell.label}")
+        done.note(f"measure {cell.label}")
         return measure(cell, *args, **kwargs)
 
     def prepared(self: Preparation, cell: Any, *args: Any, **kwargs: Any) -> Any:
-        done.append(f"prepare {cell.label}")
+        done.note(f"prepare {cell.label}")
         return artifact(self, cell, *args, **kwargs)
 
     monkeypatch.setattr(bench.run.runner, "measure_model_cell", measured)
@@ -67,7 +85,7 @@ def host_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return done
 
 
-def test_a_rerun_reuses_the_engine_limit_and_measures_nothing(tmp_path: Path, host_work: list[str]) -> None:
+def test_a_rerun_reuses_the_engine_limit_and_measures_nothing(tmp_path: Path, host_work: HostWork) -> None:
     config = _config(tmp_path, {"none": {}, "prune.unstructured": CSR})
     first = run_matrix(config, io.StringIO())
     assert first.counts == {"ok": 3, "skipped": 1}
@@ -78,16 +96,16 @@ def test_a_rerun_reuses_the_engine_limit_and_measures_nothing(tmp_path: Path, ho
     host_work.clear()
     again = run_matrix(config, io.StringIO())
     assert again.counts == {"reused": 4}
-    assert host_work == []  # nothing compressed, exported or timed
+    assert host_work.steps() == []  # nothing compressed, exported or timed
     assert _records(config, again.run_id) == _records(config, first.run_id)
 
     forced = run_matrix(_config(tmp_path, {"prune.unstructured": CSR}, force=True), io.StringIO())
     assert forced.counts == {"ok": 1, "skipped": 1}  # --force finds the engine limit again, exporting for it
-    assert any(step.startswith("prepare") and "onnxruntime" in step for step in host_work)
+    assert any(step.startswith("prepare") and "onnxruntime" in step for step in host_work.steps())
 
 
 def test_a_skip_the_machine_decided_is_measured_again(
-    tmp_path: Path, host_work: list[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, host_work: HostWork, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config(tmp_path, {"none": {}})
     real = targets._worker_target.WorkerTarget.machine_info
@@ -108,7 +126,7 @@ def test_a_skip_the_machine_decided_is_measured_again(
     again = run_matrix(config, io.StringIO())
     assert again.counts == {"reused": 1, "ok": 1}
     (onnx_cell,) = [cell for cell in expand(config) if cell.engine == "onnxruntime"]
-    assert [step for step in host_work if step.startswith("measure")] == [f"measure {onnx_cell.label}"]
+    assert [step for step in host_work.steps() if step.startswith("measure")] == [f"measure {onnx_cell.label}"]
     statuses = {r.engine: r.status for r in _records(config, again.run_id)}
     assert statuses == {"torchscript": "ok", "onnxruntime": "ok"}
 

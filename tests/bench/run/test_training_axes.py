@@ -18,8 +18,9 @@ from bench.config.run_config import load_config
 from bench.errors import BenchError
 from bench.models.references import References
 from bench.recovery.lending import lend_training
+from bench.run.baselines import Baselines
 from bench.run.matrix import Cell, expand
-from bench.run.prepare import Baselines, Preparation
+from bench.run.prepare import Preparation
 from tests.bench.conftest import run_main
 
 _BASE: dict[str, Any] = {

@@ -16,9 +16,10 @@ from bench.measure.accuracy import top1
 from bench.measure.flops import macs_report
 from bench.models.references import References
 from bench.models.registry import resolve_model
+from bench.run.baselines import Baselines
 from bench.run.matrix import expand
 from bench.run.plan import plan
-from bench.run.prepare import Baselines, Preparation
+from bench.run.prepare import Preparation
 from compressors._slim_modules import Slimmable
 from compressors.slimmable import SlimmableWidth
 from tests.bench.conftest import run_main
