@@ -41,7 +41,3 @@ class LimitsConfig:
             is_number(self.cell_timeout_s) and 0 < self.cell_timeout_s <= MAX_SECONDS,
             f"limits.cell_timeout_s must be a number of seconds in (0, {MAX_SECONDS:g}], got {self.cell_timeout_s!r}",
         )
-
-    @property
-    def cell_memory_bytes(self) -> int:
-        return int(self.cell_memory_gb * GB)

@@ -36,11 +36,10 @@ from typing import Any
 
 import psutil
 
-from bench.config.limits import LimitsConfig
+from bench.config.limits import GB, LimitsConfig
 from bench.errors import BenchError
 from bench.models.assets import ModelAssets
 from bench.run.host import HostSetup, serve
-from bench.run.progress import format_duration
 from targets import describe_exit
 
 __all__ = ["HostProcess", "HostStopped"]
@@ -109,6 +108,7 @@ class HostProcess:
         self._cache_dir = cache_dir
         self._assets = assets
         self._limits = limits
+        self._memory_bytes = int(limits.cell_memory_gb * GB)
         self._say = say
         self._child: _Child | None = None
         self._started = 0
@@ -169,18 +169,18 @@ class HostProcess:
             if now - checked_descendants > _DESCENDANTS_EVERY_S:
                 descendants, checked_descendants = _descendants(child.pid), now
             used = self._memory(child, descendants)
-            if used is not None and used > self._limits.cell_memory_bytes:
+            if used is not None and used > self._memory_bytes:
                 limit = f"{self._limits.cell_memory_gb:g} GB"
                 line = (
-                    f"{who} used more than {limit} of memory while {step.doing}; stopped (--cell-memory {limit} is"
-                    " the limit: raise it if this machine has the memory, or leave this model out)"
+                    f"{who} used more than {limit} of memory while {step.doing}; stopped at the --cell-memory limit"
+                    f" ({limit}): raise it if this machine has the memory, or leave this model out"
                 )
                 raise self._stopped(child, step, line, kill=True)
             if now - step.since > self._limits.cell_timeout_s:
-                limit = format_duration(self._limits.cell_timeout_s)
+                limit = f"{self._limits.cell_timeout_s:g} s"
                 line = (
-                    f"{who} took more than {limit} while {step.doing}; stopped (--cell-timeout"
-                    f" {self._limits.cell_timeout_s:g} s is the limit: raise it if the step is only slow)"
+                    f"{who} took more than {limit} while {step.doing}; stopped at the --cell-timeout limit ({limit}):"
+                    " raise it if the step is only slow"
                 )
                 raise self._stopped(child, step, line, kill=True)
 

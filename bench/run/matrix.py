@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import compressors
@@ -57,29 +57,23 @@ class Cell:
             "engine": self.engine,
         }
 
-    def id_json(self) -> dict[str, Any]:
-        """What the id digests: `to_json` without the default engine."""
+    # Derived once, when the cell is made: every step of a run looks a cell up by id and shows its label.
+    id: str = field(init=False, repr=False, compare=False)
+    variant: str = field(init=False, repr=False, compare=False)
+    label: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         identity = self.to_json()
         if self.engine == DEFAULT_ENGINE:
-            del identity["engine"]
-        return identity
-
-    @property
-    def id(self) -> str:
-        canonical = json.dumps(self.id_json(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-    @property
-    def variant(self) -> str:
-        """The compressor with its parameters, as tables and legends show it."""
+            del identity["engine"]  # the default engine is left out of the digest (see the class)
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         shown = " ".join(f"{key}={value}" for key, value in self.params if value is not None)
-        prefix = "layers " if self.kind == "layers" else ""
-        return f"{prefix}{self.compressor} {shown}".strip()
-
-    @property
-    def label(self) -> str:
+        variant = f"{'layers ' if self.kind == 'layers' else ''}{self.compressor} {shown}".strip()
         engine = "" if self.engine == DEFAULT_ENGINE else f" {self.engine}"
-        return f"{self.model} | {self.variant} | {self.target}{engine} t={self.threads} b={self.batch}"
+        label = f"{self.model} | {variant} | {self.target}{engine} t={self.threads} b={self.batch}"
+        object.__setattr__(self, "id", hashlib.sha256(canonical.encode()).hexdigest()[:16])
+        object.__setattr__(self, "variant", variant)  # the compressor with its parameters, as tables show it
+        object.__setattr__(self, "label", label)
 
 
 def expand(config: RunConfig) -> list[Cell]:
