@@ -4,18 +4,98 @@ layer (torchvision's ShiftedWindowAttention passes `self.qkv.weight` to F.linear
 leave the swapped module unused.
 
 Found without running the model (a compressor's `finalize` has no input): a torch.fx symbolic trace records each
-parameter the code reads as a `get_attr` node, and each module it calls as `call_module`.
+parameter the code reads as a `get_attr` node, and each module it calls as `call_module`. Where fx cannot trace a
+model, the modules swapped in (`Replacement`, the CSR layers) raise `WeightReadPast` at the read itself, so the cell
+is still skipped with the suite's reason rather than failed with a bare AttributeError.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from types import FrameType
 
 import torch.fx
 from torch import nn
 
-__all__ = ["direct_readers"]
+from compressors.base import CompressorLimit
+
+__all__ = [
+    "Replacement", "WeightReadPast", "direct_readers", "kept_for_readers", "layer_kind", "read_past_reason",
+    "reading_module",
+]  # fmt: skip
+
+
+class WeightReadPast(CompressorLimit, AttributeError):
+    """Raised where code reads the `.weight` of a layer a compressor swapped for modules that have none.
+
+    A `CompressorLimit`, so the cell is skipped with the reason wherever the read happens (export, evaluation, MAC
+    counting), and an `AttributeError`, so `hasattr(module, "weight")` stays False as for any module without one.
+    """
+
+
+def reading_module(frame: FrameType | None) -> str:
+    """The class of the module whose method is running in `frame` (the `self` of `self.qkv.weight`), else a
+    stand-in."""
+    if frame is not None and frame.f_code.co_argcount:
+        first = frame.f_locals.get(frame.f_code.co_varnames[0])
+        if isinstance(first, nn.Module):
+            return type(first).__name__
+    return "a module of the model"
+
+
+def layer_kind(layer: nn.Module) -> str:
+    """How a reason names a layer: "Linear" (torch's subclasses too, MultiheadAttention's `out_proj`), else its
+    class."""
+    return "Linear" if isinstance(layer, nn.Linear) else type(layer).__name__
+
+
+def read_past_reason(readers: Collection[str], layers: Collection[str], replacement: str) -> str:
+    """Why `replacement` cannot stand in for layers (class names `layers`) whose `.weight` the modules `readers`
+    (class names) read themselves, in one line."""
+    who = " and ".join(sorted(set(readers)))
+    verb, whose = ("reads", "its") if len(set(readers)) == 1 else ("read", "their")
+    what = "/".join(sorted(set(layers)))
+    return f"{who} {verb} {whose} {what}'s .weight directly, so {replacement} cannot replace it"
+
+
+def kept_for_readers(model: nn.Module, layers: Sequence[tuple[str, nn.Module]], replacement: str) -> dict[str, str]:
+    """Which of `layers` (name, module) must stay as they are because code of `model` reads their `.weight`: a
+    compressor that swaps layers for `replacement` leaves these and swaps the rest.
+
+    Returns:
+        Layer name -> the reason it is kept, in `layers` order; empty where fx cannot trace the model (the
+        `Replacement` swapped in then raises `WeightReadPast` at the read).
+    """
+    readers = direct_readers(model, [name for name, _ in layers]) or {}
+    return {
+        name: read_past_reason([readers[name]], [layer_kind(layer)], replacement)
+        for name, layer in layers
+        if name in readers
+    }
+
+
+class Replacement(nn.Sequential):
+    """Layers standing in for one Linear or Conv2d (a factorized pair, a depthwise-separable pair).
+
+    Reading the `.weight` the replaced layer had raises `WeightReadPast` naming the reader, not a bare
+    AttributeError. Only eager Python goes through `__getattr__`; TorchScript never compiles it. Subclasses name the
+    limit's action and themselves.
+    """
+
+    action = "replace layers in"
+    replacement = "a replacement"
+
+    def __getattr__(self, name: str) -> torch.Tensor | nn.Module:
+        if name == "weight":
+            # Frame 1 is the code that wrote `<module>.<layer>.weight`; the layers are read from `__dict__` so that
+            # a half-built copy (deepcopy, unpickling) cannot recurse back here.
+            first = next(iter((self.__dict__.get("_modules") or {}).values()), None)
+            kind = layer_kind(first) if first is not None else "layer"
+            reason = read_past_reason([reading_module(sys._getframe(1))], [kind], self.replacement)
+            raise WeightReadPast(self.action, reason)
+        return super().__getattr__(name)
 
 
 def direct_readers(model: nn.Module, layers: Collection[str]) -> dict[str, str] | None:

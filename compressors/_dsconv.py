@@ -8,12 +8,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressors._direct_reads import Replacement, kept_for_readers
 from compressors._lowrank import gram_svd
 from compressors._modes import eval_mode
 from compressors._modules import conv_pair, count_params, replace_module
 from compressors.base import Compressed
 
-__all__ = ["check", "separable_pair", "standard_convs", "swap"]
+__all__ = ["SeparablePair", "check", "separable_pair", "standard_convs", "swap"]
+
+
+class SeparablePair(Replacement):
+    """The depthwise KxK and pointwise 1x1 convs that run a standard conv."""
+
+    action = "swap the convs of"
+    replacement = "a depthwise-separable pair"
 
 
 def standard_convs(model: nn.Module, skip_first: bool = False) -> list[tuple[str, nn.Conv2d]]:
@@ -38,7 +46,7 @@ def standard_convs(model: nn.Module, skip_first: bool = False) -> list[tuple[str
     ]
 
 
-def separable_pair(conv: nn.Conv2d) -> tuple[nn.Sequential, float]:
+def separable_pair(conv: nn.Conv2d) -> tuple[SeparablePair, float]:
     """Builds the depthwise + pointwise pair closest to `conv`, one rank-1 SVD per input channel.
 
     The singular value is split as its square root over both factors so neither kernel ends up with a scale far
@@ -48,7 +56,7 @@ def separable_pair(conv: nn.Conv2d) -> tuple[nn.Sequential, float]:
         conv: A conv accepted by `standard_convs`.
 
     Returns:
-        `Sequential(depthwise, pointwise)` with the conv's stride, padding, dilation and padding mode on the
+        `SeparablePair(depthwise, pointwise)` with the conv's stride, padding, dilation and padding mode on the
         depthwise step and its bias on the pointwise step, and the relative Frobenius error of the
         approximation (0 when every slice W[:, c] is already rank 1).
     """
@@ -81,7 +89,7 @@ def separable_pair(conv: nn.Conv2d) -> tuple[nn.Sequential, float]:
         if conv.bias is not None:
             assert pointwise.bias is not None  # made with a bias just above
             pointwise.bias.copy_(conv.bias)
-    return nn.Sequential(depthwise, pointwise), float(error)
+    return SeparablePair(depthwise, pointwise), float(error)
 
 
 def check(name: str, model: nn.Module, skip_first: bool) -> None:
@@ -94,10 +102,12 @@ def check(name: str, model: nn.Module, skip_first: bool) -> None:
 
 def swap(name: str, model: nn.Module, example_input: torch.Tensor, skip_first: bool) -> Compressed:
     """`DepthwiseSeparable.apply` (compressor `name`): a copy of `model` with every qualifying conv swapped for its
-    pair."""
+    pair, but those whose `.weight` the model's own code reads, which a pair cannot stand in for (`convs_kept`)."""
     check(name, model, skip_first)
     swapped = copy.deepcopy(model)
     convs = standard_convs(swapped, skip_first)
+    kept = kept_for_readers(swapped, convs, SeparablePair.replacement)
+    convs = [(layer, conv) for layer, conv in convs if layer not in kept]
     positions = _output_positions(swapped, example_input, convs)
     layers: dict[str, dict[str, Any]] = {}
     for layer, conv in convs:
@@ -106,6 +116,7 @@ def swap(name: str, model: nn.Module, example_input: torch.Tensor, skip_first: b
         swapped = replace_module(swapped, layer, pair)
     info = {
         "convs_replaced": len(layers),
+        "convs_kept": kept,
         **{key: sum(layer[key] for layer in layers.values()) for key in _TOTALS},
         "params_model_before": count_params(model),
         "params_model_after": count_params(swapped),

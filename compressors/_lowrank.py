@@ -9,16 +9,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from compressors._direct_reads import Replacement, kept_for_readers
 from compressors._modules import conv_pair, count_params, replace_module
 from compressors.base import Compressed
 
-__all__ = ["check", "factorizable_layers", "factorize", "factorize_model", "gram_svd"]
+__all__ = ["FactorizedPair", "check", "factorizable_layers", "factorize", "factorize_model", "gram_svd"]
 
 _LAYER_KINDS = {
     "all": "nn.Linear or groups=1 nn.Conv2d",
     "linear": "nn.Linear",
     "conv": "groups=1 nn.Conv2d",
 }
+
+
+class FactorizedPair(Replacement):
+    """The two thinner layers that run a factorized Linear or Conv2d."""
+
+    action = "factorize"
+    replacement = "a factorized pair"
 
 
 def factorizable_layers(model: nn.Module, layers: str = "all") -> list[tuple[str, nn.Linear | nn.Conv2d]]:
@@ -43,7 +51,7 @@ def factorizable_layers(model: nn.Module, layers: str = "all") -> list[tuple[str
 
 def factorize(
     layer: nn.Linear | nn.Conv2d, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, rank: int
-) -> nn.Sequential:
+) -> FactorizedPair:
     """Builds the two-layer rank-`rank` form of `layer` from the SVD of its flattened weight.
 
     The singular values are split as square roots over both factors so the two weights have similar scales,
@@ -55,7 +63,7 @@ def factorize(
         rank: How many singular values to keep, in [1, len(s)].
 
     Returns:
-        `Sequential(first, second)`: first maps to `rank` features without bias (a conv keeps the kernel,
+        `FactorizedPair(first, second)`: first maps to `rank` features without bias (a conv keeps the kernel,
         stride, padding, dilation and padding mode), second maps to the outputs (1x1 for a conv) and carries
         the bias.
     """
@@ -89,7 +97,7 @@ def factorize(
         if bias is not None:
             assert second.bias is not None  # made with a bias just above
             second.bias.copy_(bias)
-    return nn.Sequential(first, second)
+    return FactorizedPair(first, second)
 
 
 def gram_svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,12 +144,14 @@ def factorize_model(
     skip_if_no_saving: bool,
 ) -> Compressed:  # fmt: skip
     """`LowRankSVD.apply` (compressor `name`, `layers` = `kinds`): a copy of `model` with every chosen layer
-    factorized."""
+    factorized but those whose `.weight` the model's own code reads (attention that hands its projection's weight to
+    a fused kernel), which a pair of layers cannot stand in for."""
     check(name, model, kinds, rank)
     factorized = copy.deepcopy(model)
     layers: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
-    for where, layer in factorizable_layers(factorized, kinds):
+    candidates = factorizable_layers(factorized, kinds)
+    skipped = kept_for_readers(factorized, candidates, FactorizedPair.replacement)
+    for where, layer in candidates:
         weight = layer.weight.detach()
         out_features, in_features = weight.shape[0], weight[0].numel()
         u, s, vh = gram_svd(weight.double().reshape(out_features, in_features))
@@ -150,11 +160,11 @@ def factorize_model(
         dense = count_params(layer)
         bias = dense - weight.numel()
         low_rank = kept * (out_features + in_features) + bias
-        done = not (skip_if_no_saving and low_rank - bias >= weight.numel())
+        done = where not in skipped and not (skip_if_no_saving and low_rank - bias >= weight.numel())
         if done:
             replacement = factorize(layer, u, s, vh, kept)
             factorized = replace_module(factorized, where, replacement)
-        else:
+        elif where not in skipped:
             skipped[where] = (
                 f"no saving at rank {kept}: {kept} x ({out_features} + {in_features}) = "
                 f"{low_rank - bias} >= {weight.numel()} weights"
@@ -169,7 +179,7 @@ def factorize_model(
         }
     info = {
         "layers_factorized": sum(layer["factorized"] for layer in layers.values()),
-        "layers_skipped": skipped,
+        "layers_skipped": {where: skipped[where] for where in layers if where in skipped},
         "params_before": count_params(model),
         "params_after": count_params(factorized),
         "layers": layers,

@@ -11,11 +11,12 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 from torch.ao.nn import quantized as nnq
-from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
+from torch.ao.quantization import default_dynamic_qconfig, get_default_qconfig_mapping, quantize_dynamic
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from torch.fx import GraphModule
 
-from compressors.base import Compressed, Executable
+from compressors._direct_reads import direct_readers, read_past_reason
+from compressors.base import Compressed, CompressorLimit, Executable
 
 __all__ = [
     "check_dynamic", "convert_static", "int8_layers", "observed_batches", "prepare_static", "quantize_linears",
@@ -134,22 +135,42 @@ def check_dynamic(model: nn.Module, engine: str) -> None:
     resolve_engine(engine)
 
 
+def _dynamic_plan(model: nn.Module) -> tuple[list[str], dict[str, str]]:
+    """The `nn.Linear` layers dynamic int8 swaps, and those it keeps fp32 (name -> the class of the module that reads
+    it) because code of `model` reads their `.weight` (attention handing its projection's weight to F.linear), which
+    a dynamic int8 Linear holds only packed. torch's subclasses of Linear are not in its mapping and stay fp32."""
+    linears = [name for name, module in model.named_modules() if type(module) is nn.Linear]
+    readers = direct_readers(model, linears) or {}
+    return [name for name in linears if name not in readers], readers
+
+
 def float_copy(model: nn.Module, engine: str) -> Compressed:
     """`DynamicInt8Quantization.apply`: a float copy and the facts of what `finalize` will quantize."""
     check_dynamic(model, engine)
-    linears = sum(isinstance(module, nn.Linear) for module in model.modules())
-    info = {"engine": resolve_engine(engine), "quantized_modules": linears}
+    swapped, kept = _dynamic_plan(model)
+    info = {"engine": resolve_engine(engine), "quantized_modules": len(swapped), "kept_fp32": sorted(kept)}
     return Compressed(model=copy.deepcopy(model), masks={}, info=info)
 
 
 def quantize_linears(model: nn.Module, engine: str) -> Executable:
-    """`DynamicInt8Quantization.finalize`: every `nn.Linear` swapped for a dynamic int8 Linear."""
+    """`DynamicInt8Quantization.finalize`: every `nn.Linear` swapped for a dynamic int8 Linear, but those whose
+    `.weight` the model's own code reads.
+
+    Raises:
+        CompressorLimit: Every `nn.Linear` of the model is read that way, so nothing would run in int8.
+    """
     engine = resolve_engine(engine)
+    swapped, kept = _dynamic_plan(model)
+    reason = read_past_reason(kept.values(), ["Linear"], "a dynamic int8 Linear")
+    if kept and not swapped:
+        raise CompressorLimit("quantize", f"{reason}; no other nn.Linear is left to quantize")
+    # A module name maps to None: propagate_qconfig_ lets a name override the type, so those layers stay fp32.
+    spec: dict[type[nn.Module] | str, object] = {nn.Linear: default_dynamic_qconfig, **dict.fromkeys(kept)}
     with quantized_engine(engine):
-        quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        quantized = quantize_dynamic(model, spec, dtype=torch.qint8)
     return Executable(
         quantized,
         executed_as=f"int8 dynamic (Linear only, {engine} engine); other layers fp32",
-        notes="",
+        notes=f"{len(kept)} Linear layers left fp32 ({reason})" if kept else "",
         quantized_engine=engine,
     )

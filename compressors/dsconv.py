@@ -68,7 +68,8 @@ class DepthwiseSeparable(CompressorConfig):
                 0 MACs.
 
         Returns:
-            The swapped copy (no masks) and info with `convs_replaced`, totals over the replaced convs
+            The swapped copy (no masks) and info with `convs_replaced`, `convs_kept` (name -> why: the model's own
+            code reads that conv's `.weight`, which a pair has not), totals over the replaced convs
             (`params_before`, `params_after`, `macs_before`, `macs_after`), whole-model `params_model_before`
             and `params_model_after`, and per conv in `layers`: its params and MACs before and after, the
             measured `params_ratio` (bias included), the `theoretical_ratio` 1/C_out + 1/K^2, and the

@@ -105,9 +105,9 @@ class LowRankSVD(CompressorConfig):
 
         Returns:
             The factorized copy (no masks) and info with `layers_factorized` (count), `layers_skipped`
-            (name -> why), whole-model `params_before` and `params_after`, and per layer in `layers`: `rank`,
-            `full_rank`, `energy_kept` (share of squared singular values kept), `params_before`, `params_after`
-            and `factorized`.
+            (name -> why: no saving at its rank, or the model's own code reads its `.weight`), whole-model
+            `params_before` and `params_after`, and per layer in `layers`: `rank`, `full_rank`, `energy_kept`
+            (share of squared singular values kept), `params_before`, `params_after` and `factorized`.
 
         Raises:
             ValueError: As `check`.

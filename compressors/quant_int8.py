@@ -195,8 +195,9 @@ class DynamicInt8Quantization(_PacksForAnEngine):
             calibration: Unused: activation ranges are measured per call.
 
         Returns:
-            The copy and info with the resolved `engine` and `quantized_modules`, the number of `nn.Linear`
-            layers `finalize` will quantize.
+            The copy and info with the resolved `engine`, `quantized_modules`, the number of `nn.Linear`
+            layers `finalize` will quantize, and `kept_fp32`, the names of those it keeps fp32 because the model's
+            own code reads their `.weight` (Swin's attention projections).
 
         Raises:
             ValueError: If `model` has no `nn.Linear` or this torch build lacks the engine.
@@ -206,7 +207,13 @@ class DynamicInt8Quantization(_PacksForAnEngine):
         return float_copy(model, self.engine)
 
     def finalize(self, model: nn.Module) -> Executable:
-        """Returns an eval-mode copy of `model` with every `nn.Linear` swapped for a dynamic int8 Linear."""
+        """Returns an eval-mode copy of `model` with every `nn.Linear` swapped for a dynamic int8 Linear, but those
+        whose `.weight` the model's own code reads: a dynamic int8 Linear holds its weight packed, so the reader would
+        get no tensor. The notes count them.
+
+        Raises:
+            CompressorLimit: Every `nn.Linear` is read that way.
+        """
         from compressors._quant_int8 import quantize_linears
 
         return quantize_linears(model, self.engine)

@@ -8,15 +8,14 @@ TorchScript cannot hold a sparse tensor as a module attribute, and the timing wo
 # `list[int]`, `tuple[int, int]` and `Tensor | None` as it read typing.List, Tuple and Optional).
 import sys
 from collections.abc import Collection
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from compressors._direct_reads import WeightReadPast, read_past_reason, reading_module
 from compressors._modules import conv_pair
-from compressors.base import CompressorLimit
 
 __all__ = ["CSR_ACTION", "CsrConv2d", "CsrLinear", "DirectWeightRead", "direct_read_reason", "to_csr"]
 
@@ -60,16 +59,10 @@ def to_csr(weight_2d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def direct_read_reason(readers: Collection[str], layers: Collection[str]) -> str:
     """Why CSR execution refuses a model whose modules `readers` (class names) read the `.weight` of their own
     `layers` (dense class names: "Linear", "Conv2d") instead of calling them, in one line."""
-    who = " and ".join(sorted(set(readers)))
-    verb, whose = ("reads", "its") if len(set(readers)) == 1 else ("read", "their")
-    what = "/".join(sorted(set(layers)))
-    return (
-        f"{who} {verb} {whose} {what}'s .weight directly, so CSR execution cannot replace it"
-        " (dense execution measures the same zeros)"
-    )
+    return f"{read_past_reason(readers, layers, 'CSR execution')} (dense execution measures the same zeros)"
 
 
-class DirectWeightRead(CompressorLimit, AttributeError):
+class DirectWeightRead(WeightReadPast):
     """Raised where code reads a CSR module's `.weight`: the dense weight is gone, and a module that reads it rather
     than calling the layer would not run the CSR kernel anyway.
 
@@ -81,16 +74,6 @@ class DirectWeightRead(CompressorLimit, AttributeError):
         super().__init__(CSR_ACTION, direct_read_reason([reader], [layer]))
 
 
-def _reader(frame: FrameType | None) -> str:
-    """The class of the module whose method is running in `frame` (the `self` of `self.qkv.weight`), else a
-    stand-in."""
-    if frame is not None and frame.f_code.co_argcount:
-        first = frame.f_locals.get(frame.f_code.co_varnames[0])
-        if isinstance(first, nn.Module):
-            return type(first).__name__
-    return "a module of the model"
-
-
 class _NoDenseWeight(nn.Module):
     """Base of the CSR modules: reading the `.weight` the dense layer had raises `DirectWeightRead` naming the
     reader, not a bare AttributeError. Only eager Python goes through `__getattr__`; TorchScript never compiles it."""
@@ -98,7 +81,7 @@ class _NoDenseWeight(nn.Module):
     def __getattr__(self, name: str) -> Tensor | nn.Module:
         if name == "weight":
             # Frame 1 is the code that wrote `<module>.<layer>.weight`.
-            raise DirectWeightRead(_reader(sys._getframe(1)), type(self).__name__.removeprefix("Csr"))
+            raise DirectWeightRead(reading_module(sys._getframe(1)), type(self).__name__.removeprefix("Csr"))
         return super().__getattr__(name)
 
 

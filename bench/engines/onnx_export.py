@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +57,19 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
+@contextmanager
+def _attention_fast_path_off() -> Iterator[None]:
+    """Turn off torch's fused attention fast path meanwhile: in eval mode without gradients, MultiheadAttention (and
+    so torchvision's ViT) runs `aten::_native_multi_head_attention`, which the TorchScript-based exporter has no ONNX
+    form for; the regular path computes the same attention from ops it exports."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """Export `model` with a dynamic batch axis, so one file serves every batch size and the host's evaluation.
 
@@ -69,7 +83,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {INPUT: {0: "batch"}, "output": {0: "batch"}}
-    with _quiet(), torch.no_grad():
+    with _quiet(), torch.no_grad(), _attention_fast_path_off():
         torch.onnx.export(
             model, (example,), str(path), dynamo=False, opset_version=OPSET,
             input_names=[INPUT], output_names=["output"], dynamic_axes=axes,
@@ -89,25 +103,53 @@ class _Batches:
         return next(self._feeds, None)
 
 
-def quantize_static_qdq(fp32: Path, path: Path, batches: Sequence[torch.Tensor]) -> Path:
+@contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    """Work in `path` meanwhile: ONNX Runtime's symbolic shape inference, where it gives up, saves the graph as
+    `sym_shape_infer_temp.onnx` with its weights beside it (a file as large as the model) in the working directory,
+    and leaves them there. The host does its work at one thread, so nothing else sees the change."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def quantize_static_qdq(fp32: Path, path: Path, batches: Sequence[torch.Tensor]) -> str:
     """ONNX Runtime's static int8 quantization: QDQ format, per-channel int8 weights, uint8 activations.
 
     uint8 activations with int8 weights (U8S8): with int8 activations (S8S8) resnet18 ran 2.3x slower at one
     thread on an x86 CPU with AVX-512 VNNI, 14.1 ms against 6.2 ms, hardly faster than fp32 (16.7 ms). Ranges
     are min-max over `batches`, after ONNX Runtime's own pre-processing (shape inference, graph optimization),
-    as its quantization guide prescribes.
+    as its quantization guide prescribes. Its symbolic shape inference gives up on some graphs (torchvision's
+    Swin: "Incomplete symbolic shape inference"); those are prepared with the pre-processor's own option to skip
+    that step, ONNX's shape inference and the graph optimization still run.
+
+    Returns:
+        A note on how the graph was prepared where it departs from the guide's default, else "".
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static  # noqa: PLC0415
 
+    fp32, path = fp32.resolve(), path.resolve()
     prepared = path.with_name(f"{path.stem}-preprocessed.onnx")
+    note = ""
     with _quiet():
-        quant_pre_process(str(fp32), str(prepared))
+        with (
+            tempfile.TemporaryDirectory(prefix="ort-prep-", dir=path.parent) as scratch,
+            _working_directory(Path(scratch)),
+        ):
+            try:
+                quant_pre_process(str(fp32), str(prepared))
+            except Exception:  # noqa: BLE001 - symbolic shape inference raises a bare Exception when it gives up
+                quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+                note = "prepared without symbolic shape inference, which gives up on this graph"
         quantize_static(
             str(prepared), str(path), _Batches(batches), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         )  # fmt: skip
     prepared.unlink(missing_ok=True)
-    return path
+    return note
 
 
 def quantize_dynamic_linear(fp32: Path, path: Path) -> Path:

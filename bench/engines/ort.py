@@ -81,23 +81,35 @@ class OnnxRuntime(Engine):
             reason = f"{executable.executed_as} cannot be exported to ONNX ({one_line(error)})"
             raise EngineLimit(self.name, reason) from None
         executed_as, notes = f"{executable.executed_as}, on ONNX Runtime", executable.notes
-        if scheme == "static":
-            assert isinstance(source.config, StaticInt8Quantization)
-            batches, described = source.config.observed_batches(example, source.calibration)
-            quantize_static_qdq(fp32, path, batches)
-            executed_as = "int8 QDQ (ONNX Runtime static quantization: per-channel int8 weights, uint8 activations)"
-            notes = f"ranges min-max over {described}"
-        elif scheme == "dynamic":
-            quantize_dynamic_linear(fp32, path)
-            executed_as = "int8 dynamic (ONNX Runtime, MatMul/Gemm only); other layers fp32"
-            notes = ""
         if scheme:
-            fp32.unlink(missing_ok=True)
+            try:
+                executed_as, notes = self._quantized(scheme, source, example, fp32, path)
+            finally:
+                fp32.unlink(missing_ok=True)
         try:
             _session(path)
         except Exception as error:  # noqa: BLE001 - a graph ONNX Runtime cannot load has no kernel here
             raise EngineLimit(self.name, f"ONNX Runtime cannot load the exported graph ({one_line(error)})") from None
         return Exported(path, executed_as, notes, quantized_engine=None, stored_bytes=path.stat().st_size)
+
+    def _quantized(self, scheme: str, source: Source, example: torch.Tensor, fp32: Path, path: Path) -> tuple[str, str]:
+        """ONNX Runtime's own int8 form of the float export `fp32`, written to `path`: what executes, and its notes.
+
+        Raises:
+            EngineLimit: The quantizer fails on this graph, so ONNX Runtime has no int8 form of it here.
+        """
+        if scheme == "static":
+            assert isinstance(source.config, StaticInt8Quantization)
+            batches, described = source.config.observed_batches(example, source.calibration)
+        try:
+            if scheme == "static":
+                prepared = quantize_static_qdq(fp32, path, batches)
+                executed_as = "int8 QDQ (ONNX Runtime static quantization: per-channel int8 weights, uint8 activations)"
+                return executed_as, "; ".join(filter(None, [f"ranges min-max over {described}", prepared]))
+            quantize_dynamic_linear(fp32, path)
+        except Exception as error:  # noqa: BLE001 - whatever the quantizer raises: it has no int8 form of this graph
+            raise EngineLimit(self.name, f"ONNX Runtime's quantizer fails on this graph ({one_line(error)})") from None
+        return "int8 dynamic (ONNX Runtime, MatMul/Gemm only); other layers fp32", ""
 
     def top1(self, source: Source, exported: Exported, test: EvalSplit) -> float:
         session = _session(exported.path)

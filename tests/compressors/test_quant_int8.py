@@ -199,7 +199,7 @@ def test_dynamic_swaps_linears_only() -> None:
     model, x = factory(), example_input(shape)
     config = DynamicInt8Quantization()
     result = config.apply(model, x)
-    assert result.info == {"engine": ENGINE, "quantized_modules": 2}
+    assert result.info == {"engine": ENGINE, "quantized_modules": 2, "kept_fp32": []}
     assert all(type(module) is type(original) for module, original in zip(result.model, model, strict=True))
     executable = config.finalize(result.model)
     quantized = executable.model
