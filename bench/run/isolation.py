@@ -163,8 +163,9 @@ class HostProcess:
                     step = _Step(message[1], tuple(message[2]) or cells, time.monotonic())
                     continue
             if not child.process.is_alive():
-                line = f"{who}: the host process {self._exit(child)} while {step.doing} (native code crashed)"
-                raise self._stopped(child, step, line)
+                how = self._exit(child)
+                crashed = " (native code crashed)" if (child.process.exitcode or 0) < 0 else ""
+                raise self._stopped(child, step, f"{who}: the host process {how} while {step.doing}{crashed}")
             now = time.monotonic()
             if now - checked_descendants > _DESCENDANTS_EVERY_S:
                 descendants, checked_descendants = _descendants(child.pid), now
