@@ -214,12 +214,17 @@ def measure_matrix(config_file: Path | None, overrides: Mapping[str, Any], *, wi
     """
     from bench.config.run_config import load_config
     from bench.report.write import write_report
+    from bench.run.host_warnings import HostWarnings
     from bench.run.runner import run_matrix
     from bench.store.database import read_store
 
     host_torch()
-    config = load_config(config_file, dict(overrides))
+    # Checking the matrix builds its models (does each compressor apply?): a library warns there too.
+    told = HostWarnings(lambda line: sys.stderr.write(line + "\n"))
+    with told.watching("checking the matrix"):
+        config = load_config(config_file, dict(overrides))
     outcome = run_matrix(config, sys.stderr)
+    outcome.warnings[:0] = told.texts()
     if outcome.run_id is None:
         return 0  # an empty shard: the runner said so
     with read_store(config.store) as store:

@@ -190,3 +190,30 @@ def test_the_run_verb_keeps_the_whole_texts_beside_the_report(
     kept = Path(line.rsplit(": ", 1)[1])
     assert line.startswith("warnings: 1 kind(s) from the host's work, in full: ") and kept.name == "warnings.txt"
     assert FIRST in kept.read_text() and LATER in kept.read_text() and kept.parent.name in said
+
+
+@dataclass(frozen=True)
+class ChattyCheck(Chatty):
+    """`Chatty`, whose check of each model (made while the matrix is checked, before the run) calls the library."""
+
+    def check(self, model: nn.Module) -> None:
+        importlib.import_module(LIBRARY).prune(model)
+
+
+def test_a_warning_while_the_matrix_is_checked_is_one_line_too(
+    chatty: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.cli.run import measure_matrix
+
+    register("test.chatty_check")(ChattyCheck)
+    overrides = {
+        "models": ["digits_cnn"], "compressors": {"test.chatty_check": {"scale": [1.0]}}, "engines": ["torchscript"],
+        "finetune_steps": 0, "timing": {"budget_s": 0.2}, "layers": {"models": []}, "store": tmp_path / "bench.sqlite",
+    }  # fmt: skip
+    assert measure_matrix(write_fast_toml(tmp_path), overrides) == 0
+    said = capsys.readouterr()
+    (told,) = [line for line in said.err.splitlines() if line.startswith("warning: checking the matrix: ")]
+    assert told.startswith(f"warning: checking the matrix: {LIBRARY} warned (UserWarning): {FIRST}")
+    assert LATER not in said.err and "UserWarning:" not in said.err  # no raw text, whatever part of the run
+    kept = Path(next(line for line in said.out.splitlines() if line.startswith("warnings: ")).rsplit(": ", 1)[1])
+    assert kept.read_text().startswith("checking the matrix: ")
