@@ -220,7 +220,7 @@ def measure_matrix(config_file: Path | None, overrides: Mapping[str, Any], *, wi
 
     host_torch()
     # Checking the matrix builds its models (does each compressor apply?): a library warns there too.
-    told = HostWarnings(lambda line: sys.stderr.write(line + "\n"))
+    told = HostWarnings(_say)
     with told.watching("checking the matrix"):
         config = load_config(config_file, dict(overrides))
     outcome = run_matrix(config, sys.stderr)
@@ -243,6 +243,10 @@ def measure_matrix(config_file: Path | None, overrides: Mapping[str, Any], *, wi
         f" {counts['failed']} failed, {counts['skipped']} skipped\n"
     )
     return _SOME_CELLS_FAILED if counts["failed"] else 0
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
 
 
 def _run(args: argparse.Namespace) -> int:
