@@ -84,6 +84,7 @@ class _Child:
     process: BaseProcess
     conn: Connection
     setup: HostSetup
+    watched: psutil.Process  # read every poll: made once, not per read
     baseline_rss: int | None = None  # its resident memory when it started: pages inherited from the run
 
     @property
@@ -229,7 +230,8 @@ class HostProcess:
         process = context.Process(target=serve, args=(theirs, setup), name="bench-host", daemon=True)
         process.start()
         theirs.close()
-        self._child = _Child(process, ours, setup)
+        assert process.pid is not None, "a started process has a pid"
+        self._child = _Child(process, ours, setup, psutil.Process(process.pid))
         self._warnings.append([])
         return self._child
 
@@ -237,7 +239,7 @@ class HostProcess:
         """The resident memory the child's work has: what it gained since it started, and all of its own
         processes'; None when it is gone."""
         try:
-            rss = psutil.Process(child.pid).memory_info().rss
+            rss = child.watched.memory_info().rss
         except psutil.Error:
             return None
         if child.baseline_rss is None:
